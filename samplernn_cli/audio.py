@@ -1,0 +1,185 @@
+"""Reading, mixing down, resampling, normalising and writing audio.
+
+soundfile (libsndfile) reads and writes the files: WAV, FLAC, OGG, MP3, AIFF and the other
+formats libsndfile knows, at any bit depth, integer or float. torchaudio is used only for
+DSP (resampling): its own ``load``/``save`` need FFmpeg and TorchCodec.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import soundfile
+import torch
+
+from samplernn_cli.config import AudioConfig
+from samplernn_cli.errors import AudioError, OutputError
+from samplernn_cli.fileio import atomic_write, check_input_file
+
+# Above this many filter taps (new rate x kernel width, after reducing the ratio) the
+# polyphase kernel torchaudio builds would need gigabytes; such rate pairs are refused.
+MAX_RESAMPLE_KERNEL = 50_000_000
+QUIET_PEAK = 10 ** (-60 / 20)  # -60 dBFS
+
+
+@dataclass(frozen=True)
+class AudioSource:
+    """What the input file was, before any processing."""
+
+    path: str
+    name: str
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+    subtype: str
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "name": self.name,
+            "sample_rate": self.sample_rate,
+            "channels": self.channels,
+            "frames": self.frames,
+            "format": self.format,
+            "subtype": self.subtype,
+        }
+
+
+@dataclass(frozen=True)
+class Waveform:
+    """Mono float32 audio at the model's rate, after mixing, resampling and normalisation."""
+
+    samples: torch.Tensor  # (T,) float32
+    sample_rate: int
+    source: AudioSource
+    source_peak: float  # peak of the mono mix at the model rate, before normalisation
+    gain: float  # factor applied by normalisation (1.0 when off)
+
+    @property
+    def duration(self) -> float:
+        return self.samples.numel() / self.sample_rate
+
+
+def _soundfile_reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    # libsndfile messages read "Error opening '<path>': Format not recognised." - keep the tail.
+    if ": " in text:
+        text = text.rsplit(": ", 1)[-1]
+    return text.rstrip(".") or type(exc).__name__
+
+
+def read_audio(path: str | os.PathLike[str], config: AudioConfig) -> Waveform:
+    """Read an audio file as a mono float32 waveform at the configured rate.
+
+    Channels are averaged; the result is resampled with ``torchaudio.functional.resample``
+    when ``config.sample_rate`` differs from the file's rate (None keeps the file's rate), and
+    scaled so that its peak is 1.0 when ``config.normalize`` is set: one gain for the whole
+    file, never per window, so dynamics and DC are kept.
+
+    Raises:
+        AudioError: the file is missing, unreadable, not audio, empty, silent, or holds NaN
+            or infinite samples.
+    """
+    path = Path(path)
+    check_input_file(path, AudioError)
+    try:
+        with soundfile.SoundFile(path) as handle:
+            source = AudioSource(
+                path=str(path.resolve()),
+                name=path.name,
+                sample_rate=int(handle.samplerate),
+                channels=int(handle.channels),
+                frames=0,  # filled in below from what could actually be read
+                format=str(handle.format),
+                subtype=str(handle.subtype),
+            )
+            data = handle.read(dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(
+            f"{path} is not an audio file soundfile can read ({_soundfile_reason(exc)}); "
+            "use WAV, FLAC, OGG or MP3"
+        ) from None
+    except MemoryError:
+        raise AudioError(f"{path} is too large to decode into memory") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{path} contains no audio samples (only a header?)")
+    if source.sample_rate <= 0:
+        raise AudioError(f"{path} declares an invalid sample rate ({source.sample_rate} Hz)")
+    source = AudioSource(**{**source.to_dict(), "frames": int(data.shape[0])})  # type: ignore[arg-type]
+    bad = int(np.count_nonzero(~np.isfinite(data)))
+    if bad:
+        raise AudioError(f"{path} contains {bad} non-finite samples (NaN or infinity)")
+
+    mono = torch.from_numpy(data.mean(axis=1, dtype=np.float32))
+    rate = source.sample_rate if config.sample_rate is None else config.sample_rate
+    mono = resample(mono, source.sample_rate, rate)
+    peak = float(mono.abs().max()) if mono.numel() else 0.0
+    if peak == 0.0:
+        raise AudioError(f"{path} is silent (every sample is zero); there is nothing to learn")
+    gain = 1.0 / peak if config.normalize else 1.0
+    if gain != 1.0:
+        mono = mono * gain
+    return Waveform(samples=mono, sample_rate=rate, source=source, source_peak=peak, gain=gain)
+
+
+def resample(samples: torch.Tensor, source_rate: int, target_rate: int) -> torch.Tensor:
+    """Band-limited resampling of a (T,) or (C, T) float tensor; a no-op for equal rates."""
+    if source_rate == target_rate:
+        return samples
+    from torchaudio.functional import resample as ta_resample
+
+    divisor = math.gcd(source_rate, target_rate)
+    up, down = target_rate // divisor, source_rate // divisor
+    # The size of torchaudio's sinc kernel at its default width of 6 zero crossings.
+    width = math.ceil(6 * down / (min(up, down) * 0.99))
+    if up * (down + 2 * width) > MAX_RESAMPLE_KERNEL:
+        raise AudioError(
+            f"resampling {source_rate} Hz to {target_rate} Hz needs an impractically large "
+            "filter (the rates share no common factor); convert the file to a standard rate "
+            "first (for example with sox or ffmpeg)"
+        )
+    return ta_resample(samples, source_rate, target_rate)
+
+
+def write_audio(
+    path: str | os.PathLike[str],
+    samples: torch.Tensor | np.ndarray,
+    sample_rate: int,
+    *,
+    subtype: str = "PCM_16",
+    overwrite: bool = True,
+) -> Path:
+    """Write (T,) or (T, C) float audio atomically (temp file, then rename).
+
+    The format comes from the extension (.wav, .flac, .ogg, ...). Integer formats are clipped
+    to [-1, 1]. With ``overwrite`` False an existing file is an :class:`OutputError`.
+    """
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise OutputError(f"{path} already exists; choose another name or allow overwriting")
+    data = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else samples
+    data = np.asarray(data, dtype=np.float32)
+    if not subtype.startswith(("FLOAT", "DOUBLE")):
+        data = np.clip(data, -1.0, 1.0)
+    file_format = path.suffix.lstrip(".").upper() or "WAV"
+    if file_format == "OGG":
+        subtype = "VORBIS"
+
+    def write(handle: BinaryIO) -> None:
+        soundfile.write(handle, data, sample_rate, subtype=subtype, format=file_format)
+
+    try:
+        atomic_write(path, write, what="audio file")
+    except (soundfile.LibsndfileError, ValueError, TypeError) as exc:
+        raise OutputError(f"cannot write {path}: {_soundfile_reason(exc)}") from None
+    return path

@@ -1,0 +1,90 @@
+"""File checks and atomic writes, without importing torch.
+
+Atomic writes go to a temp file in the same folder, are fsynced, then renamed into place: a
+crash, a kill or a full disk leaves either the previous file or the complete new one under
+the final name, never a partial file; the temp file is removed on failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from samplernn_cli.errors import OutputError, SampleRNNError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Temp files are created 0600; the finished file gets the permissions a plain open() would.
+FILE_MODE = 0o666 & ~_umask()
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None], *, what: str = "") -> Path:
+    """Call ``write(handle)`` on a temp file, then atomically rename it to ``path``.
+
+    Raises:
+        OutputError: the file could not be written (disk full, permission denied, ...).
+    """
+    label = f"{what} {path}" if what else str(path)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {label}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, FILE_MODE)
+        os.replace(tmp_name, path)
+        _fsync_dir(path.parent)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {label}: {exc.strerror or exc}") from None
+        raise
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (POSIX); skipped where a folder cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    with contextlib.suppress(OSError):
+        os.fsync(fd)
+    os.close(fd)
+
+
+def check_input_file(path: Path, error: type[SampleRNNError]) -> os.stat_result:
+    """Fail early, with a plain message, on anything that is not a readable, non-empty
+    regular file (missing, a folder, a FIFO or device, empty, no permission)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except PermissionError:
+        raise error(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise error(f"{path} is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        # A FIFO or device would block or never end, and the readers need to seek.
+        raise error(f"{path} is not a regular file (a pipe or device?); save it to a file first")
+    if info.st_size == 0:
+        raise error(f"{path} is empty (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise error(f"{path}: permission denied")
+    return info

@@ -1,0 +1,192 @@
+"""SampleRNN (Mehri et al., arXiv 1612.07837) built from a :class:`ModelConfig`.
+
+Tiers, from the top down:
+
+* frame tiers, one per entry of ``frame_sizes``: each reads the previous frame of its own
+  length (codes scaled to [-2, 2]), adds the conditioning vector from the tier above, runs an
+  RNN (LSTM or GRU) once per frame, and projects each RNN output to one conditioning vector
+  per frame of the tier below (learned upsampling, the paper's per-position linear maps);
+* the sample tier, an MLP run once per sample: embeddings of the previous ``frame_size``
+  codes through a first linear layer, plus the conditioning vector for this sample, then two
+  hidden layers with ReLU and an output layer over the quantization levels.
+
+The MLP's first layer only ever sees ``frame_size`` discrete codes, so it equals a sum of
+``frame_size`` rows gathered from per-position tables ``embedding @ W_p`` (levels x hidden).
+Both training and generation use that form (:meth:`SampleTier.input_tables`): the same
+numbers as concatenating embeddings and multiplying, without the (batch, time, frame_size x
+embed_size) activation, and with a gather instead of the largest matrix product.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from samplernn_cli.config import ModelConfig
+from samplernn_cli.quantize import Quantizer
+
+# One tier's recurrent state: (h, c) for an LSTM, (h,) for a GRU; each (layers, batch, hidden).
+TierState = tuple[torch.Tensor, ...]
+# The whole model's state: one entry per frame tier, bottom up; None means "reset".
+ModelState = list[TierState | None]
+
+
+class FrameTier(nn.Module):
+    """A frame-level tier: one RNN step per frame of ``frame_samples`` samples."""
+
+    def __init__(
+        self, frame_samples: int, ratio: int, hidden_size: int, rnn_type: str, rnn_layers: int
+    ) -> None:
+        super().__init__()
+        self.frame_samples = frame_samples
+        self.ratio = ratio
+        self.hidden_size = hidden_size
+        self.rnn_type = rnn_type
+        self.input = nn.Linear(frame_samples, hidden_size)
+        rnn_class = nn.LSTM if rnn_type == "lstm" else nn.GRU
+        self.rnn = rnn_class(hidden_size, hidden_size, num_layers=rnn_layers, batch_first=True)
+        self.upsample = nn.Linear(hidden_size, hidden_size * ratio)
+
+    def forward(
+        self, frames: torch.Tensor, conditioning: torch.Tensor | None, state: TierState | None
+    ) -> tuple[torch.Tensor, TierState]:
+        """Run over a sequence of frames.
+
+        Args:
+            frames: (B, F, frame_samples) scaled codes of the frame *before* each step's frame.
+            conditioning: (B, F, H) from the tier above, or None for the top tier.
+            state: this tier's RNN state, or None to start from zeros.
+
+        Returns:
+            (B, F * ratio, H): one conditioning vector per frame (or sample) of the tier
+            below, and the new state.
+        """
+        batch, num_frames, _ = frames.shape
+        x = self.input(frames)
+        if conditioning is not None:
+            x = x + conditioning
+        if self.rnn_type == "lstm":
+            out, (h, c) = self.rnn(x, state)
+            new_state: TierState = (h, c)
+        else:
+            out, h = self.rnn(x, None if state is None else state[0])
+            new_state = (h,)
+        up = self.upsample(out)  # (B, F, ratio * H)
+        return up.reshape(batch, num_frames * self.ratio, self.hidden_size), new_state
+
+
+class SampleTier(nn.Module):
+    """The sample-level MLP: previous ``frame_size`` codes + conditioning -> logits."""
+
+    def __init__(self, frame_size: int, q_levels: int, embed_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.frame_size = frame_size
+        self.q_levels = q_levels
+        self.embedding = nn.Embedding(q_levels, embed_size)
+        # Applied to the concatenated embeddings of the previous frame_size codes; the
+        # conditioning vector plays the role of its bias.
+        self.input = nn.Linear(frame_size * embed_size, hidden_size, bias=False)
+        self.hidden = nn.ModuleList([nn.Linear(hidden_size, hidden_size) for _ in range(2)])
+        self.output = nn.Linear(hidden_size, q_levels)
+
+    def input_tables(self) -> torch.Tensor:
+        """(frame_size * levels, H): row ``p * levels + c`` is the first layer's output for
+        code ``c`` at position ``p`` of the previous frame."""
+        hidden = self.input.out_features
+        weight = self.input.weight.view(hidden, self.frame_size, -1)  # (H, FS, E)
+        tables = torch.einsum("qe,hpe->pqh", self.embedding.weight, weight)  # (FS, Q, H)
+        return tables.reshape(self.frame_size * self.q_levels, hidden)
+
+    def first_layer(self, previous: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
+        """(..., FS) codes -> (..., H): the sum of one table row per position."""
+        offsets = torch.arange(self.frame_size, device=previous.device) * self.q_levels
+        flat = (previous + offsets).reshape(-1, self.frame_size)
+        out = F.embedding_bag(flat, tables, mode="sum")
+        return out.view(*previous.shape[:-1], tables.shape[1])
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """First-layer output plus conditioning (..., H) -> logits (..., levels)."""
+        x = F.relu(x)
+        for layer in self.hidden:
+            x = F.relu(layer(x))
+        return self.output(x)
+
+    def forward(
+        self, previous: torch.Tensor, conditioning: torch.Tensor, tables: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, L, FS) previous codes and (B, L, H) conditioning -> (B, L, levels) logits."""
+        if tables is None:
+            tables = self.input_tables()
+        return self.head(self.first_layer(previous, tables) + conditioning)
+
+
+class SampleRNN(nn.Module):
+    """The whole model. ``frame_tiers[0]`` is the bottom frame tier."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.quantizer = Quantizer(config.quantizer, config.q_levels)
+        frames = config.tier_frame_samples
+        self.frame_tiers = nn.ModuleList(
+            FrameTier(
+                frames[k],
+                config.frame_sizes[k],
+                config.hidden_size,
+                config.rnn_type,
+                config.rnn_layers,
+            )
+            for k in range(len(frames))
+        )
+        self.sample_tier = SampleTier(
+            config.frame_sizes[0], config.q_levels, config.embed_size, config.hidden_size
+        )
+
+    @property
+    def history(self) -> int:
+        return self.config.history
+
+    def initial_state(self) -> ModelState:
+        return [None] * len(self.frame_tiers)
+
+    def forward(
+        self, window: torch.Tensor, state: ModelState | None = None
+    ) -> tuple[torch.Tensor, ModelState]:
+        """Teacher-forced logits for a chunk.
+
+        Args:
+            window: (B, history + L) codes: ``history`` samples of context, then the L target
+                samples. L must be a multiple of the top tier's frame length. The last code is
+                only a target; it is never an input.
+            state: the frame tiers' state from the previous chunk of the same sequences, or
+                None at the start of a sequence.
+
+        Returns:
+            (B, L, levels) logits for the L targets, and the state after the chunk.
+        """
+        history = self.history
+        batch = window.shape[0]
+        length = window.shape[1] - history
+        if state is None:
+            state = self.initial_state()
+        new_state: ModelState = [None] * len(self.frame_tiers)
+        conditioning = None
+        for k in reversed(range(len(self.frame_tiers))):
+            tier = self.frame_tiers[k]
+            size = tier.frame_samples
+            # (B, L / size, size): for each frame of this tier, the frame before it.
+            frames = window[:, history - size : history + length - size]
+            frames = self.quantizer.scale_codes(frames).view(batch, length // size, size)
+            conditioning, new_state[k] = tier(frames, conditioning, state[k])
+        frame_size = self.sample_tier.frame_size
+        # (B, L, FS): the frame_size codes before each target (a view, not a copy).
+        previous = window[:, history - frame_size : history + length - 1].unfold(1, frame_size, 1)
+        assert conditioning is not None
+        return self.sample_tier(previous, conditioning), new_state
+
+
+def detach_state(state: ModelState) -> ModelState:
+    """Cut the graph between truncated-BPTT chunks, keeping the values."""
+    return [None if s is None else tuple(t.detach() for t in s) for s in state]

@@ -1,0 +1,393 @@
+"""Command-line options shared between commands: one definition per option.
+
+Options of the original tool keep their spelling (``--hidden_size``) and also accept the dashed
+spelling (``--hidden-size``). Range checks happen here, so a bad number exits with code 2 and
+Typer's own message before anything is read or written.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from samplernn_cli.config import (
+    MAX_Q_LEVELS,
+    MAX_SAMPLE_RATE,
+    MIN_Q_LEVELS,
+    MIN_SAMPLE_RATE,
+    AudioConfig,
+    LiveSettings,
+    ModelConfig,
+    TrainConfig,
+)
+from samplernn_cli.presets import PRESETS
+
+INPUT = "Input audio"
+MODEL = "Model"
+TRAINING = "Training"
+LIVE = "Live settings (also in NAME_args.json, editable while training)"
+STOP = "Stop conditions"
+OUTPUT = "Output and display"
+
+MODEL_DEFAULTS = ModelConfig()
+TRAIN_DEFAULTS = TrainConfig()
+LIVE_DEFAULTS = LiveSettings()
+AUDIO_DEFAULTS = AudioConfig()
+
+
+class QuantizerKind(str, Enum):
+    linear = "linear"
+    mu_law = "mu-law"
+    a_law = "a-law"
+
+
+PresetName = Enum("PresetName", {name: name for name in PRESETS}, type=str)  # type: ignore[misc]
+
+
+def _positive_float(value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"must be greater than 0, got {value:g}")
+    return value
+
+
+def _fraction(value: float) -> float:
+    if not (math.isfinite(value) and 0 <= value <= 0.5):
+        raise typer.BadParameter(f"must be between 0 and 0.5, got {value:g}")
+    return value
+
+
+# ---------------------------------------------------------------- input audio
+
+SampleRateOption = Annotated[
+    int | None,
+    typer.Option(
+        "--sample-rate",
+        "--sample_rate",
+        min=MIN_SAMPLE_RATE,
+        max=MAX_SAMPLE_RATE,
+        help=f"Rate in Hz the audio is resampled to and the model runs at "
+        f"(default: {AUDIO_DEFAULTS.sample_rate}).",
+        show_default=False,
+        rich_help_panel=INPUT,
+    ),
+]
+KeepSampleRateOption = Annotated[
+    bool,
+    typer.Option(
+        "--keep-sample-rate",
+        help="Train at the input file's own sample rate instead of resampling.",
+        rich_help_panel=INPUT,
+    ),
+]
+NormalizeOption = Annotated[
+    bool,
+    typer.Option(
+        "--normalize/--no-normalize",
+        help="Scale the whole file so its peak is at full scale (one gain for the whole "
+        "file; never per window).",
+        rich_help_panel=INPUT,
+    ),
+]
+QuantizationOption = Annotated[
+    int,
+    typer.Option(
+        "--quantization",
+        min=MIN_Q_LEVELS,
+        max=MAX_Q_LEVELS,
+        help="Number of quantization levels (the model's output classes).",
+        rich_help_panel=INPUT,
+    ),
+]
+QuantizerOption = Annotated[
+    QuantizerKind,
+    typer.Option(
+        "--quantizer",
+        case_sensitive=False,
+        help="Quantization curve: linear, mu-law (mu = levels - 1) or a-law (A = 87.6).",
+        rich_help_panel=INPUT,
+    ),
+]
+
+# ---------------------------------------------------------------- model
+
+PresetOption = Annotated[
+    PresetName | None,
+    typer.Option(
+        "--preset",
+        case_sensitive=False,
+        help="Start from a named set of settings (see README); options given explicitly "
+        "override it. " + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()),
+        show_default=False,
+        rich_help_panel=MODEL,
+    ),
+]
+
+HiddenSizeOption = Annotated[
+    int,
+    typer.Option(
+        "--hidden-size",
+        "--hidden_size",
+        min=1,
+        max=16384,
+        help="Width of the RNN and MLP layers.",
+        rich_help_panel=MODEL,
+    ),
+]
+RnnLayersOption = Annotated[
+    int,
+    typer.Option(
+        "--rnn-layers",
+        "--rnn_layers",
+        min=1,
+        max=64,
+        help="Number of stacked RNN layers in the frame tier.",
+        rich_help_panel=MODEL,
+    ),
+]
+FrameSizeOption = Annotated[
+    int,
+    typer.Option(
+        "--frame-size",
+        "--frame_size",
+        min=1,
+        max=4096,
+        help="Frame length in samples: the frame tier steps once per frame, and the sample "
+        "MLP sees this many previous samples.",
+        rich_help_panel=MODEL,
+    ),
+]
+EmbedSizeOption = Annotated[
+    int,
+    typer.Option(
+        "--embed-size",
+        "--embed_size",
+        min=1,
+        max=16384,
+        help="Size of the embedding of each previous sample fed to the sample MLP.",
+        rich_help_panel=MODEL,
+    ),
+]
+
+# ---------------------------------------------------------------- training
+
+BatchSizeOption = Annotated[
+    int,
+    typer.Option(
+        "--batch-size",
+        "--batch_size",
+        min=1,
+        max=65536,
+        help="Sequences trained on together.",
+        rich_help_panel=TRAINING,
+    ),
+]
+NumFramesOption = Annotated[
+    int,
+    typer.Option(
+        "--num-frames",
+        "--num_frames",
+        min=1,
+        max=1_000_000,
+        help="Frames per truncated-BPTT step (one iteration trains on num_frames x frame_size "
+        "samples of each sequence, carrying the RNN state to the next step).",
+        rich_help_panel=TRAINING,
+    ),
+]
+SequenceLengthOption = Annotated[
+    float,
+    typer.Option(
+        "--sequence-length",
+        callback=_positive_float,
+        help="Seconds of audio per training sequence; the RNN state is carried across a "
+        "sequence and reset between sequences.",
+        rich_help_panel=TRAINING,
+    ),
+]
+LearningRateOption = Annotated[
+    float,
+    typer.Option(
+        "--learning-rate",
+        "--learning_rate",
+        "--lr",
+        callback=_positive_float,
+        help="Adam learning rate (live: can be changed in NAME_args.json).",
+        rich_help_panel=TRAINING,
+    ),
+]
+GradClipOption = Annotated[
+    float,
+    typer.Option(
+        "--grad-clip",
+        callback=_positive_float,
+        help="Clip the gradient's global norm to this value.",
+        rich_help_panel=TRAINING,
+    ),
+]
+ValFractionOption = Annotated[
+    float,
+    typer.Option(
+        "--val-fraction",
+        callback=_fraction,
+        help="Share of the input, taken from its end, held out for validation (0 to turn "
+        "validation off).",
+        rich_help_panel=TRAINING,
+    ),
+]
+SeedOption = Annotated[
+    int,
+    typer.Option(
+        "--seed",
+        min=0,
+        max=2**63 - 1,
+        help="Random seed: the same seed and settings give the same run.",
+        rich_help_panel=TRAINING,
+    ),
+]
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps.",
+        rich_help_panel=TRAINING,
+    ),
+]
+
+# ---------------------------------------------------------------- live settings
+
+GenerateEveryOption = Annotated[
+    int,
+    typer.Option(
+        "--generate-every",
+        "--generate_every",
+        min=1,
+        help="Generate num_generated clips every this many iterations.",
+        rich_help_panel=LIVE,
+    ),
+]
+CheckpointEveryOption = Annotated[
+    int,
+    typer.Option(
+        "--checkpoint-every",
+        "--checkpoint_every",
+        min=1,
+        help="Write a checkpoint every this many iterations.",
+        rich_help_panel=LIVE,
+    ),
+]
+ValEveryOption = Annotated[
+    int,
+    typer.Option(
+        "--val-every",
+        "--val_every",
+        min=1,
+        help="Measure validation bits per sample every this many iterations.",
+        rich_help_panel=LIVE,
+    ),
+]
+LengthOption = Annotated[
+    float,
+    typer.Option(
+        "--length",
+        callback=_positive_float,
+        help="Length in seconds of the clips generated during training.",
+        rich_help_panel=LIVE,
+    ),
+]
+NumGeneratedOption = Annotated[
+    int,
+    typer.Option(
+        "--num-generated",
+        "--num_generated",
+        min=1,
+        max=4096,
+        help="Number of clips generated (together, in one batch) each time.",
+        rich_help_panel=LIVE,
+    ),
+]
+TemperatureOption = Annotated[
+    float,
+    typer.Option(
+        "--temperature",
+        callback=_positive_float,
+        help="Sampling temperature of the clips generated during training.",
+        rich_help_panel=LIVE,
+    ),
+]
+
+# ---------------------------------------------------------------- stop conditions
+
+MaxIterationsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-iterations",
+        "--max_iterations",
+        min=1,
+        help="Stop when the run has done this many iterations in all.",
+        show_default=False,
+        rich_help_panel=STOP,
+    ),
+]
+MaxEpochsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-epochs",
+        "--max_epochs",
+        min=1,
+        help="Stop when the run has done this many epochs in all.",
+        show_default=False,
+        rich_help_panel=STOP,
+    ),
+]
+MaxTimeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--max-time",
+        "--max_time",
+        help="Stop after this much wall-clock time in this session: 90s, 45m, 12h, 2d, 1h30m.",
+        show_default=False,
+        rich_help_panel=STOP,
+    ),
+]
+
+# ---------------------------------------------------------------- output and display
+
+OutputRootOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--output-root",
+        help="Folder that holds run folders (default: $SAMPLERNN_OUTPUT_ROOT, else "
+        "output_root in the user config file, else ./outputs).",
+        show_default=False,
+        rich_help_panel=OUTPUT,
+    ),
+]
+ForceOption = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Allow writing into an existing run folder, overwriting its files of the same names.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+QuietOption = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="Only warnings and errors on stderr; no progress display.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+LogEveryOption = Annotated[
+    int,
+    typer.Option(
+        "--log-every",
+        min=1,
+        help="When stderr is not a terminal: print a progress line every this many iterations.",
+        rich_help_panel=OUTPUT,
+    ),
+]

@@ -1,0 +1,611 @@
+"""The training loop: truncated BPTT over long sequences, with run-folder artifacts.
+
+The loop reports through a ``progress`` callback (one :class:`TrainStatus` per iteration) and
+the ``samplernn`` logger; it never prints. A first SIGINT or SIGTERM ends training after the
+current iteration with a checkpoint; a second one stops at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from samplernn_cli.audio import Waveform, read_audio, write_audio
+from samplernn_cli.checkpoint import save_checkpoint
+from samplernn_cli.config import (
+    AudioConfig,
+    LiveSettings,
+    ModelConfig,
+    StopConditions,
+    TrainConfig,
+)
+from samplernn_cli.data import LOG2, DataSplit, SequencePlan, evaluate_bits, mix_seed, split_codes
+from samplernn_cli.device import resolve_device
+from samplernn_cli.errors import TrainingError
+from samplernn_cli.generate import GenerationStopped, generate_codes
+from samplernn_cli.live import LiveSettingsFile
+from samplernn_cli.model import ModelState, SampleRNN, detach_state
+from samplernn_cli.runfolder import LossLog, RunFolder
+
+logger = logging.getLogger("samplernn")
+
+# Consecutive iterations with a NaN or infinite loss or gradient before training gives up.
+MAX_BAD_STEPS = 20
+
+
+@dataclass(frozen=True)
+class TrainStatus:
+    """A snapshot after each iteration, for progress displays."""
+
+    iteration: int
+    epoch: int  # 1-based epoch this iteration belonged to
+    epoch_fraction: float  # share of that epoch done after this iteration
+    loss: float  # training NLL of this iteration, bits per sample
+    val_loss: float | None  # last validation NLL, bits per sample
+    samples_per_s: float  # target samples per second of this iteration
+    session_seconds: float
+    start_iteration: int  # iteration count when this session started
+    total_iterations: int | None  # where the stop conditions end, if they say
+    eta_seconds: float | None
+
+
+ProgressCallback = Callable[[TrainStatus], None]
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """Everything ``samplernn train`` needs to start a new run."""
+
+    input_path: Path
+    run: RunFolder
+    model: ModelConfig = field(default_factory=ModelConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    live: LiveSettings = field(default_factory=LiveSettings)
+    stop: StopConditions = field(default_factory=StopConditions)
+    device: str = "auto"
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    iteration: int
+    epoch: int
+    checkpoint: Path | None  # the newest checkpoint of the run
+    stopped_by: str  # "max_iterations", "max_epochs", "max_time", "SIGINT" or "SIGTERM"
+    last_loss: float | None
+    last_val_loss: float | None
+    best_val_loss: float | None
+
+
+class StopRequest:
+    """Set by a signal handler (or a caller) to end training at the next safe point."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def request(self, reason: str) -> None:
+        self.reason = reason
+
+    @property
+    def requested(self) -> bool:
+        return self.reason is not None
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: StopRequest) -> Iterator[None]:
+    """First SIGINT/SIGTERM: ask for a clean stop. Second: stop at once (KeyboardInterrupt)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.request(name)
+        logger.warning(
+            f"{name} received: stopping after this iteration and writing a checkpoint "
+            "(send it again to stop at once, without a checkpoint)"
+        )
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@dataclass
+class RunState:
+    """What changes as training goes: saved in every checkpoint."""
+
+    iteration: int = 0  # optimizer steps done
+    epoch_index: int = 0  # 0-based epoch in progress
+    batch: int = 0  # batch within the epoch
+    chunk: int = 0  # chunk within the batch's sequences
+    last_epoch: int = 1  # 1-based epoch of the last iteration (used in file names)
+    training_seconds: float = 0.0
+    rnn_state: ModelState | None = None
+    losses: list[float] = field(default_factory=list)
+    val_history: list[tuple[int, float]] = field(default_factory=list)
+    bad_steps: int = 0
+    last_checkpoint: Path | None = None
+    last_checkpoint_iteration: int = -1
+
+    @property
+    def last_val(self) -> tuple[int, float] | None:
+        return self.val_history[-1] if self.val_history else None
+
+    @property
+    def best_val(self) -> tuple[int, float] | None:
+        return min(self.val_history, key=lambda item: item[1]) if self.val_history else None
+
+
+def _fmt_seconds(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+class Trainer:
+    """One training session of a run (a new run, or later a resumed one)."""
+
+    def __init__(
+        self,
+        *,
+        run: RunFolder,
+        model_config: ModelConfig,
+        audio_config: AudioConfig,
+        train_config: TrainConfig,
+        live: LiveSettings,
+        stop_conditions: StopConditions,
+        device: torch.device,
+        waveform: Waveform,
+        progress: ProgressCallback | None,
+        stop: StopRequest,
+    ) -> None:
+        self.folder = run
+        self.model_config = model_config
+        self.audio_config = audio_config
+        self.train_config = train_config
+        self.stop_conditions = stop_conditions
+        self.device = device
+        self.progress = progress
+        self.stop = stop
+        self.sample_rate = waveform.sample_rate
+        self.source = waveform.source
+        self.gain = waveform.gain
+        self.chunk_length = train_config.chunk_length(model_config)
+
+        torch.manual_seed(train_config.seed)
+        self.model = SampleRNN(model_config).to(device)
+        self.quantizer = self.model.quantizer
+        self.codes = self.quantizer.encode(waveform.samples)
+        self.split: DataSplit = split_codes(
+            self.codes,
+            val_fraction=train_config.val_fraction,
+            chunk_length=self.chunk_length,
+            history=model_config.history,
+            sample_rate=self.sample_rate,
+            name=waveform.source.name,
+        )
+        self.plan = SequencePlan(
+            self.split.train,
+            history=model_config.history,
+            zero_code=self.quantizer.zero_code,
+            sequence_length=round(train_config.sequence_seconds * self.sample_rate),
+            chunk_length=self.chunk_length,
+            batch_size=train_config.batch_size,
+            seed=train_config.seed,
+        )
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=live.learning_rate)
+        self.live = LiveSettingsFile(run.args_json, live)
+        self.loss_log = LossLog(run.losses_csv)
+        self.state = RunState()
+
+    # ----------------------------------------------------------------- artifacts
+
+    def write_data_examples(self) -> None:
+        """Ground truth and one training example, as the original tool documents."""
+        rate = self.sample_rate
+        write_audio(self.folder.ground_truth, self.quantizer.decode(self.codes), rate)
+        sequence = self.plan.batch(0, 0)[0].long()  # (history + S,) the first sequence
+        history = self.model_config.history
+        inputs = self.quantizer.decode(sequence[:-1])
+        targets = self.quantizer.decode(sequence[history:])
+        write_audio(self.folder.input_example, inputs, rate)
+        write_audio(self.folder.target_example, targets, rate)
+        # Stereo on one timeline: input on the left, target (one sample ahead) on the right.
+        overlap = torch.zeros(sequence.numel(), 2)
+        overlap[:-1, 0] = inputs
+        overlap[history:, 1] = targets
+        write_audio(self.folder.overlap_example, overlap, rate)
+
+    def describe(self) -> None:
+        source, config = self.source, self.model_config
+        channels = "mono" if source.channels == 1 else f"{source.channels} channels mixed to mono"
+        gain = f", peak-normalised ({20 * math.log10(self.gain):+.1f} dB)" if self.gain != 1 else ""
+        logger.info(
+            f"input {source.name}: {source.duration:.1f} s at {source.sample_rate} Hz, "
+            f"{channels}; training at {self.sample_rate} Hz{gain}"
+        )
+        params = sum(p.numel() for p in self.model.parameters())
+        logger.info(
+            f"model: {config.num_tiers}-tier SampleRNN, {config.rnn_type.upper()} "
+            f"{config.rnn_layers}x{config.hidden_size}, frame {config.frame_sizes[0]}, "
+            f"embed {config.embed_size}, {config.q_levels} {config.quantizer} levels, "
+            f"{params:,} parameters, on {self.device}"
+        )
+        plan = self.plan
+        logger.info(
+            f"data: {self.split.train.numel() / self.sample_rate:.1f} s training, "
+            f"{self.split.val.numel() / self.sample_rate:.1f} s validation; "
+            f"{plan.num_sequences} sequences of {plan.sequence_length / self.sample_rate:.2f} s "
+            f"per epoch in batches of {plan.batch_size}; {plan.chunks_per_sequence} chunks of "
+            f"{self.chunk_length} samples per sequence; {plan.iterations_per_epoch} "
+            "iterations per epoch"
+        )
+        logger.info(f"run folder: {self.folder.path}")
+
+    # ----------------------------------------------------------------- checkpoints
+
+    def checkpoint_payload(self) -> dict[str, Any]:
+        state = self.state
+        rnn_state = None
+        if state.rnn_state is not None:
+            rnn_state = [None if s is None else [t.cpu() for t in s] for s in state.rnn_state]
+        rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        last_val, best_val = state.last_val, state.best_val
+        finite = [(i + 1, v) for i, v in enumerate(state.losses) if math.isfinite(v)]
+        best_loss = min(finite, key=lambda item: item[1]) if finite else None
+        return {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "run_name": self.folder.name,
+            "model_config": self.model_config.to_dict(),
+            "audio": self.audio_config.to_dict(),
+            "train": self.train_config.to_dict(),
+            "live": self.live.current.to_dict(),
+            "sample_rate": self.sample_rate,
+            "input": {
+                **self.source.to_dict(),
+                "duration_s": self.source.duration,
+                "gain": self.gain,
+                "train_samples": int(self.split.train.numel()),
+                "val_samples": int(self.split.val.numel()),
+            },
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "progress": {
+                "iteration": state.iteration,
+                "epoch": state.last_epoch,
+                "epoch_index": state.epoch_index,
+                "batch": state.batch,
+                "chunk": state.chunk,
+                "training_seconds": state.training_seconds,
+                "iterations_per_epoch": self.plan.iterations_per_epoch,
+            },
+            "rnn_state": rnn_state,
+            "rng": rng,
+            "history": {
+                "loss": torch.tensor(state.losses, dtype=torch.float32),
+                "val_iteration": torch.tensor([i for i, _ in state.val_history], dtype=torch.long),
+                "val_loss": torch.tensor([v for _, v in state.val_history], dtype=torch.float32),
+            },
+            "summary": {
+                "last_loss": state.losses[-1] if state.losses else None,
+                "best_loss": None if best_loss is None else best_loss[1],
+                "best_loss_iteration": None if best_loss is None else best_loss[0],
+                "last_val_loss": None if last_val is None else last_val[1],
+                "last_val_iteration": None if last_val is None else last_val[0],
+                "best_val_loss": None if best_val is None else best_val[1],
+                "best_val_iteration": None if best_val is None else best_val[0],
+            },
+            "environment": {"torch": str(torch.__version__), "device": str(self.device)},
+        }
+
+    def write_checkpoint(self) -> Path:
+        path = self.folder.checkpoint(self.state.last_epoch, self.state.iteration)
+        save_checkpoint(path, self.checkpoint_payload())
+        self.state.last_checkpoint = path
+        self.state.last_checkpoint_iteration = self.state.iteration
+        logger.info(f"checkpoint: {path}")
+        return path
+
+    # ----------------------------------------------------------------- evaluation
+
+    def validate(self) -> float | None:
+        """Validation NLL in bits per sample (None without validation data or if stopped)."""
+        if self.split.val.numel() == 0:
+            return None
+        started = time.perf_counter()
+        self.model.eval()
+        try:
+            bits = evaluate_bits(
+                self.model,
+                self.split.val_context,
+                self.split.val,
+                sequence_length=self.plan.sequence_length,
+                chunk_length=self.chunk_length,
+                should_stop=lambda: self.stop.requested,
+            )
+        finally:
+            self.model.train()
+        if bits is None:
+            return None
+        best = self.state.best_val
+        self.state.val_history.append((self.state.iteration, bits))
+        note = " (best so far)" if best is None or bits < best[1] else f" (best {best[1]:.4f})"
+        logger.info(
+            f"validation at iteration {self.state.iteration}: {bits:.4f} bits per sample{note} "
+            f"[{_fmt_seconds(time.perf_counter() - started)}]"
+        )
+        return bits
+
+    def generate_clips(self) -> list[Path]:
+        live = self.live.current
+        num_samples = max(1, round(live.length * self.sample_rate))
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(mix_seed(self.train_config.seed, self.state.iteration))
+        started = time.perf_counter()
+        self.model.eval()
+        try:
+            codes = generate_codes(
+                self.model,
+                live.num_generated,
+                num_samples,
+                temperature=live.temperature,
+                generator=generator,
+                progress=lambda done, total: self.stop.requested,
+            )
+        except GenerationStopped:
+            logger.warning("generation of clips interrupted")
+            return []
+        finally:
+            self.model.train()
+        audio = self.quantizer.decode(codes.cpu())
+        paths = []
+        for number in range(live.num_generated):
+            path = self.folder.clip(self.state.last_epoch, self.state.iteration, number + 1)
+            paths.append(write_audio(path, audio[number], self.sample_rate))
+        seconds = time.perf_counter() - started
+        rate = live.num_generated * num_samples / seconds
+        logger.info(
+            f"generated {live.num_generated} clips of {live.length:g} s in "
+            f"{_fmt_seconds(seconds)} ({rate:,.0f} samples/s): {paths[0].name} ..."
+        )
+        return paths
+
+    # ----------------------------------------------------------------- the loop
+
+    def _stop_reason(self, session_started: float) -> str | None:
+        conditions, state = self.stop_conditions, self.state
+        if self.stop.reason is not None:
+            return self.stop.reason
+        if conditions.max_iterations is not None and state.iteration >= conditions.max_iterations:
+            return "max_iterations"
+        if conditions.max_epochs is not None and state.epoch_index >= conditions.max_epochs:
+            return "max_epochs"
+        if (
+            conditions.max_seconds is not None
+            and time.monotonic() - session_started >= conditions.max_seconds
+        ):
+            return "max_time"
+        return None
+
+    def _total_iterations(self) -> int | None:
+        conditions = self.stop_conditions
+        totals = []
+        if conditions.max_iterations is not None:
+            totals.append(conditions.max_iterations)
+        if conditions.max_epochs is not None:
+            totals.append(conditions.max_epochs * self.plan.iterations_per_epoch)
+        return min(totals) if totals else None
+
+    def _eta(self, session_started: float, start_iteration: int) -> float | None:
+        elapsed = time.monotonic() - session_started
+        done = self.state.iteration - start_iteration
+        candidates = []
+        total = self._total_iterations()
+        if total is not None and done > 0:
+            candidates.append(max(0, total - self.state.iteration) * elapsed / done)
+        if self.stop_conditions.max_seconds is not None:
+            candidates.append(max(0.0, self.stop_conditions.max_seconds - elapsed))
+        return min(candidates) if candidates else None
+
+    def _step(self, window: torch.Tensor) -> float:
+        """One optimizer step on one chunk; returns the loss in bits per sample (may be NaN)."""
+        history = self.model_config.history
+        logits, new_state = self.model(window, self.state.rnn_state)
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), window[:, history:].reshape(-1)
+        )
+        bits = loss.item() / LOG2
+        self.optimizer.zero_grad(set_to_none=True)
+        ok = math.isfinite(bits)
+        if ok:
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(
+                self.model.parameters(), self.train_config.grad_clip
+            )
+            ok = bool(torch.isfinite(norm))
+        if ok:
+            self.optimizer.step()
+            self.state.rnn_state = detach_state(new_state)
+            self.state.bad_steps = 0
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            self.state.rnn_state = None  # the state may hold NaNs: restart these sequences
+            self.state.bad_steps += 1
+            what = "loss" if not math.isfinite(bits) else "gradient"
+            logger.warning(
+                f"iteration {self.state.iteration + 1}: non-finite {what}; step skipped "
+                f"({self.state.bad_steps} in a row)"
+            )
+        return bits
+
+    def _advance(self) -> None:
+        state, plan = self.state, self.plan
+        state.last_epoch = state.epoch_index + 1
+        state.iteration += 1
+        state.chunk += 1
+        if state.chunk == plan.chunks_per_sequence:
+            state.chunk = 0
+            state.batch += 1
+            state.rnn_state = None
+            if state.batch == plan.batches_per_epoch:
+                state.batch = 0
+                state.epoch_index += 1
+
+    def fit(self) -> TrainResult:
+        """Train until a stop condition or a signal; always leaves a checkpoint of the last
+        completed iteration."""
+        state = self.state
+        session_started = time.monotonic()
+        start_iteration = state.iteration
+        sequence_batch: torch.Tensor | None = None
+        batch_key: tuple[int, int] | None = None
+        stopped_by = None
+        self.model.train()
+        with contextlib.closing(self.loss_log):
+            while (stopped_by := self._stop_reason(session_started)) is None:
+                if batch_key != (state.epoch_index, state.batch):
+                    batch_key = (state.epoch_index, state.batch)
+                    sequence_batch = self.plan.batch(*batch_key)
+                assert sequence_batch is not None
+                window = self.plan.window(sequence_batch, state.chunk).to(self.device)
+                started = time.perf_counter()
+                bits = self._step(window)
+                step_seconds = time.perf_counter() - started
+                samples_per_s = window.shape[0] * self.chunk_length / step_seconds
+                self._advance()
+                state.losses.append(bits)
+                state.training_seconds += step_seconds
+                if state.bad_steps >= MAX_BAD_STEPS:
+                    raise TrainingError(
+                        f"training diverged: {MAX_BAD_STEPS} iterations in a row had a non-finite "
+                        f"loss or gradient (up to iteration {state.iteration}); the last good "
+                        f"checkpoint is {state.last_checkpoint or 'none'}; lower learning_rate "
+                        "and resume from it"
+                    )
+                live = self.live.current
+                val = None
+                if state.iteration % live.val_every == 0:
+                    val = self.validate()
+                self.loss_log.append(
+                    state.iteration,
+                    bits,
+                    state.last_epoch,
+                    state.training_seconds,
+                    val,
+                    samples_per_s,
+                )
+                if self.progress is not None:
+                    total = self._total_iterations()
+                    done_in_epoch = state.batch * self.plan.chunks_per_sequence + state.chunk
+                    fraction = done_in_epoch / self.plan.iterations_per_epoch or 1.0
+                    last_val = state.last_val
+                    self.progress(
+                        TrainStatus(
+                            iteration=state.iteration,
+                            epoch=state.last_epoch,
+                            epoch_fraction=fraction,
+                            loss=bits,
+                            val_loss=None if last_val is None else last_val[1],
+                            samples_per_s=samples_per_s,
+                            session_seconds=time.monotonic() - session_started,
+                            start_iteration=start_iteration,
+                            total_iterations=total,
+                            eta_seconds=self._eta(session_started, start_iteration),
+                        )
+                    )
+                if state.iteration % live.generate_every == 0 and not self.stop.requested:
+                    self.generate_clips()
+                if state.iteration % live.checkpoint_every == 0:
+                    self.write_checkpoint()
+                if (changed := self.live.poll()) is not None:
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = changed.learning_rate
+            # Finish: a final validation figure (unless interrupted) and a final checkpoint.
+            interrupted = stopped_by in ("SIGINT", "SIGTERM")
+            last_val = state.last_val
+            if (
+                not interrupted
+                and state.iteration > start_iteration
+                and (last_val is None or last_val[0] != state.iteration)
+            ):
+                self.validate()
+            if state.iteration > 0 and state.last_checkpoint_iteration != state.iteration:
+                self.write_checkpoint()
+        last_val, best_val = state.last_val, state.best_val
+        return TrainResult(
+            run_dir=self.folder.path,
+            iteration=state.iteration,
+            epoch=state.last_epoch,
+            checkpoint=state.last_checkpoint,
+            stopped_by=stopped_by,
+            last_loss=state.losses[-1] if state.losses else None,
+            last_val_loss=None if last_val is None else last_val[1],
+            best_val_loss=None if best_val is None else best_val[1],
+        )
+
+
+def train(
+    request: TrainRequest,
+    *,
+    progress: ProgressCallback | None = None,
+    stop: StopRequest | None = None,
+) -> TrainResult:
+    """Start a new run: read the input, create the run folder, write the data artifacts and
+    train until a stop condition or a signal.
+
+    Raises:
+        AudioError, ConfigError, RunFolderError, OutputError, TrainingError: see
+        :mod:`samplernn_cli.errors`; nothing in an existing run folder is touched unless
+        ``request.force``.
+    """
+    for config in (request.model, request.audio, request.train, request.live, request.stop):
+        config.validate()
+    device = resolve_device(request.device)
+    request.run.check_available(force=request.force)
+    waveform = read_audio(request.input_path, request.audio)
+    if waveform.gain > 1000:
+        logger.warning(
+            f"{waveform.source.name} is very quiet (peak "
+            f"{20 * math.log10(waveform.source_peak):.0f} dBFS); normalisation amplifies its "
+            "noise floor too"
+        )
+    stop = stop or StopRequest()
+    trainer = Trainer(
+        run=request.run,
+        model_config=request.model,
+        audio_config=request.audio,
+        train_config=request.train,
+        live=request.live,
+        stop_conditions=request.stop,
+        device=device,
+        waveform=waveform,
+        progress=progress,
+        stop=stop,
+    )
+    request.run.create()
+    trainer.describe()
+    trainer.live.write()
+    trainer.loss_log.open()
+    trainer.write_data_examples()
+    with stop_on_signals(stop):
+        return trainer.fit()

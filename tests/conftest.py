@@ -1,0 +1,108 @@
+"""Shared fixtures: small synthetic audio files in a temp folder and tiny model settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from samplernn_cli.config import LiveSettings, ModelConfig, TrainConfig
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", help="also run tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip_slow = pytest.mark.skip(reason="slow: run with --run-slow")
+    cuda = None
+    for item in items:
+        if "slow" in item.keywords and not config.getoption("--run-slow"):
+            item.add_marker(skip_slow)
+        if "gpu" in item.keywords:
+            if cuda is None:
+                import torch
+
+                cuda = torch.cuda.is_available()
+            if not cuda:
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
+
+
+def tone_mix(seconds: float, rate: int, *, seed: int = 0) -> np.ndarray:
+    """A learnable test signal: two tones with slow amplitude modulation and a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    envelope = 0.5 + 0.4 * np.sin(2 * np.pi * 0.5 * t)
+    signal = envelope * (0.6 * np.sin(2 * np.pi * 220 * t) + 0.3 * np.sin(2 * np.pi * 331 * t))
+    signal += 0.01 * rng.standard_normal(t.shape)
+    return (0.8 * signal / np.abs(signal).max()).astype(np.float32)
+
+
+WriteAudio = Callable[..., Path]
+
+
+@pytest.fixture
+def write_audio(tmp_path: Path) -> WriteAudio:
+    """write_audio(name, seconds=2.0, rate=16000, channels=1, subtype="PCM_16", data=None)."""
+
+    def write(
+        name: str = "input.wav",
+        seconds: float = 2.0,
+        rate: int = 16000,
+        channels: int = 1,
+        subtype: str = "PCM_16",
+        data: np.ndarray | None = None,
+    ) -> Path:
+        if data is None:
+            mono = tone_mix(seconds, rate)
+            data = np.stack([mono * (1 - 0.1 * c) for c in range(channels)], axis=1)
+        path = tmp_path / name
+        soundfile.write(path, data, rate, subtype=subtype)
+        return path
+
+    return write
+
+
+# A model small enough that a training step takes milliseconds on one CPU core.
+TINY_MODEL = ModelConfig(frame_sizes=(4,), rnn_layers=1, hidden_size=16, embed_size=4, q_levels=32)
+TINY_TRAIN = TrainConfig(batch_size=4, num_frames=4, sequence_seconds=0.05, val_fraction=0.1)
+TINY_LIVE = LiveSettings(
+    length=0.01, num_generated=2, generate_every=1000, checkpoint_every=1000, val_every=5
+)
+
+# Command-line flags for the same tiny model.
+TINY_FLAGS = [
+    "--hidden_size", "16", "--rnn_layers", "1", "--frame_size", "4", "--embed_size", "4",
+    "--quantization", "32", "--batch_size", "4", "--num_frames", "4",
+    "--sequence-length", "0.05", "--val-fraction", "0.1", "--sample-rate", "8000",
+]  # fmt: skip
+
+
+_SCRIPT = Path(sys.executable).with_name("samplernn")
+# The console script pip installed next to this Python; `python -m samplernn_cli` otherwise.
+SAMPLERNN = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "samplernn_cli"]
+
+
+def run_cli(
+    *args: str | os.PathLike[str],
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``samplernn`` command in a subprocess."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("SAMPLERNN_DEBUG", None)
+    return subprocess.run(
+        [*SAMPLERNN, *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

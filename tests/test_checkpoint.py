@@ -1,0 +1,108 @@
+"""Checkpoints: atomic writes and safe, validated loading."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from samplernn_cli.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, save_checkpoint
+from samplernn_cli.config import AudioConfig, LiveSettings, TrainConfig
+from samplernn_cli.errors import CheckpointError, OutputError
+from samplernn_cli.model import SampleRNN
+
+from .conftest import TINY_MODEL
+
+
+def minimal_payload() -> dict[str, object]:
+    torch.manual_seed(0)
+    return {
+        "model_config": TINY_MODEL.to_dict(),
+        "audio": AudioConfig().to_dict(),
+        "train": TrainConfig().to_dict(),
+        "live": LiveSettings().to_dict(),
+        "sample_rate": 16000,
+        "progress": {"iteration": 3, "epoch": 1},
+        "model": SampleRNN(TINY_MODEL).state_dict(),
+    }
+
+
+def test_round_trip_with_weights_only(tmp_path: Path) -> None:
+    path = tmp_path / "a.pt"
+    save_checkpoint(path, minimal_payload())
+    raw = torch.load(path, weights_only=True)
+    assert raw["format"] == FORMAT and raw["format_version"] == FORMAT_VERSION
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.iteration == 3 and checkpoint.model_config == TINY_MODEL
+    model = checkpoint.build_model()
+    assert not model.training
+    assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]  # no temp files left
+
+
+class RunsCode:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, ("touch PWNED",))
+
+
+def test_bad_checkpoints_get_clear_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, minimal_payload())
+    data = good.read_bytes()
+
+    cases: dict[str, str] = {}
+    (tmp_path / "empty.pt").touch()
+    cases["empty.pt"] = "empty"
+    (tmp_path / "text.pt").write_text("hello\n")
+    cases["text.pt"] = "not a readable checkpoint .truncated or corrupt"
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    cases["truncated.pt"] = "truncated or corrupt"
+    torch.save(torch.nn.Linear(2, 2).state_dict(), tmp_path / "foreign.pt")
+    cases["foreign.pt"] = "not a samplernn checkpoint"
+    torch.save({"x": RunsCode()}, tmp_path / "evil.pt")
+    cases["evil.pt"] = "could run code"
+    with open(tmp_path / "evil.pkl", "wb") as handle:
+        pickle.dump(RunsCode(), handle)
+    cases["evil.pkl"] = "could run code"
+    future = {**minimal_payload(), "format": FORMAT, "format_version": FORMAT_VERSION + 1}
+    torch.save(future, tmp_path / "future.pt")
+    cases["future.pt"] = f"format {FORMAT_VERSION + 1}.*upgrade"
+    broken = {**minimal_payload(), "format": FORMAT, "format_version": 1}
+    del broken["model_config"]
+    torch.save(broken, tmp_path / "incomplete.pt")
+    cases["incomplete.pt"] = "incomplete or damaged"
+    cases["missing.pt"] = "no such checkpoint"
+
+    for name, message in cases.items():
+        with pytest.raises(CheckpointError, match=message):
+            load_checkpoint(tmp_path / name)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_mismatched_weights_are_reported(tmp_path: Path) -> None:
+    payload = minimal_payload()
+    payload["model"] = {k: v for k, v in payload["model"].items() if "output" not in k}
+    save_checkpoint(tmp_path / "x.pt", payload)
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_checkpoint(tmp_path / "x.pt").build_model()
+
+
+def test_failed_write_leaves_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, minimal_payload())
+    before = path.read_bytes()
+
+    def disk_full(obj: object, handle: object, *args: object, **kwargs: object) -> None:
+        handle.write(b"partial")  # type: ignore[attr-defined]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OutputError, match="No space left on device"):
+        save_checkpoint(path, minimal_payload())
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]

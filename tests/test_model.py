@@ -1,0 +1,145 @@
+"""The model: the table form of the first MLP layer, causality, chunking and generation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from samplernn_cli.config import ModelConfig
+from samplernn_cli.generate import autoregress, generate_codes
+from samplernn_cli.model import SampleRNN, detach_state
+
+VARIANTS = {
+    "2-tier-lstm": ModelConfig(frame_sizes=(4,), rnn_layers=2, hidden_size=16, embed_size=3,
+                               q_levels=16),
+    "2-tier-gru": ModelConfig(frame_sizes=(4,), rnn_type="gru", rnn_layers=1, hidden_size=16,
+                              embed_size=3, q_levels=16),
+    "3-tier": ModelConfig(frame_sizes=(2, 4), rnn_layers=1, hidden_size=16, embed_size=3,
+                          q_levels=16),
+    "4-tier-gru": ModelConfig(frame_sizes=(2, 2, 2), rnn_type="gru", rnn_layers=1,
+                              hidden_size=8, embed_size=2, q_levels=8),
+}  # fmt: skip
+
+
+def build(config: ModelConfig, seed: int = 0) -> SampleRNN:
+    torch.manual_seed(seed)
+    return SampleRNN(config)
+
+
+def random_window(model: SampleRNN, batch: int, frames: int, seed: int = 1) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    length = frames * model.config.tier_frame_samples[-1]
+    return torch.randint(0, model.config.q_levels, (batch, model.history + length),
+                         generator=generator)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_parameter_count_matches_the_model(name: str) -> None:
+    config = VARIANTS[name]
+    assert sum(p.numel() for p in build(config).parameters()) == config.parameter_count()
+
+
+def test_table_first_layer_equals_concatenated_embeddings_times_weight() -> None:
+    """Same output and same gradients as the textbook formulation."""
+    model = build(VARIANTS["2-tier-lstm"])
+    tier = model.sample_tier
+    previous = torch.randint(0, 16, (3, 10, tier.frame_size))
+    upstream = torch.randn(3, 10, tier.input.out_features)
+
+    fast = tier.first_layer(previous, tier.input_tables())
+    (fast * upstream).sum().backward()
+    fast_grads = [tier.embedding.weight.grad.clone(), tier.input.weight.grad.clone()]
+    tier.zero_grad()
+
+    naive = tier.input(tier.embedding(previous).flatten(-2))
+    (naive * upstream).sum().backward()
+    naive_grads = [tier.embedding.weight.grad, tier.input.weight.grad]
+
+    torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-6)
+    for got, want in zip(fast_grads, naive_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_logits_are_causal(name: str) -> None:
+    model = build(VARIANTS[name])
+    window = random_window(model, 2, 3)
+    logits, _ = model(window)
+    cut = model.history + 7
+    changed = window.clone()
+    changed[:, cut:] = (changed[:, cut:] + 1) % model.config.q_levels
+    logits_changed, _ = model(changed)
+    # Targets up to and including position `cut` only see codes before `cut`.
+    keep = cut - model.history + 1
+    torch.testing.assert_close(logits[:, :keep], logits_changed[:, :keep])
+    assert not torch.allclose(logits[:, keep:], logits_changed[:, keep:])
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_chunks_with_carried_state_equal_one_long_pass(name: str) -> None:
+    model = build(VARIANTS[name])
+    window = random_window(model, 2, 6)
+    whole, _ = model(window)
+    chunk = 2 * model.config.tier_frame_samples[-1]
+    history = model.history
+    parts, state = [], None
+    for start in range(0, window.shape[1] - history, chunk):
+        logits, state = model(window[:, start : start + history + chunk], state)
+        state = detach_state(state)
+        parts.append(logits)
+    torch.testing.assert_close(torch.cat(parts, dim=1), whole, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_generation_step_matches_teacher_forced_forward(name: str) -> None:
+    """The sample-by-sample generator computes exactly the training forward's logits."""
+    model = build(VARIANTS[name]).eval()
+    length = 5 * model.config.tier_frame_samples[-1]
+    targets = torch.randint(0, model.config.q_levels, (3, length))
+    seen = []
+
+    def forced(t: int, logits: torch.Tensor) -> torch.Tensor:
+        seen.append(logits)
+        return targets[:, t]
+
+    codes = autoregress(model, 3, length, forced)
+    assert torch.equal(codes, targets)
+    silence = torch.full((3, model.history), model.quantizer.zero_code)
+    with torch.no_grad():
+        expected, _ = model(torch.cat([silence, targets], dim=1))
+    torch.testing.assert_close(torch.stack(seen, dim=1), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_generation_is_reproducible_and_temperature_sharpens() -> None:
+    model = build(VARIANTS["2-tier-lstm"]).eval()
+
+    def run(temperature: float, seed: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        return generate_codes(model, 4, 200, temperature=temperature, generator=generator)
+
+    first, second = run(1.0, 7), run(1.0, 7)
+    assert first.shape == (4, 200)
+    assert torch.equal(first, second)
+    assert not torch.equal(first, run(1.0, 8))
+    cold = run(0.05, 7)
+    changes_cold = (cold[:, 1:] != cold[:, :-1]).float().mean()
+    changes_warm = (first[:, 1:] != first[:, :-1]).float().mean()
+    assert changes_cold < changes_warm
+
+
+def test_generation_accepts_one_temperature_per_clip() -> None:
+    model = build(VARIANTS["2-tier-lstm"]).eval()
+    generator = torch.Generator().manual_seed(0)
+    codes = generate_codes(model, 2, 30, temperature=[0.5, 1.5], generator=generator)
+    assert codes.shape == (2, 30)
+    with pytest.raises(ValueError):
+        generate_codes(model, 2, 30, temperature=[0.5])
+
+
+def test_loss_at_initialisation_is_near_uniform() -> None:
+    model = build(VARIANTS["2-tier-lstm"])
+    window = random_window(model, 4, 8)
+    logits, _ = model(window)
+    loss = F.cross_entropy(logits.reshape(-1, 16), window[:, model.history :].reshape(-1))
+    assert abs(loss.item() - torch.log(torch.tensor(16.0)).item()) < 0.5

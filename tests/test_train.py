@@ -1,0 +1,167 @@
+"""Training in-process: artifacts, determinism, learning, and numerical faults."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import soundfile
+import torch
+
+from samplernn_cli.checkpoint import load_checkpoint
+from samplernn_cli.config import AudioConfig, StopConditions
+from samplernn_cli.errors import AudioError, RunFolderError, TrainingError
+from samplernn_cli.runfolder import RunFolder, read_losses
+from samplernn_cli.train import MAX_BAD_STEPS, TrainRequest, TrainStatus, train
+
+from .conftest import TINY_LIVE, TINY_MODEL, TINY_TRAIN, WriteAudio
+
+RATE = 8000
+
+
+def request_for(
+    input_path: Path, tmp_path: Path, name: str = "run", **changes: object
+) -> TrainRequest:
+    base = TrainRequest(
+        input_path=input_path,
+        run=RunFolder(path=tmp_path / "outputs" / name, name=name),
+        model=TINY_MODEL,
+        audio=AudioConfig(sample_rate=RATE),
+        train=TINY_TRAIN,
+        live=TINY_LIVE,
+        stop=StopConditions(max_iterations=12),
+        device="cpu",
+    )
+    return replace(base, **changes)
+
+
+def test_run_folder_holds_every_artifact(tmp_path: Path, write_audio: WriteAudio) -> None:
+    source = write_audio("in.wav", seconds=1.0, rate=RATE)
+    live = replace(TINY_LIVE, generate_every=5, checkpoint_every=5, length=0.05, num_generated=3)
+    statuses: list[TrainStatus] = []
+    result = train(request_for(source, tmp_path, live=live), progress=statuses.append)
+
+    folder = tmp_path / "outputs" / "run"
+    names = sorted(p.name for p in folder.iterdir())
+    expected = {
+        "run_args.json", "run_losses.csv", "run_ground_truth.wav", "run_input_example.wav",
+        "run_target_example.wav", "run_overlap_example.wav",
+        "run_epoch_1_iter_5_model.pt", "run_epoch_1_iter_10_model.pt",
+        "run_epoch_1_iter_12_model.pt",
+    } | {f"run_epoch_1_iter_{i}_{n}.wav" for i in (5, 10) for n in (1, 2, 3)}  # fmt: skip
+    assert set(names) == expected
+    assert result.iteration == 12 and result.stopped_by == "max_iterations"
+    assert result.checkpoint == folder / "run_epoch_1_iter_12_model.pt"
+
+    for n in (1, 2, 3):
+        info = soundfile.info(folder / f"run_epoch_1_iter_10_{n}.wav")
+        assert info.samplerate == RATE and info.frames == round(0.05 * RATE)
+    truth = soundfile.info(folder / "run_ground_truth.wav")
+    assert truth.frames == RATE and truth.samplerate == RATE
+    assert soundfile.info(folder / "run_overlap_example.wav").channels == 2
+
+    rows = read_losses(folder / "run_losses.csv")
+    assert list(rows[0])[:2] == ["iter", "loss"]
+    assert [int(r["iter"]) for r in rows] == list(range(1, 13))
+    assert [r["val_loss"] != "" for r in rows] == [i % 5 == 0 for i in range(1, 13)]
+    assert all(float(r["samples_per_s"]) > 0 for r in rows)
+    assert json.loads((folder / "run_args.json").read_text())["generate_every"] == 5
+
+    payload = torch.load(folder / "run_epoch_1_iter_12_model.pt", weights_only=True)
+    assert payload["format"] == "samplernn-cli checkpoint"
+    assert payload["sample_rate"] == RATE
+    assert payload["progress"]["iteration"] == 12
+    assert len(payload["history"]["loss"]) == 12
+    checkpoint = load_checkpoint(folder / "run_epoch_1_iter_12_model.pt")
+    assert checkpoint.model_config == TINY_MODEL
+    checkpoint.build_model()
+
+    assert [s.iteration for s in statuses] == list(range(1, 13))
+    assert statuses[-1].total_iterations == 12
+
+
+def test_same_seed_same_run(tmp_path: Path, write_audio: WriteAudio) -> None:
+    source = write_audio("in.wav", seconds=1.0, rate=RATE)
+    train(request_for(source, tmp_path, name="a"))
+    train(request_for(source, tmp_path, name="b"))
+    losses_a = read_losses(tmp_path / "outputs" / "a" / "a_losses.csv")
+    losses_b = read_losses(tmp_path / "outputs" / "b" / "b_losses.csv")
+    assert [r["loss"] for r in losses_a] == [r["loss"] for r in losses_b]
+    weights_a = load_checkpoint(tmp_path / "outputs/a/a_epoch_1_iter_12_model.pt").payload["model"]
+    weights_b = load_checkpoint(tmp_path / "outputs/b/b_epoch_1_iter_12_model.pt").payload["model"]
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+
+
+def test_validation_bits_fall_while_training(tmp_path: Path, write_audio: WriteAudio) -> None:
+    source = write_audio("in.wav", seconds=2.0, rate=RATE)
+    live = replace(TINY_LIVE, val_every=60, learning_rate=3e-3)
+    result = train(request_for(source, tmp_path, live=live,
+                               stop=StopConditions(max_iterations=240)))  # fmt: skip
+    vals = [float(r["val_loss"]) for r in read_losses(result.run_dir / "run_losses.csv")
+            if r["val_loss"]]  # fmt: skip
+    assert len(vals) == 4
+    assert vals[-1] < vals[0] - 0.5, vals
+    assert vals[-1] < math.log2(32) - 1
+
+
+def test_max_epochs_stops_at_an_epoch_boundary(tmp_path: Path, write_audio: WriteAudio) -> None:
+    source = write_audio("in.wav", seconds=1.0, rate=RATE)
+    result = train(request_for(source, tmp_path, stop=StopConditions(max_epochs=1)))
+    checkpoint = load_checkpoint(result.checkpoint)
+    per_epoch = checkpoint.payload["progress"]["iterations_per_epoch"]
+    assert result.iteration == per_epoch and result.stopped_by == "max_epochs"
+    assert checkpoint.payload["progress"]["epoch_index"] == 1
+
+
+def test_existing_run_is_refused_then_overwritten_with_force(
+    tmp_path: Path, write_audio: WriteAudio
+) -> None:
+    source = write_audio("in.wav", seconds=1.0, rate=RATE)
+    train(request_for(source, tmp_path))
+    folder = tmp_path / "outputs" / "run"
+    before = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    with pytest.raises(RunFolderError, match="already holds a run"):
+        train(request_for(source, tmp_path))
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == before
+    result = train(request_for(source, tmp_path, force=True,
+                               stop=StopConditions(max_iterations=3)))  # fmt: skip
+    assert result.iteration == 3
+    assert len(read_losses(folder / "run_losses.csv")) == 3
+
+
+def test_too_short_input_is_refused_before_anything_is_written(
+    tmp_path: Path, write_audio: WriteAudio
+) -> None:
+    source = write_audio("short.wav", seconds=0.003, rate=RATE)  # 24 samples < 2 chunks
+    with pytest.raises(
+        AudioError, match=r"short\.wav is 0\.003 s long; training needs at least 0\.004 s"
+    ):
+        train(request_for(source, tmp_path))
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_non_finite_losses_are_skipped_then_stop_training(
+    tmp_path: Path, write_audio: WriteAudio, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A NaN in the weights makes every loss NaN: steps are skipped, the weights are not
+    touched by the optimizer, and training stops with a clear error after MAX_BAD_STEPS."""
+    source = write_audio("in.wav", seconds=1.0, rate=RATE)
+    from samplernn_cli import train as train_module
+
+    original = train_module.Trainer.fit
+
+    def poisoned_fit(self: train_module.Trainer) -> object:
+        with torch.no_grad():
+            self.model.sample_tier.output.bias[0] = float("nan")
+        self.snapshot = {k: v.clone() for k, v in self.model.state_dict().items()}
+        return original(self)
+
+    monkeypatch.setattr(train_module.Trainer, "fit", poisoned_fit)
+    with pytest.raises(TrainingError, match=f"{MAX_BAD_STEPS} iterations in a row"):
+        train(request_for(source, tmp_path, stop=StopConditions(max_iterations=100)))
+    rows = read_losses(tmp_path / "outputs" / "run" / "run_losses.csv")
+    assert len(rows) == MAX_BAD_STEPS - 1  # the failing iteration raises before its row
+    assert all(r["loss"] == "nan" for r in rows)
