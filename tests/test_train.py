@@ -165,3 +165,22 @@ def test_non_finite_losses_are_skipped_then_stop_training(
     rows = read_losses(tmp_path / "outputs" / "run" / "run_losses.csv")
     assert len(rows) == MAX_BAD_STEPS - 1  # the failing iteration raises before its row
     assert all(r["loss"] == "nan" for r in rows)
+
+
+def test_live_edits_take_effect_during_training(tmp_path: Path, write_audio: WriteAudio) -> None:
+    source = write_audio("in.wav", seconds=1.0, rate=RATE)
+    request = request_for(source, tmp_path, stop=StopConditions(max_iterations=9))
+    args = request.run.args_json
+
+    def edit(status: TrainStatus) -> None:
+        if status.iteration == 3:
+            args.write_text('{"checkpoint_every": 2, "learning_rate": 0.5}')
+        if status.iteration == 5:
+            args.write_text('{"checkpoint_every": 0}')  # invalid: ignored
+
+    train(request, progress=edit)
+    written = sorted(int(p.name.split("_")[4]) for p in request.run.path.glob("*_model.pt"))
+    assert written == [4, 6, 8, 9]
+    payload = load_checkpoint(request.run.checkpoint(1, 9)).payload
+    assert payload["live"]["checkpoint_every"] == 2
+    assert payload["optimizer"]["param_groups"][0]["lr"] == 0.5
