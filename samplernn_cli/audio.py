@@ -24,7 +24,8 @@ from samplernn_cli.fileio import atomic_write, check_input_file
 # Above this many filter taps (new rate x kernel width, after reducing the ratio) the
 # polyphase kernel torchaudio builds would need gigabytes; such rate pairs are refused.
 MAX_RESAMPLE_KERNEL = 50_000_000
-QUIET_PEAK = 10 ** (-60 / 20)  # -60 dBFS
+# --encoding names -> libsndfile subtypes
+ENCODINGS = {"pcm16": "PCM_16", "pcm24": "PCM_24", "float": "FLOAT"}
 
 
 @dataclass(frozen=True)
@@ -165,8 +166,6 @@ def write_audio(
     to [-1, 1]. With ``overwrite`` False an existing file is an :class:`OutputError`.
     """
     path = Path(path)
-    if not overwrite and path.exists():
-        raise OutputError(f"{path} already exists; choose another name or allow overwriting")
     data = samples.detach().cpu().numpy() if isinstance(samples, torch.Tensor) else samples
     data = np.asarray(data, dtype=np.float32)
     if not subtype.startswith(("FLOAT", "DOUBLE")):
@@ -179,7 +178,7 @@ def write_audio(
         soundfile.write(handle, data, sample_rate, subtype=subtype, format=file_format)
 
     try:
-        atomic_write(path, write, what="audio file")
+        atomic_write(path, write, what="audio file", overwrite=overwrite)
     except (soundfile.LibsndfileError, ValueError, TypeError) as exc:
         raise OutputError(f"cannot write {path}: {_soundfile_reason(exc)}") from None
     return path

@@ -10,6 +10,7 @@ loss history.
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import warnings
@@ -102,7 +103,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             warnings.simplefilter("ignore")
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights only load failed" in str(exc).lower():
+        # torch's weights-only unpickler names the global it refused to import; anything
+        # else it refuses is simply not a checkpoint.
+        if "global" in str(exc).lower():
             raise CheckpointError(
                 f"{path} holds Python objects other than tensors and plain data, which could run "
                 "code when loaded; refusing to load it (samplernn checkpoints never do)"
@@ -157,3 +160,110 @@ def _validate(path: Path, payload: object) -> Checkpoint:
         live=live,
         sample_rate=sample_rate,
     )
+
+
+def _downsample(values: list[float], points: int) -> list[tuple[int, float]]:
+    """(iteration, mean value) over ``points`` equal buckets of a per-iteration series."""
+    finite = [(i + 1, v) for i, v in enumerate(values) if math.isfinite(v)]
+    if len(finite) <= points:
+        return finite
+    size = len(finite) / points
+    out = []
+    for bucket in range(points):
+        part = finite[int(bucket * size) : int((bucket + 1) * size)]
+        out.append((part[-1][0], sum(v for _, v in part) / len(part)))
+    return out
+
+
+def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
+    """Every fact ``samplernn inspect-checkpoint`` shows, as JSON-ready data."""
+    payload = checkpoint.payload
+    config = checkpoint.model_config
+    model_state = payload["model"]
+    parts: dict[str, int] = {}
+    for name, tensor in model_state.items():
+        if name.startswith("frame_tiers."):
+            index = int(name.split(".")[1])
+            size = config.tier_frame_samples[index]
+            part = f"frame tier {index + 1} ({size}-sample frames)"
+        else:
+            part = "sample tier (MLP)"
+        parts[part] = parts.get(part, 0) + int(tensor.numel())
+    progress = payload["progress"]
+    history = payload.get("history", {})
+    losses = history["loss"].tolist() if "loss" in history else []
+    val_iterations = history["val_iteration"].tolist() if "val_iteration" in history else []
+    val_losses = history["val_loss"].tolist() if "val_loss" in history else []
+    finite = [(i + 1, v) for i, v in enumerate(losses) if math.isfinite(v)]
+    vals = list(zip(val_iterations, val_losses, strict=True))
+    best_loss = min(finite, key=lambda item: item[1]) if finite else None
+    best_val = min(vals, key=lambda item: item[1]) if vals else None
+    optimizer = payload.get("optimizer", {}).get("param_groups", [{}])[0]
+    source = payload.get("input", {})
+    train = checkpoint.train
+    rate = checkpoint.sample_rate
+    gain = source.get("gain")
+    return {
+        "path": str(checkpoint.path),
+        "file_size_bytes": checkpoint.path.stat().st_size,
+        "format": payload["format"],
+        "format_version": payload["format_version"],
+        "package_version": payload.get("package_version"),
+        "created": payload.get("created"),
+        "run_name": payload.get("run_name"),
+        "model": {
+            **config.to_dict(),
+            "tiers": config.num_tiers,
+            "tier_frame_samples": list(config.tier_frame_samples),
+            "parameters": sum(parts.values()),
+            "parameters_by_part": parts,
+        },
+        "quantizer": {"kind": config.quantizer, "levels": config.q_levels},
+        "sample_rate": rate,
+        "training": {
+            "iteration": checkpoint.iteration,
+            "epoch": checkpoint.epoch,
+            "iterations_per_epoch": progress.get("iterations_per_epoch"),
+            "training_seconds": progress.get("training_seconds"),
+            **train.to_dict(),
+            "chunk_samples": train.chunk_length(config),
+        },
+        "optimizer": {
+            "name": "Adam",
+            "learning_rate": optimizer.get("lr"),
+            "betas": list(optimizer.get("betas", ())),
+            "eps": optimizer.get("eps"),
+            "weight_decay": optimizer.get("weight_decay"),
+            "grad_clip": train.grad_clip,
+        },
+        "losses": {
+            "unit": "bits per sample",
+            "last_loss": finite[-1][1] if finite else None,
+            "last_loss_iteration": finite[-1][0] if finite else None,
+            "best_loss": None if best_loss is None else best_loss[1],
+            "best_loss_iteration": None if best_loss is None else best_loss[0],
+            "last_val_loss": vals[-1][1] if vals else None,
+            "last_val_iteration": vals[-1][0] if vals else None,
+            "best_val_loss": None if best_val is None else best_val[1],
+            "best_val_iteration": None if best_val is None else best_val[0],
+        },
+        "input": {
+            "name": source.get("name"),
+            "path": source.get("path"),
+            "duration_s": source.get("duration_s"),
+            "sample_rate": source.get("sample_rate"),
+            "channels": source.get("channels"),
+            "format": source.get("format"),
+            "subtype": source.get("subtype"),
+            "train_seconds": source.get("train_samples", 0) / rate,
+            "val_seconds": source.get("val_samples", 0) / rate,
+        },
+        "audio": {
+            **checkpoint.audio.to_dict(),
+            "gain_db": None if not gain else 20 * math.log10(gain),
+        },
+        "live": checkpoint.live.to_dict(),
+        "environment": payload.get("environment", {}),
+        "loss_curve": [list(point) for point in _downsample(losses, curve_points)],
+        "val_curve": [list(point) for point in vals],
+    }

@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:  # the module itself must not import torch
+    from samplernn_cli.generate import GenerateStatus
     from samplernn_cli.train import TrainStatus
 
 LOGGER_NAME = "samplernn"
@@ -53,12 +56,6 @@ def setup_logging(*, quiet: bool, rich_output: bool) -> Console | None:
         handler.setFormatter(_PlainFormatter())
     logger.addHandler(handler)
     return console
-
-
-def print_error(message: str) -> None:
-    """One line on stderr (plain text: paths with brackets are not Rich markup)."""
-    sys.stderr.write(f"error: {message}\n")
-    sys.stderr.flush()
 
 
 def _format_eta(seconds: float | None) -> str:
@@ -135,3 +132,178 @@ class TrainDisplay:
         if first or status.iteration % self.log_every == 0:
             sys.stderr.write(" | ".join(_status_fields(status)) + "\n")
             sys.stderr.flush()
+
+
+class GenerateDisplay:
+    """Progress for ``samplernn generate``: a Rich bar with samples/s and the real-time
+    factor on a terminal, a plain line per 10 % otherwise, or nothing with ``--quiet``."""
+
+    def __init__(self, console: Console | None, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+        self.next_report = 0.1
+        if console is not None and not quiet:
+            self.progress = Progress(
+                TextColumn("[bold]generating"),
+                BarColumn(),
+                TextColumn("{task.fields[info]}"),
+                console=console,
+            )
+
+    def __enter__(self) -> GenerateDisplay:
+        if self.progress is not None:
+            self.progress.start()
+            self.task = self.progress.add_task("generate", total=None, info="starting")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, status: GenerateStatus) -> None:
+        if self.quiet:
+            return
+        done = status.samples_done / status.sample_rate
+        total = status.samples_total / status.sample_rate
+        info = (
+            f"{done:.1f}/{total:.1f} s of audio  {status.samples_per_s:,.0f} samples/s  "
+            f"{status.realtime_factor:.2f}x real time"
+        )
+        if self.progress is not None and self.task is not None:
+            self.progress.update(
+                self.task, completed=status.samples_done, total=status.samples_total, info=info
+            )
+            return
+        fraction = status.samples_done / max(1, status.samples_total)
+        if fraction >= self.next_report:
+            self.next_report = min(1.0, (int(fraction * 10) + 1) / 10)
+            sys.stderr.write(f"{fraction:.0%} | {info}\n")
+            sys.stderr.flush()
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float]) -> str:
+    """Values as a row of block characters, lowest to highest."""
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    span = high - low or 1.0
+    return "".join(SPARK[min(len(SPARK) - 1, int((v - low) / span * len(SPARK)))] for v in values)
+
+
+def _fmt(value: object, unit: str = "", digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}{unit}"
+    if isinstance(value, int):
+        return f"{value:,}{unit}"
+    return f"{value}{unit}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    hours, rest = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def render_checkpoint(summary: dict) -> None:
+    """The human summary of ``samplernn inspect-checkpoint`` on stdout."""
+    console = Console()
+    model, training, losses = summary["model"], summary["training"], summary["losses"]
+    source, optimizer = summary["input"], summary["optimizer"]
+    table = Table(title=summary["path"], show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+
+    def bits(value: float | None, iteration: int | None) -> str:
+        return "-" if value is None else f"{value:.4f} bits (iteration {iteration:,})"
+
+    frames = " / ".join(str(s) for s in model["tier_frame_samples"])
+    rows = [
+        ("format", f"{summary['format']} v{summary['format_version']}, written by samplernn "
+                   f"{summary['package_version']} on {summary['created']}"),
+        ("run", _fmt(summary["run_name"])),
+        ("architecture", f"{model['tiers']}-tier SampleRNN, {model['rnn_type'].upper()} "
+                         f"{model['rnn_layers']}x{model['hidden_size']}, frames of {frames} "
+                         f"samples, embed {model['embed_size']}"),
+        ("parameters", f"{model['parameters']:,} ("
+                       + ", ".join(f"{k}: {v:,}" for k, v in model["parameters_by_part"].items())
+                       + ")"),
+        ("quantizer", f"{summary['quantizer']['kind']}, {summary['quantizer']['levels']} levels"),
+        ("sample rate", f"{summary['sample_rate']:,} Hz"),
+        ("iteration / epoch", f"{training['iteration']:,} / {training['epoch']} "
+                              f"({_fmt(training['iterations_per_epoch'])} iterations per epoch)"),
+        ("training time", _duration(training["training_seconds"])),
+        ("training loss", f"last {bits(losses['last_loss'], losses['last_loss_iteration'])}; "
+                          f"best {bits(losses['best_loss'], losses['best_loss_iteration'])}"),
+        ("validation loss",
+         f"last {bits(losses['last_val_loss'], losses['last_val_iteration'])}; "
+         f"best {bits(losses['best_val_loss'], losses['best_val_iteration'])}"),
+        ("training input", f"{source['name']} ({_fmt(source['duration_s'], ' s', 1)}, "
+                           f"{_fmt(source['sample_rate'], ' Hz')}, {_fmt(source['channels'])} "
+                           f"ch); {source['train_seconds']:.1f} s trained on, "
+                           f"{source['val_seconds']:.1f} s held out"),
+        ("batches", f"{training['batch_size']} sequences of {training['sequence_seconds']:g} s, "
+                    f"{training['num_frames']} frames ({training['chunk_samples']} samples) per "
+                    f"step, seed {training['seed']}"),
+        ("optimizer", f"{optimizer['name']}, learning rate {optimizer['learning_rate']:g}, "
+                      f"betas {tuple(optimizer['betas'])}, eps {optimizer['eps']:g}, "
+                      f"grad clip {optimizer['grad_clip']:g}"),
+        ("file size", f"{summary['file_size_bytes'] / 1e6:,.1f} MB"),
+    ]  # fmt: skip
+    for key, value in rows:
+        table.add_row(key, Text(str(value)))
+    curve = [v for _, v in summary["loss_curve"]]
+    if curve:
+        table.add_row(
+            "loss curve",
+            Text(f"{sparkline(curve)}  {curve[0]:.2f} -> {curve[-1]:.2f} bits"),
+        )
+    val_curve = [v for _, v in summary["val_curve"]]
+    if val_curve:
+        table.add_row(
+            "validation curve",
+            Text(f"{sparkline(val_curve)}  {val_curve[0]:.2f} -> {val_curve[-1]:.2f} bits"),
+        )
+    console.print(table)
+
+
+def render_preview(report: dict) -> None:
+    """The human summary of ``samplernn quantize-preview`` on stdout."""
+    console = Console()
+    table = Table(title=report["output"], show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    source = report["source"]
+    quantizer = report["quantizer"]
+    rows = [
+        ("input", f"{source['name']}: {source['frames'] / source['sample_rate']:.2f} s at "
+                  f"{source['sample_rate']:,} Hz, {source['channels']} channel(s), "
+                  f"{source['subtype']}"),
+        ("processed", f"{report['duration_s']:.2f} s at {report['sample_rate']:,} Hz mono"
+                      + (f", peak-normalised (gain {report['gain']:.3g})"
+                         if report["normalize"] else ", not normalised")),
+        ("quantizer", f"{quantizer['kind']}, {quantizer['levels']} levels"),
+        ("SNR", _fmt(report["snr_db"], " dB", 2)),
+        ("levels used", f"{report['levels_used']:,} of {report['levels_available']:,}"),
+        ("code entropy", _fmt(report["entropy_bits"], " bits per sample", 3)),
+        ("silence", f"{report['silence_fraction']:.2%} of samples at the silence code"),
+        ("clipped", f"{report['clipped_fraction']:.4%} of samples beyond full scale"),
+        ("DC offset", f"{report['dc_offset']:+.6f}"),
+        ("peak / RMS", f"{_fmt(report['peak_dbfs'], ' dBFS', 2)} / "
+                       f"{_fmt(report['rms_dbfs'], ' dBFS', 2)}"),
+    ]  # fmt: skip
+    for key, value in rows:
+        table.add_row(key, Text(str(value)))
+    console.print(table)

@@ -28,12 +28,21 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None], *, what: str = "") -> Path:
-    """Call ``write(handle)`` on a temp file, then atomically rename it to ``path``.
+def atomic_write(
+    path: Path, write: Callable[[BinaryIO], None], *, what: str = "", overwrite: bool = True
+) -> Path:
+    """Call ``write(handle)`` on a temp file, then atomically move it to ``path``.
+
+    With ``overwrite`` False an existing ``path`` is never replaced, even by a file that
+    appears while this one is being written (the move is a hard link, which fails if the
+    name is taken).
 
     Raises:
-        OutputError: the file could not be written (disk full, permission denied, ...).
+        OutputError: the file could not be written (disk full, permission denied, the name
+            is taken, ...).
     """
+    if not overwrite and path.exists():
+        raise OutputError(f"{path} already exists; not overwriting it")
     label = f"{what} {path}" if what else str(path)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -45,15 +54,33 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None], *, what: str = "
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, FILE_MODE)
-        os.replace(tmp_name, path)
+        if overwrite:
+            os.replace(tmp_name, path)
+        else:
+            _move_no_clobber(tmp_name, path)
         _fsync_dir(path.parent)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
+        if isinstance(exc, FileExistsError):
+            raise OutputError(f"{path} already exists; not overwriting it") from None
         if isinstance(exc, OSError):
             raise OutputError(f"cannot write {label}: {exc.strerror or exc}") from None
         raise
     return path
+
+
+def _move_no_clobber(source: str, target: Path) -> None:
+    try:
+        os.link(source, target)  # atomic, and fails if target exists
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links on this filesystem: check, then rename
+        if target.exists():
+            raise FileExistsError(target) from None
+        os.replace(source, target)
+        return
+    os.unlink(source)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -151,20 +151,18 @@ class SampleRNN(nn.Module):
     def initial_state(self) -> ModelState:
         return [None] * len(self.frame_tiers)
 
-    def forward(
+    def frame_tiers_pass(
         self, window: torch.Tensor, state: ModelState | None = None
     ) -> tuple[torch.Tensor, ModelState]:
-        """Teacher-forced logits for a chunk.
+        """Run only the frame tiers over a chunk (teacher forcing).
 
         Args:
-            window: (B, history + L) codes: ``history`` samples of context, then the L target
-                samples. L must be a multiple of the top tier's frame length. The last code is
-                only a target; it is never an input.
-            state: the frame tiers' state from the previous chunk of the same sequences, or
-                None at the start of a sequence.
+            window: (B, history + L) codes, as for :meth:`forward`.
+            state: the frame tiers' state, or None at the start of a sequence.
 
         Returns:
-            (B, L, levels) logits for the L targets, and the state after the chunk.
+            (B, L, H): the bottom tier's conditioning vector for each target, and the state
+            after the chunk.
         """
         history = self.history
         batch = window.shape[0]
@@ -180,10 +178,28 @@ class SampleRNN(nn.Module):
             frames = window[:, history - size : history + length - size]
             frames = self.quantizer.scale_codes(frames).view(batch, length // size, size)
             conditioning, new_state[k] = tier(frames, conditioning, state[k])
-        frame_size = self.sample_tier.frame_size
+        assert conditioning is not None  # there is always at least one frame tier
+        return conditioning, new_state
+
+    def forward(
+        self, window: torch.Tensor, state: ModelState | None = None
+    ) -> tuple[torch.Tensor, ModelState]:
+        """Teacher-forced logits for a chunk.
+
+        Args:
+            window: (B, history + L) codes: ``history`` samples of context, then the L target
+                samples. L must be a multiple of the top tier's frame length. The last code is
+                only a target; it is never an input.
+            state: the frame tiers' state from the previous chunk of the same sequences, or
+                None at the start of a sequence.
+
+        Returns:
+            (B, L, levels) logits for the L targets, and the state after the chunk.
+        """
+        conditioning, new_state = self.frame_tiers_pass(window, state)
+        history, frame_size = self.history, self.sample_tier.frame_size
         # (B, L, FS): the frame_size codes before each target (a view, not a copy).
-        previous = window[:, history - frame_size : history + length - 1].unfold(1, frame_size, 1)
-        assert conditioning is not None
+        previous = window[:, history - frame_size : -1].unfold(1, frame_size, 1)
         return self.sample_tier(previous, conditioning), new_state
 
 

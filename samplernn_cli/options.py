@@ -1,13 +1,15 @@
 """Command-line options shared between commands: one definition per option.
 
 Options of the original tool keep their spelling (``--hidden_size``) and also accept the dashed
-spelling (``--hidden-size``). Range checks happen here, so a bad number exits with code 2 and
-Typer's own message before anything is read or written.
+spelling (``--hidden-size``). Range checks happen here, so a bad number exits with code 2 and a
+one-line message before anything is read or written. Options that ``resume`` may override
+default to None, meaning "not given"; each command fills in its own default.
 """
 
 from __future__ import annotations
 
 import math
+import typing
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -32,6 +34,7 @@ TRAINING = "Training"
 LIVE = "Live settings (also in NAME_args.json, editable while training)"
 STOP = "Stop conditions"
 OUTPUT = "Output and display"
+GENERATION = "Generation"
 
 MODEL_DEFAULTS = ModelConfig()
 TRAIN_DEFAULTS = TrainConfig()
@@ -43,6 +46,17 @@ class QuantizerKind(str, Enum):
     linear = "linear"
     mu_law = "mu-law"
     a_law = "a-law"
+
+
+class Encoding(str, Enum):
+    pcm16 = "pcm16"
+    pcm24 = "pcm24"
+    float = "float"
+
+
+class FileFormat(str, Enum):
+    wav = "wav"
+    flac = "flac"
 
 
 PresetName = Enum("PresetName", {name: name for name in PRESETS}, type=str)  # type: ignore[misc]
@@ -57,6 +71,20 @@ def _positive_float(value: float | None) -> float | None:
 def _fraction(value: float) -> float:
     if not (math.isfinite(value) and 0 <= value <= 0.5):
         raise typer.BadParameter(f"must be between 0 and 0.5, got {value:g}")
+    return value
+
+
+def parse_temperatures(value: str | None) -> str | None:
+    """Check ``0.9`` or ``0.8,1.0,1.2`` at parse time; the command splits it."""
+    if value is None:
+        return None
+    try:
+        numbers = [float(part) for part in value.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number or a comma-separated list") from None
+    for number in numbers:
+        if not (math.isfinite(number) and 0 < number <= 100):
+            raise typer.BadParameter(f"temperatures must be greater than 0, got {number:g}")
     return value
 
 
@@ -79,7 +107,7 @@ KeepSampleRateOption = Annotated[
     bool,
     typer.Option(
         "--keep-sample-rate",
-        help="Train at the input file's own sample rate instead of resampling.",
+        help="Keep the input file's own sample rate instead of resampling.",
         rich_help_panel=INPUT,
     ),
 ]
@@ -111,6 +139,16 @@ QuantizerOption = Annotated[
         rich_help_panel=INPUT,
     ),
 ]
+TrainingInputOption = Annotated[
+    Path | None,
+    typer.Option(
+        "-i",
+        "--in",
+        help="The training audio (for resume: where it is now, if it moved).",
+        show_default=False,
+        rich_help_panel=INPUT,
+    ),
+]
 
 # ---------------------------------------------------------------- model
 
@@ -125,7 +163,6 @@ PresetOption = Annotated[
         rich_help_panel=MODEL,
     ),
 ]
-
 HiddenSizeOption = Annotated[
     int,
     typer.Option(
@@ -207,17 +244,6 @@ SequenceLengthOption = Annotated[
         rich_help_panel=TRAINING,
     ),
 ]
-LearningRateOption = Annotated[
-    float,
-    typer.Option(
-        "--learning-rate",
-        "--learning_rate",
-        "--lr",
-        callback=_positive_float,
-        help="Adam learning rate (live: can be changed in NAME_args.json).",
-        rich_help_panel=TRAINING,
-    ),
-]
 GradClipOption = Annotated[
     float,
     typer.Option(
@@ -252,68 +278,92 @@ DeviceOption = Annotated[
     typer.Option(
         "--device",
         help="auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps.",
-        rich_help_panel=TRAINING,
+        rich_help_panel=OUTPUT,
     ),
 ]
 
 # ---------------------------------------------------------------- live settings
 
+LearningRateOption = Annotated[
+    float | None,
+    typer.Option(
+        "--learning-rate",
+        "--learning_rate",
+        "--lr",
+        callback=_positive_float,
+        help=f"Adam learning rate (default: {LIVE_DEFAULTS.learning_rate:g}).",
+        show_default=False,
+        rich_help_panel=LIVE,
+    ),
+]
 GenerateEveryOption = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--generate-every",
         "--generate_every",
         min=1,
-        help="Generate num_generated clips every this many iterations.",
+        help=f"Generate num_generated clips every this many iterations "
+        f"(default: {LIVE_DEFAULTS.generate_every}).",
+        show_default=False,
         rich_help_panel=LIVE,
     ),
 ]
 CheckpointEveryOption = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--checkpoint-every",
         "--checkpoint_every",
         min=1,
-        help="Write a checkpoint every this many iterations.",
+        help=f"Write a checkpoint every this many iterations "
+        f"(default: {LIVE_DEFAULTS.checkpoint_every}).",
+        show_default=False,
         rich_help_panel=LIVE,
     ),
 ]
 ValEveryOption = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--val-every",
         "--val_every",
         min=1,
-        help="Measure validation bits per sample every this many iterations.",
+        help=f"Measure validation bits per sample every this many iterations "
+        f"(default: {LIVE_DEFAULTS.val_every}).",
+        show_default=False,
         rich_help_panel=LIVE,
     ),
 ]
 LengthOption = Annotated[
-    float,
+    float | None,
     typer.Option(
         "--length",
         callback=_positive_float,
-        help="Length in seconds of the clips generated during training.",
+        help=f"Length in seconds of each generated clip (default for clips made during "
+        f"training: {LIVE_DEFAULTS.length:g}).",
+        show_default=False,
         rich_help_panel=LIVE,
     ),
 ]
 NumGeneratedOption = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--num-generated",
         "--num_generated",
         min=1,
         max=4096,
-        help="Number of clips generated (together, in one batch) each time.",
+        help=f"Number of clips generated (together, in one batch) each time "
+        f"(default: {LIVE_DEFAULTS.num_generated}).",
+        show_default=False,
         rich_help_panel=LIVE,
     ),
 ]
 TemperatureOption = Annotated[
-    float,
+    float | None,
     typer.Option(
         "--temperature",
         callback=_positive_float,
-        help="Sampling temperature of the clips generated during training.",
+        help=f"Sampling temperature of the clips generated during training "
+        f"(default: {LIVE_DEFAULTS.temperature:g}).",
+        show_default=False,
         rich_help_panel=LIVE,
     ),
 ]
@@ -353,6 +403,99 @@ MaxTimeOption = Annotated[
     ),
 ]
 
+# ---------------------------------------------------------------- generation
+
+CountOption = Annotated[
+    int | None,
+    typer.Option(
+        "--count",
+        "-n",
+        min=1,
+        max=100_000,
+        help="Number of clips (default: 1, or one per --temperature value).",
+        show_default=False,
+        rich_help_panel=GENERATION,
+    ),
+]
+TemperaturesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--temperature",
+        callback=parse_temperatures,
+        help="Sampling temperature: one value for every clip, or a comma-separated list with "
+        "one per clip (0.8,1.0,1.2). 1.0 samples the model's own distribution; lower is "
+        "tamer (default: 1.0).",
+        show_default=False,
+        rich_help_panel=GENERATION,
+    ),
+]
+GenerateSeedOption = Annotated[
+    int | None,
+    typer.Option(
+        "--seed",
+        min=0,
+        max=2**63 - 1,
+        help="Random seed: the same seed, checkpoint and settings give identical files "
+        "(default: a random seed, reported on stderr).",
+        show_default=False,
+        rich_help_panel=GENERATION,
+    ),
+]
+GenerateBatchSizeOption = Annotated[
+    int,
+    typer.Option(
+        "--batch-size",
+        "--batch_size",
+        min=1,
+        max=65536,
+        help="At most this many clips are generated together (bounds memory; does not change "
+        "the output).",
+        rich_help_panel=GENERATION,
+    ),
+]
+PrimeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--prime",
+        help="Audio file to continue from: it is processed like the training audio and run "
+        "through the network over its whole length, and each clip continues from its end.",
+        show_default=False,
+        rich_help_panel=GENERATION,
+    ),
+]
+PrimeSecondsOption = Annotated[
+    float | None,
+    typer.Option(
+        "--prime-seconds",
+        callback=_positive_float,
+        help="Use only the last this many seconds of the prime.",
+        show_default=False,
+        rich_help_panel=GENERATION,
+    ),
+]
+KeepPrimeOption = Annotated[
+    bool,
+    typer.Option(
+        "--keep-prime/--no-keep-prime",
+        help="Start each file with the prime (as the model heard it) before the new audio.",
+        rich_help_panel=GENERATION,
+    ),
+]
+FileFormatOption = Annotated[
+    FileFormat,
+    typer.Option("--format", case_sensitive=False, help="Audio file format.",
+                 rich_help_panel=OUTPUT),
+]  # fmt: skip
+EncodingOption = Annotated[
+    Encoding,
+    typer.Option(
+        "--encoding",
+        case_sensitive=False,
+        help="Sample encoding: pcm16, pcm24 or float (32-bit float, WAV only).",
+        rich_help_panel=OUTPUT,
+    ),
+]
+
 # ---------------------------------------------------------------- output and display
 
 OutputRootOption = Annotated[
@@ -365,11 +508,22 @@ OutputRootOption = Annotated[
         rich_help_panel=OUTPUT,
     ),
 ]
+RunNameOption = Annotated[
+    str | None,
+    typer.Option(
+        "-o",
+        "--out",
+        help="Run name: artifacts go to ROOT/NAME/ (a value containing / is the run folder "
+        "itself).",
+        show_default=False,
+        rich_help_panel=OUTPUT,
+    ),
+]
 ForceOption = Annotated[
     bool,
     typer.Option(
         "--force",
-        help="Allow writing into an existing run folder, overwriting its files of the same names.",
+        help="Allow overwriting files of an existing run folder or output.",
         rich_help_panel=OUTPUT,
     ),
 ]
@@ -391,3 +545,30 @@ LogEveryOption = Annotated[
         rich_help_panel=OUTPUT,
     ),
 ]
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print one JSON document on stdout instead of a table.",
+                 rich_help_panel=OUTPUT),
+]  # fmt: skip
+
+
+def spellings(option: object) -> list[str]:
+    """Every command-line spelling of an Annotated option (e.g. --hidden-size, --hidden_size)."""
+    info = typing.get_args(option)[1]
+    declared = list(info.param_decls)
+    if isinstance(info.default, str) and info.default.startswith("-"):
+        declared.insert(0, info.default)  # Typer keeps the first spelling in `default`
+    return [name for decl in declared for name in decl.split("/") if name.startswith("-")]
+
+
+# Settings that define the model and its data; `resume` takes them from the checkpoint.
+FIXED_AT_RESUME = {
+    name
+    for option in (
+        PresetOption, HiddenSizeOption, RnnLayersOption, FrameSizeOption, EmbedSizeOption,
+        QuantizationOption, QuantizerOption, SampleRateOption, KeepSampleRateOption,
+        NormalizeOption, BatchSizeOption, NumFramesOption, SequenceLengthOption,
+        GradClipOption, ValFractionOption, SeedOption,
+    )
+    for name in spellings(option)
+} | {"--example"}  # fmt: skip

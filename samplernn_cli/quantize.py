@@ -108,3 +108,45 @@ class Quantizer:
         silence (the middle code) at exactly 0.
         """
         return (codes - self.zero_code).float() * (4.0 / (self.levels - 1))
+
+
+def quantization_report(x: torch.Tensor, quantizer: Quantizer) -> tuple[torch.Tensor, dict]:
+    """Quantize and dequantize a waveform and measure what that did.
+
+    Args:
+        x: (T,) float waveform as training would see it (after mixing, resampling and
+            normalisation).
+
+    Returns:
+        The dequantized waveform (T,) and a dict: ``snr_db`` (signal to quantization noise,
+        noise = dequantized - x, clipping included), ``levels_used`` / ``levels_available``,
+        ``entropy_bits`` (of the code histogram: the bits per sample a model that ignores
+        context would need), ``silence_fraction`` (share of samples at the silence code),
+        ``clipped_fraction`` (share of samples beyond full scale), ``dc_offset``, ``peak_dbfs``
+        and ``rms_dbfs`` of the dequantized waveform.
+    """
+    codes = quantizer.encode(x)
+    y = quantizer.decode(codes)
+    x64, y64 = x.double(), y.double()
+    signal = float((x64**2).sum())
+    noise = float(((y64 - x64) ** 2).sum())
+    counts = torch.bincount(codes, minlength=quantizer.levels).double()
+    used = counts[counts > 0] / counts.sum()
+    peak = float(y64.abs().max()) if y.numel() else 0.0
+    rms = float(y64.pow(2).mean().sqrt()) if y.numel() else 0.0
+
+    def dbfs(value: float) -> float | None:
+        return 20 * math.log10(value) if value > 0 else None
+
+    report = {
+        "snr_db": 10 * math.log10(signal / noise) if noise > 0 and signal > 0 else None,
+        "levels_used": int((counts > 0).sum()),
+        "levels_available": quantizer.levels,
+        "entropy_bits": float(-(used * used.log2()).sum()),
+        "silence_fraction": float((codes == quantizer.zero_code).double().mean()),
+        "clipped_fraction": float((x.abs() > 1.0).double().mean()),
+        "dc_offset": float(y64.mean()),
+        "peak_dbfs": dbfs(peak),
+        "rms_dbfs": dbfs(rms),
+    }
+    return y, report

@@ -19,6 +19,7 @@ import math
 import os
 import re
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +146,44 @@ class RunFolder:
                 "choose another name with -o, or pass --force to overwrite its files"
             )
 
+    def artifacts_after(self, iteration: int) -> list[Path]:
+        """Checkpoints and generated clips of this run written after ``iteration``."""
+        pattern = re.compile(rf"^{re.escape(self.name)}_epoch_\d+_iter_(\d+)_(model\.pt|\d+\.wav)$")
+        later = []
+        for path in self.existing_artifacts():
+            match = pattern.match(path.name)
+            if match and int(match.group(1)) > iteration:
+                later.append(path)
+        return later
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold an exclusive lock on the run folder while training, so two processes never
+        train into the same folder at once. The lock is on the folder itself (no lock file
+        to leave behind); it is a no-op where flock is not available."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            yield
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise RunFolderError(f"cannot open {self.path}: {exc.strerror or exc}") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunFolderError(
+                    f"another samplernn process is training in {self.path}; wait for it to "
+                    "finish or stop it first"
+                ) from None
+            except OSError:
+                pass  # the filesystem does not support locks: go on without one
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
     def create(self) -> None:
         """Create the folder (and its parents) and check that it is writable."""
         try:
@@ -162,6 +201,8 @@ def glob_escape(text: str) -> str:
 
 
 LOSS_COLUMNS = ("iter", "loss", "epoch", "elapsed_s", "val_loss", "samples_per_s")
+# iter, loss (bits), epoch, elapsed seconds, validation loss (bits) or None, samples/s
+LossRow = tuple[int, float, int, float, float | None, float]
 
 
 class LossLog:
@@ -177,35 +218,15 @@ class LossLog:
         self.path = path
         self._handle: io.TextIOWrapper | None = None
 
-    def open(self, *, keep_through: int | None = None) -> None:
-        """Open for appending. With ``keep_through`` (resuming), rows after that iteration and
-        any partial last line are dropped first; otherwise the file starts empty."""
+    def open(self, rows: Iterable[LossRow] = ()) -> None:
+        """Start the file with ``rows`` (the history when resuming), then open it for
+        appending. Whatever the file held before is replaced, partial lines included."""
+        text = ",".join(LOSS_COLUMNS) + "\n" + "".join(_format_row(*row) for row in rows)
+        atomic_write(self.path, lambda handle: handle.write(text.encode("utf-8")))
         try:
-            if keep_through is None or not self.path.exists():
-                rows: list[str] = []
-            else:
-                rows = self._rows_through(keep_through)
-            text = ",".join(LOSS_COLUMNS) + "\n" + "".join(rows)
-            atomic_write(self.path, lambda handle: handle.write(text.encode("utf-8")))
             self._handle = open(self.path, "a", encoding="utf-8", newline="")  # noqa: SIM115
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-
-    def _rows_through(self, iteration: int) -> list[str]:
-        kept = []
-        with open(self.path, encoding="utf-8", errors="replace", newline="") as handle:
-            lines = handle.read().split("\n")
-        for line in lines[1:]:
-            fields = line.split(",")
-            if len(fields) != len(LOSS_COLUMNS):
-                continue  # a partial line left by a crash
-            try:
-                number = int(fields[0])
-            except ValueError:
-                continue
-            if number <= iteration:
-                kept.append(line + "\n")
-        return kept
 
     def append(
         self,
@@ -218,16 +239,10 @@ class LossLog:
     ) -> None:
         if self._handle is None:
             raise RuntimeError("LossLog.append before open")
-        row = [
-            str(iteration),
-            _number(loss, 6),
-            str(epoch),
-            f"{elapsed:.3f}",
-            "" if val_loss is None else _number(val_loss, 6),
-            f"{samples_per_s:.1f}",
-        ]
         try:
-            self._handle.write(",".join(row) + "\n")
+            self._handle.write(
+                _format_row(iteration, loss, epoch, elapsed, val_loss, samples_per_s)
+            )
             self._handle.flush()
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
@@ -237,6 +252,18 @@ class LossLog:
             with contextlib.suppress(OSError):
                 self._handle.close()
             self._handle = None
+
+
+def _format_row(
+    iteration: int,
+    loss: float,
+    epoch: int,
+    elapsed: float,
+    val_loss: float | None,
+    samples_per_s: float,
+) -> str:
+    val = "" if val_loss is None else _number(val_loss, 6)
+    return f"{iteration},{_number(loss, 6)},{epoch},{elapsed:.3f},{val},{samples_per_s:.1f}\n"
 
 
 def _number(value: float, digits: int) -> str:

@@ -8,13 +8,14 @@ current iteration with a checkpoint; a second one stops at once.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from samplernn_cli.audio import Waveform, read_audio, write_audio
-from samplernn_cli.checkpoint import save_checkpoint
+from samplernn_cli.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from samplernn_cli.config import (
     AudioConfig,
     LiveSettings,
@@ -31,11 +32,25 @@ from samplernn_cli.config import (
     StopConditions,
     TrainConfig,
 )
-from samplernn_cli.data import LOG2, DataSplit, SequencePlan, evaluate_bits, mix_seed, split_codes
+from samplernn_cli.data import (
+    LOG2,
+    DataSplit,
+    SequencePlan,
+    code_dtype,
+    evaluate_bits,
+    mix_seed,
+    split_codes,
+)
 from samplernn_cli.device import resolve_device
-from samplernn_cli.errors import TrainingError
+from samplernn_cli.errors import (
+    AudioError,
+    CheckpointError,
+    ConfigError,
+    RunFolderError,
+    TrainingError,
+)
 from samplernn_cli.generate import GenerationStopped, generate_codes
-from samplernn_cli.live import LiveSettingsFile
+from samplernn_cli.live import LiveSettingsFile, parse_live_settings
 from samplernn_cli.model import ModelState, SampleRNN, detach_state
 from samplernn_cli.runfolder import LossLog, RunFolder
 
@@ -141,7 +156,11 @@ class RunState:
     last_epoch: int = 1  # 1-based epoch of the last iteration (used in file names)
     training_seconds: float = 0.0
     rnn_state: ModelState | None = None
+    # One entry per iteration (the rows of NAME_losses.csv).
     losses: list[float] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)
+    elapsed: list[float] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
     val_history: list[tuple[int, float]] = field(default_factory=list)
     bad_steps: int = 0
     last_checkpoint: Path | None = None
@@ -154,6 +173,49 @@ class RunState:
     @property
     def best_val(self) -> tuple[int, float] | None:
         return min(self.val_history, key=lambda item: item[1]) if self.val_history else None
+
+    def loss_rows(self) -> list[tuple[int, float, int, float, float | None, float]]:
+        """The NAME_losses.csv rows so far."""
+        vals = dict(self.val_history)
+        return [
+            (i + 1, loss, epoch, elapsed, vals.get(i + 1), rate)
+            for i, (loss, epoch, elapsed, rate) in enumerate(
+                zip(self.losses, self.epochs, self.elapsed, self.rates, strict=True)
+            )
+        ]
+
+    def history_payload(self) -> dict[str, torch.Tensor]:
+        return {
+            "loss": torch.tensor(self.losses, dtype=torch.float64),
+            "epoch": torch.tensor(self.epochs, dtype=torch.int64),
+            "elapsed_s": torch.tensor(self.elapsed, dtype=torch.float64),
+            "samples_per_s": torch.tensor(self.rates, dtype=torch.float64),
+            "val_iteration": torch.tensor([i for i, _ in self.val_history], dtype=torch.int64),
+            "val_loss": torch.tensor([v for _, v in self.val_history], dtype=torch.float64),
+        }
+
+    @classmethod
+    def from_checkpoint(cls, payload: dict[str, Any], device: torch.device) -> RunState:
+        progress, history = payload["progress"], payload["history"]
+        rnn_state = payload.get("rnn_state")
+        if rnn_state is not None:
+            rnn_state = [None if s is None else tuple(t.to(device) for t in s) for s in rnn_state]
+        return cls(
+            iteration=int(progress["iteration"]),
+            epoch_index=int(progress["epoch_index"]),
+            batch=int(progress["batch"]),
+            chunk=int(progress["chunk"]),
+            last_epoch=int(progress["epoch"]),
+            training_seconds=float(progress["training_seconds"]),
+            rnn_state=rnn_state,
+            losses=history["loss"].tolist(),
+            epochs=history["epoch"].tolist(),
+            elapsed=history["elapsed_s"].tolist(),
+            rates=history["samples_per_s"].tolist(),
+            val_history=list(
+                zip(history["val_iteration"].tolist(), history["val_loss"].tolist(), strict=True)
+            ),
+        )
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -193,7 +255,9 @@ class Trainer:
         torch.manual_seed(train_config.seed)
         self.model = SampleRNN(model_config).to(device)
         self.quantizer = self.model.quantizer
-        self.codes = self.quantizer.encode(waveform.samples)
+        self.codes = self.quantizer.encode(waveform.samples).to(code_dtype(model_config.q_levels))
+        # Identifies the training data after all processing, to check it on resume.
+        self.fingerprint = hashlib.sha256(self.codes.numpy().tobytes()).hexdigest()
         self.split: DataSplit = split_codes(
             self.codes,
             val_fraction=train_config.val_fraction,
@@ -215,6 +279,32 @@ class Trainer:
         self.live = LiveSettingsFile(run.args_json, live)
         self.loss_log = LossLog(run.losses_csv)
         self.state = RunState()
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Take the weights, optimizer, RNG and run state from a checkpoint of this run."""
+        payload = checkpoint.payload
+        per_epoch = payload["progress"].get("iterations_per_epoch")
+        if per_epoch is not None and per_epoch != self.plan.iterations_per_epoch:
+            raise CheckpointError(
+                f"{checkpoint.path}: the data plan differs ({per_epoch} iterations per epoch "
+                f"then, {self.plan.iterations_per_epoch} now); is this the same input?"
+            )
+        try:
+            self.model.load_state_dict(payload["model"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            self.state = RunState.from_checkpoint(payload, self.device)
+            torch.set_rng_state(payload["rng"]["torch"])
+            if self.device.type == "cuda" and "cuda" in payload["rng"]:
+                torch.cuda.set_rng_state(payload["rng"]["cuda"], self.device)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(
+                f"{checkpoint.path} cannot be resumed: its training state is incomplete or "
+                f"damaged ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.live.current.learning_rate
+        self.state.last_checkpoint = checkpoint.path
+        self.state.last_checkpoint_iteration = self.state.iteration
 
     # ----------------------------------------------------------------- artifacts
 
@@ -285,6 +375,7 @@ class Trainer:
                 **self.source.to_dict(),
                 "duration_s": self.source.duration,
                 "gain": self.gain,
+                "codes_sha256": self.fingerprint,
                 "train_samples": int(self.split.train.numel()),
                 "val_samples": int(self.split.val.numel()),
             },
@@ -301,11 +392,7 @@ class Trainer:
             },
             "rnn_state": rnn_state,
             "rng": rng,
-            "history": {
-                "loss": torch.tensor(state.losses, dtype=torch.float32),
-                "val_iteration": torch.tensor([i for i, _ in state.val_history], dtype=torch.long),
-                "val_loss": torch.tensor([v for _, v in state.val_history], dtype=torch.float32),
-            },
+            "history": state.history_payload(),
             "summary": {
                 "last_loss": state.losses[-1] if state.losses else None,
                 "best_loss": None if best_loss is None else best_loss[1],
@@ -359,8 +446,6 @@ class Trainer:
     def generate_clips(self) -> list[Path]:
         live = self.live.current
         num_samples = max(1, round(live.length * self.sample_rate))
-        generator = torch.Generator(device=self.device)
-        generator.manual_seed(mix_seed(self.train_config.seed, self.state.iteration))
         started = time.perf_counter()
         self.model.eval()
         try:
@@ -369,7 +454,7 @@ class Trainer:
                 live.num_generated,
                 num_samples,
                 temperature=live.temperature,
-                generator=generator,
+                seed=mix_seed(self.train_config.seed, self.state.iteration),
                 progress=lambda done, total: self.stop.requested,
             )
         except GenerationStopped:
@@ -493,8 +578,11 @@ class Trainer:
                 step_seconds = time.perf_counter() - started
                 samples_per_s = window.shape[0] * self.chunk_length / step_seconds
                 self._advance()
-                state.losses.append(bits)
                 state.training_seconds += step_seconds
+                state.losses.append(bits)
+                state.epochs.append(state.last_epoch)
+                state.elapsed.append(state.training_seconds)
+                state.rates.append(samples_per_s)
                 if state.bad_steps >= MAX_BAD_STEPS:
                     raise TrainingError(
                         f"training diverged: {MAX_BAD_STEPS} iterations in a row had a non-finite "
@@ -564,6 +652,31 @@ class Trainer:
         )
 
 
+def _warn_if_quiet(waveform: Waveform) -> None:
+    if waveform.gain > 1000:
+        logger.warning(
+            f"{waveform.source.name} is very quiet (peak "
+            f"{20 * math.log10(waveform.source_peak):.0f} dBFS); normalisation amplifies its "
+            "noise floor too"
+        )
+
+
+def _start(
+    trainer: Trainer, *, rows: list[Any], write_examples: bool, stop: StopRequest
+) -> TrainResult:
+    """Create the run folder, write its starting files and train, holding the run's lock."""
+    folder = trainer.folder
+    folder.create()
+    with folder.lock():
+        trainer.describe()
+        trainer.live.write()
+        trainer.loss_log.open(rows)
+        if write_examples:
+            trainer.write_data_examples()
+        with stop_on_signals(stop):
+            return trainer.fit()
+
+
 def train(
     request: TrainRequest,
     *,
@@ -583,12 +696,7 @@ def train(
     device = resolve_device(request.device)
     request.run.check_available(force=request.force)
     waveform = read_audio(request.input_path, request.audio)
-    if waveform.gain > 1000:
-        logger.warning(
-            f"{waveform.source.name} is very quiet (peak "
-            f"{20 * math.log10(waveform.source_peak):.0f} dBFS); normalisation amplifies its "
-            "noise floor too"
-        )
+    _warn_if_quiet(waveform)
     stop = stop or StopRequest()
     trainer = Trainer(
         run=request.run,
@@ -602,10 +710,111 @@ def train(
         progress=progress,
         stop=stop,
     )
-    request.run.create()
-    trainer.describe()
-    trainer.live.write()
-    trainer.loss_log.open()
-    trainer.write_data_examples()
-    with stop_on_signals(stop):
-        return trainer.fit()
+    return _start(trainer, rows=[], write_examples=True, stop=stop)
+
+
+@dataclass(frozen=True)
+class ResumeRequest:
+    """Everything ``samplernn resume`` needs. Architecture and data settings come from the
+    checkpoint; only run-time settings can be given here."""
+
+    checkpoint: Path
+    run: RunFolder | None = None  # None: the checkpoint's own run folder
+    input_path: Path | None = None  # None: where the checkpoint says the input was
+    live_overrides: dict[str, Any] = field(default_factory=dict)
+    stop: StopConditions = field(default_factory=StopConditions)
+    device: str = "auto"
+    force: bool = False
+
+
+def resume(
+    request: ResumeRequest,
+    *,
+    progress: ProgressCallback | None = None,
+    stop: StopRequest | None = None,
+) -> TrainResult:
+    """Continue a run exactly where a checkpoint left off.
+
+    The model, optimizer and RNG state, the position in the data, the carried RNN state,
+    the iteration and epoch counters and the loss history all come from the checkpoint; the
+    live settings from the run's ``NAME_args.json`` as last edited (when continuing in the
+    same folder), then from ``request.live_overrides``. ``NAME_losses.csv`` is rewritten
+    from the checkpoint's history, so rows written after the checkpoint by an interrupted
+    session are replaced by the ones the continued run writes.
+
+    Raises:
+        CheckpointError, AudioError, RunFolderError, ConfigError, OutputError,
+        TrainingError: see :mod:`samplernn_cli.errors`.
+    """
+    request.stop.validate()
+    checkpoint = load_checkpoint(request.checkpoint)
+    payload = checkpoint.payload
+    for key in ("epoch_index", "batch", "chunk", "training_seconds"):
+        if key not in payload["progress"] or "history" not in payload:
+            raise CheckpointError(f"{checkpoint.path} lacks the training state needed to resume")
+    run_name = str(payload.get("run_name") or checkpoint.path.parent.name)
+    own_folder = RunFolder(path=checkpoint.path.parent, name=run_name)
+    folder = request.run or own_folder
+    same_folder = folder.path.resolve() == own_folder.path.resolve() and folder.name == run_name
+    if same_folder:
+        later = folder.artifacts_after(checkpoint.iteration)
+        if later and not request.force:
+            newest = max(later, key=lambda p: p.stat().st_mtime)
+            raise RunFolderError(
+                f"{folder.path} has {len(later)} files written after iteration "
+                f"{checkpoint.iteration} (e.g. {newest.name}); continuing from this checkpoint "
+                "would overwrite them: resume from the newest checkpoint, continue in a new "
+                "folder with -o, or pass --force"
+            )
+    else:
+        folder.check_available(force=request.force)
+
+    device = resolve_device(request.device)
+    input_path = request.input_path or Path(payload["input"]["path"])
+    if not input_path.exists():
+        raise AudioError(
+            f"the training input {input_path} is missing; pass -i/--in with its new location"
+        )
+    waveform = read_audio(input_path, checkpoint.audio)
+    if waveform.sample_rate != checkpoint.sample_rate:
+        raise AudioError(f"{input_path} does not give {checkpoint.sample_rate} Hz audio")
+
+    live = checkpoint.live
+    if same_folder and folder.args_json.is_file():
+        try:
+            live = parse_live_settings(folder.args_json.read_text(encoding="utf-8"), live)
+        except (OSError, UnicodeDecodeError, ConfigError) as exc:
+            logger.warning(f"ignoring {folder.args_json.name} ({exc}); using the checkpoint's")
+    try:
+        live = replace(live, **request.live_overrides)
+    except TypeError as exc:
+        raise ConfigError(f"unknown live setting ({exc})") from None
+    live.validate()
+
+    stop = stop or StopRequest()
+    trainer = Trainer(
+        run=folder,
+        model_config=checkpoint.model_config,
+        audio_config=checkpoint.audio,
+        train_config=checkpoint.train,
+        live=live,
+        stop_conditions=request.stop,
+        device=device,
+        waveform=waveform,
+        progress=progress,
+        stop=stop,
+    )
+    expected = payload["input"].get("codes_sha256")
+    if expected is not None and expected != trainer.fingerprint:
+        raise AudioError(
+            f"{input_path} is not the audio this run was trained on (its samples differ after "
+            "processing); pass -i/--in with the original file"
+        )
+    trainer.restore(checkpoint)
+    logger.info(
+        f"resuming {run_name} from iteration {checkpoint.iteration} (epoch "
+        f"{checkpoint.epoch}) of {checkpoint.path.name}"
+    )
+    return _start(
+        trainer, rows=trainer.state.loss_rows(), write_examples=not same_folder, stop=stop
+    )

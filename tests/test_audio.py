@@ -133,7 +133,7 @@ def test_write_audio_is_atomic_and_respects_overwrite(tmp_path: Path) -> None:
     write_audio(path, torch.full((100,), 2.0), 8000)  # clipped to full scale
     data, rate = soundfile.read(path)
     assert rate == 8000 and data.max() == pytest.approx(1.0, abs=1e-4)
-    with pytest.raises(OutputError, match="already exists"):
+    with pytest.raises(OutputError, match="already exists; not overwriting"):
         write_audio(path, torch.zeros(10), 8000, overwrite=False)
     assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
     write_audio(tmp_path / "out.flac", torch.zeros(10, 2), 8000)

@@ -64,9 +64,12 @@ def test_bad_checkpoints_get_clear_errors(tmp_path: Path, monkeypatch: pytest.Mo
     cases["foreign.pt"] = "not a samplernn checkpoint"
     torch.save({"x": RunsCode()}, tmp_path / "evil.pt")
     cases["evil.pt"] = "could run code"
-    with open(tmp_path / "evil.pkl", "wb") as handle:
-        pickle.dump(RunsCode(), handle)
-    cases["evil.pkl"] = "could run code"
+    with open(tmp_path / "evil-protocol-2.pkl", "wb") as handle:
+        pickle.dump(RunsCode(), handle, protocol=2)
+    cases["evil-protocol-2.pkl"] = "could run code"
+    with open(tmp_path / "evil-protocol-5.pkl", "wb") as handle:
+        pickle.dump(RunsCode(), handle, protocol=5)
+    cases["evil-protocol-5.pkl"] = "not a readable checkpoint"
     future = {**minimal_payload(), "format": FORMAT, "format_version": FORMAT_VERSION + 1}
     torch.save(future, tmp_path / "future.pt")
     cases["future.pt"] = f"format {FORMAT_VERSION + 1}.*upgrade"

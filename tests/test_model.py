@@ -7,7 +7,12 @@ import torch
 import torch.nn.functional as F
 
 from samplernn_cli.config import ModelConfig
-from samplernn_cli.generate import autoregress, generate_codes
+from samplernn_cli.generate import (
+    autoregress,
+    generate_codes,
+    prime_model,
+    sample_from_logits,
+)
 from samplernn_cli.model import SampleRNN, detach_state
 
 VARIANTS = {
@@ -114,14 +119,17 @@ def test_generation_step_matches_teacher_forced_forward(name: str) -> None:
 def test_generation_is_reproducible_and_temperature_sharpens() -> None:
     model = build(VARIANTS["2-tier-lstm"]).eval()
 
-    def run(temperature: float, seed: int) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(seed)
-        return generate_codes(model, 4, 200, temperature=temperature, generator=generator)
+    def run(temperature: float, seed: int, count: int = 4) -> torch.Tensor:
+        return generate_codes(model, count, 200, temperature=temperature, seed=seed)
 
     first, second = run(1.0, 7), run(1.0, 7)
     assert first.shape == (4, 200)
     assert torch.equal(first, second)
     assert not torch.equal(first, run(1.0, 8))
+    # A clip depends on (seed, index) only, not on how many clips share the batch.
+    assert torch.equal(run(1.0, 7, count=1)[0], first[0])
+    later = generate_codes(model, 2, 200, temperature=1.0, seed=7, first_clip=2)
+    assert torch.equal(later, first[2:])
     cold = run(0.05, 7)
     changes_cold = (cold[:, 1:] != cold[:, :-1]).float().mean()
     changes_warm = (first[:, 1:] != first[:, :-1]).float().mean()
@@ -130,11 +138,44 @@ def test_generation_is_reproducible_and_temperature_sharpens() -> None:
 
 def test_generation_accepts_one_temperature_per_clip() -> None:
     model = build(VARIANTS["2-tier-lstm"]).eval()
-    generator = torch.Generator().manual_seed(0)
-    codes = generate_codes(model, 2, 30, temperature=[0.5, 1.5], generator=generator)
+    codes = generate_codes(model, 2, 30, temperature=[0.5, 1.5], seed=0)
     assert codes.shape == (2, 30)
     with pytest.raises(ValueError):
         generate_codes(model, 2, 30, temperature=[0.5])
+
+
+def test_inverse_cdf_sampling_follows_the_distribution() -> None:
+    logits = torch.log(torch.tensor([[0.1, 0.0, 0.6, 0.3]])).expand(40000, -1)
+    uniforms = torch.rand(40000, generator=torch.Generator().manual_seed(0))
+    codes = sample_from_logits(logits, torch.ones(40000, 1), uniforms)
+    counts = torch.bincount(codes, minlength=4).float() / 40000
+    torch.testing.assert_close(counts, torch.tensor([0.1, 0.0, 0.6, 0.3]), atol=0.01, rtol=0)
+    # Temperature 0.5 squares the probabilities (then renormalises).
+    codes = sample_from_logits(logits, torch.full((40000, 1), 0.5), uniforms)
+    counts = torch.bincount(codes, minlength=4).float() / 40000
+    expected = torch.tensor([0.01, 0.0, 0.36, 0.09]) / 0.46
+    torch.testing.assert_close(counts, expected, atol=0.01, rtol=0)
+
+
+def test_priming_continues_the_state_of_a_teacher_forced_pass() -> None:
+    """After a prime, the generated logits equal the teacher-forced logits there."""
+    model = build(VARIANTS["3-tier"]).eval()
+    prime = torch.randint(0, 16, (29,))  # not a multiple of the top frame (8)
+    following = torch.randint(0, 16, (16,))
+    seen = []
+
+    def forced(t: int, logits: torch.Tensor) -> torch.Tensor:
+        seen.append(logits)
+        return following[t].expand(2)
+
+    history, state = prime_model(model, prime, 2)
+    autoregress(model, 2, 16, forced, history=history, state=state)
+    padding = torch.full((model.history + 3,), model.quantizer.zero_code)  # 29 + 3 = 32
+    with torch.no_grad():
+        expected, _ = model(torch.cat([padding, prime, following]).unsqueeze(0))
+    got = torch.stack(seen, dim=1)
+    for clip in range(2):
+        torch.testing.assert_close(got[clip], expected[0, -16:], rtol=1e-5, atol=1e-5)
 
 
 def test_loss_at_initialisation_is_near_uniform() -> None:

@@ -54,9 +54,7 @@ def test_existing_run_detection(tmp_path: Path) -> None:
         RunFolder.locate("file", tmp_path).check_available(force=True)
 
 
-def test_loss_log_keeps_rows_through_an_iteration_and_drops_a_partial_line(
-    tmp_path: Path,
-) -> None:
+def test_loss_log_starts_from_given_rows_and_replaces_a_partial_line(tmp_path: Path) -> None:
     path = tmp_path / "r_losses.csv"
     log = LossLog(path)
     log.open()
@@ -65,9 +63,35 @@ def test_loss_log_keeps_rows_through_an_iteration_and_drops_a_partial_line(
     log.close()
     with open(path, "a") as handle:
         handle.write("6,2.4,1")  # a crash mid-row
-    log.open(keep_through=4)
-    log.append(5, 1.0, 1, 5.0, None, 1000.0)
+    log.open([(1, 2.9, 1, 1.0, None, 1000.0), (2, 2.8, 1, 2.0, 2.5, 1000.0)])
+    log.append(3, 1.0, 2, 3.0, None, 1000.0)
     log.close()
     rows = read_losses(path)
-    assert [r["iter"] for r in rows] == ["1", "2", "3", "4", "5"]
-    assert rows[3]["val_loss"] == "2.500000" and rows[4]["loss"] == "1.000000"
+    assert [r["iter"] for r in rows] == ["1", "2", "3"]
+    assert rows[1]["val_loss"] == "2.500000" and rows[2]["loss"] == "1.000000"
+    assert path.read_text().endswith("\n")
+
+
+def test_later_artifacts_and_the_folder_lock(tmp_path: Path) -> None:
+    run = RunFolder.locate("r", tmp_path)
+    run.create()
+    for name in [
+        "r_epoch_1_iter_5_model.pt",
+        "r_epoch_1_iter_10_model.pt",
+        "r_epoch_2_iter_12_3.wav",
+        "r_losses.csv",
+        "other_epoch_1_iter_99_model.pt",
+    ]:
+        (run.path / name).write_text("x")  # fmt: skip
+    assert sorted(p.name for p in run.artifacts_after(5)) == [
+        "r_epoch_1_iter_10_model.pt", "r_epoch_2_iter_12_3.wav",
+    ]  # fmt: skip
+    assert run.artifacts_after(12) == []
+    with (
+        run.lock(),
+        pytest.raises(RunFolderError, match="another samplernn process"),
+        run.lock(),
+    ):
+        pass
+    with run.lock():  # released
+        pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from dataclasses import replace
@@ -15,9 +16,16 @@ from samplernn_cli.checkpoint import load_checkpoint
 from samplernn_cli.config import AudioConfig, StopConditions
 from samplernn_cli.errors import AudioError, RunFolderError, TrainingError
 from samplernn_cli.runfolder import RunFolder, read_losses
-from samplernn_cli.train import MAX_BAD_STEPS, TrainRequest, TrainStatus, train
+from samplernn_cli.train import (
+    MAX_BAD_STEPS,
+    ResumeRequest,
+    TrainRequest,
+    TrainStatus,
+    resume,
+    train,
+)
 
-from .conftest import TINY_LIVE, TINY_MODEL, TINY_TRAIN, WriteAudio
+from .conftest import TINY_LIVE, TINY_MODEL, TINY_TRAIN, WriteAudio, tone_mix
 
 RATE = 8000
 
@@ -184,3 +192,96 @@ def test_live_edits_take_effect_during_training(tmp_path: Path, write_audio: Wri
     payload = load_checkpoint(request.run.checkpoint(1, 9)).payload
     assert payload["live"]["checkpoint_every"] == 2
     assert payload["optimizer"]["param_groups"][0]["lr"] == 0.5
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(path).payload["model"]
+
+
+def test_resume_continues_exactly_like_a_straight_run(
+    tmp_path: Path, write_audio: WriteAudio
+) -> None:
+    """N iterations straight == K iterations, stop, resume for N - K: same losses, weights."""
+    source = write_audio("in.wav", seconds=1.0, rate=RATE)
+    straight = train(
+        request_for(source, tmp_path, name="a", stop=StopConditions(max_iterations=30))
+    )
+    first = train(request_for(source, tmp_path, name="b", stop=StopConditions(max_iterations=13)))
+    assert first.checkpoint is not None
+    # An interrupted session wrote rows past the checkpoint: they must be replaced.
+    with open(first.run_dir / "b_losses.csv", "a") as handle:
+        handle.write("14,9.9,1,0.1,,1.0\n15,9.")
+    resumed = resume(ResumeRequest(first.checkpoint, stop=StopConditions(max_iterations=30)))
+    assert resumed.iteration == 30
+    assert resumed.checkpoint == first.run_dir / "b_epoch_1_iter_30_model.pt"
+    rows_a = read_losses(straight.run_dir / "a_losses.csv")
+    rows_b = read_losses(first.run_dir / "b_losses.csv")
+    assert [r["iter"] for r in rows_b] == [str(i) for i in range(1, 31)]
+    assert [r["loss"] for r in rows_b] == [r["loss"] for r in rows_a]
+    # Validation figures agree where both measured (the first session also measured at 13,
+    # when it stopped).
+    for row_a, row_b in zip(rows_a, rows_b, strict=True):
+        assert row_a["val_loss"] in ("", row_b["val_loss"])
+    assert rows_b[12]["val_loss"] != ""
+    weights_a, weights_b = _weights(straight.checkpoint), _weights(resumed.checkpoint)
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+    history = load_checkpoint(resumed.checkpoint).payload["history"]
+    assert history["loss"].numel() == 30
+    # The checkpoint resumed from is still there, untouched by the continued run.
+    assert (first.run_dir / "b_epoch_1_iter_13_model.pt").is_file()
+
+
+def test_resume_into_a_new_folder_and_live_settings(
+    tmp_path: Path, write_audio: WriteAudio
+) -> None:
+    source = write_audio("in.wav", seconds=1.0, rate=RATE)
+    first = train(request_for(source, tmp_path, stop=StopConditions(max_iterations=4)))
+    args = first.run_dir / "run_args.json"
+    args.write_text('{"val_every": 3}')  # edited after the checkpoint: it applies on resume
+    resumed = resume(ResumeRequest(first.checkpoint, live_overrides={"checkpoint_every": 3},
+                                   stop=StopConditions(max_iterations=7)))  # fmt: skip
+    payload = load_checkpoint(resumed.checkpoint).payload
+    assert payload["live"]["val_every"] == 3 and payload["live"]["checkpoint_every"] == 3
+    assert (first.run_dir / "run_epoch_1_iter_6_model.pt").is_file()
+
+    elsewhere = RunFolder(path=tmp_path / "branch", name="branch")
+    branched = resume(ResumeRequest(first.checkpoint, run=elsewhere,
+                                    stop=StopConditions(max_iterations=6)))  # fmt: skip
+    names = {p.name for p in elsewhere.path.iterdir()}
+    assert {"branch_args.json", "branch_losses.csv", "branch_ground_truth.wav",
+            "branch_epoch_1_iter_6_model.pt"} <= names  # fmt: skip
+    assert len(read_losses(elsewhere.losses_csv)) == 6
+    assert branched.iteration == 6
+
+
+def test_resume_refuses_to_overwrite_later_files(tmp_path: Path, write_audio: WriteAudio) -> None:
+    source = write_audio("in.wav", seconds=1.0, rate=RATE)
+    live = replace(TINY_LIVE, checkpoint_every=4)
+    result = train(request_for(source, tmp_path, live=live, stop=StopConditions(max_iterations=8)))
+    early = result.run_dir / "run_epoch_1_iter_4_model.pt"
+    later = result.run_dir / "run_epoch_1_iter_8_model.pt"
+    before = later.read_bytes()
+    with pytest.raises(RunFolderError, match="written after iteration 4"):
+        resume(ResumeRequest(early, stop=StopConditions(max_iterations=8)))
+    assert later.read_bytes() == before
+    resume(ResumeRequest(early, force=True, stop=StopConditions(max_iterations=8)))
+    # Same trajectory, so the rewritten checkpoint holds the same weights.
+    assert all(torch.equal(v, _weights(later)[k]) for k, v in
+               torch.load(io.BytesIO(before), weights_only=True)["model"].items())  # fmt: skip
+
+
+def test_resume_finds_moved_input_and_refuses_other_audio(
+    tmp_path: Path, write_audio: WriteAudio
+) -> None:
+    source = write_audio("in.wav", seconds=1.0, rate=RATE)
+    result = train(request_for(source, tmp_path, stop=StopConditions(max_iterations=2)))
+    moved = source.rename(tmp_path / "moved.wav")
+    with pytest.raises(AudioError, match="is missing; pass -i/--in"):
+        resume(ResumeRequest(result.checkpoint, stop=StopConditions(max_iterations=3)))
+    other = write_audio("other.wav", seconds=1.0, rate=RATE, data=tone_mix(1.0, RATE, seed=5))
+    with pytest.raises(AudioError, match="not the audio this run was trained on"):
+        resume(ResumeRequest(result.checkpoint, input_path=other,
+                             stop=StopConditions(max_iterations=3)))  # fmt: skip
+    resumed = resume(ResumeRequest(result.checkpoint, input_path=moved,
+                                   stop=StopConditions(max_iterations=3)))  # fmt: skip
+    assert resumed.iteration == 3

@@ -1,0 +1,118 @@
+"""``samplernn inspect-checkpoint`` and ``samplernn quantize-preview``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from samplernn_cli.cli_common import print_json, reporting_errors
+from samplernn_cli.errors import AudioError, CheckpointError, UsageError
+from samplernn_cli.options import (
+    AUDIO_DEFAULTS,
+    MODEL_DEFAULTS,
+    OUTPUT,
+    Encoding,
+    EncodingOption,
+    ForceOption,
+    JsonOption,
+    KeepSampleRateOption,
+    NormalizeOption,
+    QuantizationOption,
+    QuantizerKind,
+    QuantizerOption,
+    SampleRateOption,
+)
+
+
+def inspect_checkpoint(
+    checkpoint: Annotated[Path, typer.Argument(help="The checkpoint file.", show_default=False)],
+    as_json: JsonOption = False,
+) -> None:
+    """Show what a checkpoint holds: architecture, training state, losses, input.
+
+    Works on the checkpoint file alone; loading never runs code from the file.
+    """
+    with reporting_errors():
+        from samplernn_cli.fileio import check_input_file
+
+        check_input_file(checkpoint, CheckpointError)
+        from samplernn_cli.checkpoint import load_checkpoint, summarize  # imports torch
+
+        summary = summarize(load_checkpoint(checkpoint))
+        if as_json:
+            print_json(summary)
+        else:
+            from samplernn_cli.console import render_checkpoint
+
+            render_checkpoint(summary)
+
+
+def quantize_preview(
+    input_path: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="Audio file to preview.", show_default=False)
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Where to write the preview (default: next to the "
+            "input, INPUT.quantized-KIND-LEVELS.wav).",
+            show_default=False,
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    sample_rate: SampleRateOption = None,
+    keep_sample_rate: KeepSampleRateOption = False,
+    normalize: NormalizeOption = AUDIO_DEFAULTS.normalize,
+    quantization: QuantizationOption = MODEL_DEFAULTS.q_levels,
+    quantizer: QuantizerOption = QuantizerKind.linear,
+    encoding: EncodingOption = Encoding.float,
+    force: ForceOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Hear and measure what quantization does to a file before training on it.
+
+    Applies exactly the loading, mixing, resampling, normalisation and quantization that
+    `samplernn train` would, writes the result (as 32-bit float WAV by default, so the file
+    holds exactly the dequantized values) and reports SNR, levels used, code entropy, DC
+    offset, peak and RMS level and clipping.
+    """  # fmt: skip
+    with reporting_errors():
+        if keep_sample_rate and sample_rate is not None:
+            raise UsageError("--sample-rate and --keep-sample-rate contradict each other")
+        from samplernn_cli.fileio import check_input_file
+
+        check_input_file(input_path, AudioError)
+        if output is not None and output.suffix.lower() not in (".wav", ".flac"):
+            raise UsageError(f"{output}: the preview is written as .wav or .flac")
+        if output is not None and output.suffix.lower() == ".flac" and encoding == Encoding.float:
+            raise UsageError("FLAC holds integer samples only; use --encoding pcm16 or pcm24")
+
+        from samplernn_cli.config import AudioConfig
+        from samplernn_cli.preview import PreviewRequest, preview  # imports torch
+        from samplernn_cli.quantize import Quantizer
+
+        report = preview(
+            PreviewRequest(
+                input_path=input_path,
+                audio=AudioConfig(
+                    sample_rate=None
+                    if keep_sample_rate
+                    else (sample_rate or AUDIO_DEFAULTS.sample_rate),
+                    normalize=normalize,
+                ),
+                quantizer=Quantizer(quantizer.value, quantization),
+                output=output,
+                encoding=encoding.value,
+                force=force,
+            )
+        )
+        if as_json:
+            print_json(report)
+        else:
+            from samplernn_cli.console import render_preview
+
+            render_preview(report)

@@ -1,0 +1,342 @@
+"""``samplernn train`` and ``samplernn resume``."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from samplernn_cli.cli_common import print_path, reporting_errors
+from samplernn_cli.errors import EXIT_SIGINT, EXIT_SIGTERM, AudioError, UsageError
+from samplernn_cli.options import (
+    AUDIO_DEFAULTS,
+    INPUT,
+    LIVE_DEFAULTS,
+    MODEL_DEFAULTS,
+    TRAIN_DEFAULTS,
+    BatchSizeOption,
+    CheckpointEveryOption,
+    DeviceOption,
+    EmbedSizeOption,
+    ForceOption,
+    FrameSizeOption,
+    GenerateEveryOption,
+    GradClipOption,
+    HiddenSizeOption,
+    KeepSampleRateOption,
+    LearningRateOption,
+    LengthOption,
+    LogEveryOption,
+    MaxEpochsOption,
+    MaxIterationsOption,
+    MaxTimeOption,
+    NormalizeOption,
+    NumFramesOption,
+    NumGeneratedOption,
+    OutputRootOption,
+    PresetOption,
+    QuantizationOption,
+    QuantizerKind,
+    QuantizerOption,
+    QuietOption,
+    RnnLayersOption,
+    RunNameOption,
+    SampleRateOption,
+    SeedOption,
+    SequenceLengthOption,
+    TemperatureOption,
+    TrainingInputOption,
+    ValEveryOption,
+    ValFractionOption,
+)
+
+if TYPE_CHECKING:
+    from samplernn_cli.config import StopConditions
+    from samplernn_cli.train import TrainResult
+
+EXAMPLE_CLIP = "speech_allison_10s.flac"
+logger = logging.getLogger("samplernn")
+
+
+def _example_clip() -> Path:
+    path = Path(str(resources.files("samplernn_cli") / "examples" / EXAMPLE_CLIP))
+    if not path.is_file():
+        raise UsageError(f"the example clip is missing from this installation ({path})")
+    return path
+
+
+def _training_input(input_path: Path | None, in_option: Path | None, example: bool) -> Path:
+    given = [p for p in (input_path, in_option) if p is not None]
+    if len(given) == 2 and input_path != in_option:
+        raise UsageError("give the input once: either as INPUT or with -i/--in")
+    if example and given:
+        raise UsageError("--example trains on the bundled clip; do not give an input file too")
+    if example:
+        return _example_clip()
+    if not given:
+        raise UsageError("missing input: samplernn train INPUT.wav (or --example to try it out)")
+    return given[0]
+
+
+def _given(**values: Any) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _stop_conditions(
+    max_iterations: int | None, max_epochs: int | None, max_time: str | None
+) -> StopConditions:
+    from samplernn_cli.config import StopConditions, parse_duration
+
+    stop = StopConditions(
+        max_iterations=max_iterations,
+        max_epochs=max_epochs,
+        max_seconds=None if max_time is None else parse_duration(max_time),
+    )
+    stop.validate()
+    return stop
+
+
+def _run(start: Any, *, quiet: bool, log_every: int) -> None:
+    """Set up the display, call ``start(progress)`` and report how training ended."""
+    from samplernn_cli.console import TrainDisplay, setup_logging, stderr_is_terminal
+
+    console = setup_logging(quiet=quiet, rich_output=stderr_is_terminal())
+    with TrainDisplay(console, quiet=quiet, log_every=log_every) as display:
+        result: TrainResult = start(display)
+    reasons = {
+        "max_iterations": "reached --max-iterations",
+        "max_epochs": "reached --max-epochs",
+        "max_time": "reached --max-time",
+        "SIGINT": "interrupted (Ctrl-C)",
+        "SIGTERM": "terminated (SIGTERM)",
+    }
+    val = "" if result.last_val_loss is None else f", validation {result.last_val_loss:.4f} bits"
+    logger.info(
+        f"stopped at iteration {result.iteration}, epoch {result.epoch}: "
+        f"{reasons.get(result.stopped_by, result.stopped_by)}{val}"
+    )
+    if result.checkpoint is not None:
+        print_path(result.checkpoint)
+    if result.stopped_by == "SIGINT":
+        raise typer.Exit(EXIT_SIGINT)
+    if result.stopped_by == "SIGTERM":
+        raise typer.Exit(EXIT_SIGTERM)
+
+
+def train(
+    ctx: typer.Context,
+    input_path: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="INPUT",
+            help="Audio file to train on (WAV, FLAC, OGG, MP3, ...; any rate, depth, channels).",
+            show_default=False,
+        ),
+    ] = None,
+    in_option: TrainingInputOption = None,
+    example: Annotated[
+        bool,
+        typer.Option(
+            "--example",
+            help="Train on the 10-second speech clip that ships with samplernn.",
+            rich_help_panel=INPUT,
+        ),
+    ] = False,
+    out: RunNameOption = None,
+    output_root: OutputRootOption = None,
+    force: ForceOption = False,
+    sample_rate: SampleRateOption = None,
+    keep_sample_rate: KeepSampleRateOption = False,
+    normalize: NormalizeOption = AUDIO_DEFAULTS.normalize,
+    preset: PresetOption = None,
+    quantization: QuantizationOption = MODEL_DEFAULTS.q_levels,
+    quantizer: QuantizerOption = QuantizerKind.linear,
+    hidden_size: HiddenSizeOption = MODEL_DEFAULTS.hidden_size,
+    rnn_layers: RnnLayersOption = MODEL_DEFAULTS.rnn_layers,
+    frame_size: FrameSizeOption = MODEL_DEFAULTS.frame_sizes[0],
+    embed_size: EmbedSizeOption = MODEL_DEFAULTS.embed_size,
+    batch_size: BatchSizeOption = TRAIN_DEFAULTS.batch_size,
+    num_frames: NumFramesOption = TRAIN_DEFAULTS.num_frames,
+    sequence_length: SequenceLengthOption = TRAIN_DEFAULTS.sequence_seconds,
+    grad_clip: GradClipOption = TRAIN_DEFAULTS.grad_clip,
+    val_fraction: ValFractionOption = TRAIN_DEFAULTS.val_fraction,
+    seed: SeedOption = TRAIN_DEFAULTS.seed,
+    device: DeviceOption = "auto",
+    learning_rate: LearningRateOption = None,
+    generate_every: GenerateEveryOption = None,
+    checkpoint_every: CheckpointEveryOption = None,
+    val_every: ValEveryOption = None,
+    length: LengthOption = None,
+    num_generated: NumGeneratedOption = None,
+    temperature: TemperatureOption = None,
+    max_iterations: MaxIterationsOption = None,
+    max_epochs: MaxEpochsOption = None,
+    max_time: MaxTimeOption = None,
+    quiet: QuietOption = False,
+    log_every: LogEveryOption = 50,
+) -> None:
+    """Train a new model on an audio file.
+
+    The run folder (-o NAME, default: the input's name) fills with checkpoints, generated
+    clips and a loss log. With no stop condition, training runs until Ctrl-C, which writes a
+    checkpoint first. The path of the last checkpoint is printed on stdout.
+    """
+    with reporting_errors():
+        source = _training_input(input_path, in_option, example)
+        if keep_sample_rate and sample_rate is not None:
+            raise UsageError("--sample-rate and --keep-sample-rate contradict each other")
+
+        from samplernn_cli.fileio import check_input_file
+
+        check_input_file(source, AudioError)  # before the slow torch import
+
+        from samplernn_cli.config import AudioConfig, LiveSettings, ModelConfig, TrainConfig
+        from samplernn_cli.runfolder import RunFolder, resolve_output_root
+
+        run = RunFolder.locate(
+            out or ("example" if example else source.stem), resolve_output_root(output_root)
+        )
+        model = {
+            "hidden_size": hidden_size,
+            "rnn_layers": rnn_layers,
+            "frame_size": frame_size,
+            "embed_size": embed_size,
+            "quantization": quantization,
+            "quantizer": quantizer.value,
+            "batch_size": batch_size,
+            "num_frames": num_frames,
+        }
+        if preset is not None:
+            from samplernn_cli.presets import PRESETS
+
+            for key, value in PRESETS[preset.value].values.items():
+                source_of = ctx.get_parameter_source(key)
+                if source_of is None or source_of.name == "DEFAULT":
+                    model[key] = value
+        model_config = ModelConfig(
+            frame_sizes=(model["frame_size"],),
+            rnn_layers=model["rnn_layers"],
+            hidden_size=model["hidden_size"],
+            embed_size=model["embed_size"],
+            q_levels=model["quantization"],
+            quantizer=model["quantizer"],
+        )
+        audio_config = AudioConfig(
+            sample_rate=None if keep_sample_rate else (sample_rate or AUDIO_DEFAULTS.sample_rate),
+            normalize=normalize,
+        )
+        train_config = TrainConfig(
+            batch_size=model["batch_size"],
+            num_frames=model["num_frames"],
+            sequence_seconds=sequence_length,
+            grad_clip=grad_clip,
+            val_fraction=val_fraction,
+            seed=seed,
+        )
+        live = LiveSettings(
+            **{
+                **LIVE_DEFAULTS.to_dict(),
+                **_given(
+                    length=length,
+                    num_generated=num_generated,
+                    generate_every=generate_every,
+                    checkpoint_every=checkpoint_every,
+                    val_every=val_every,
+                    temperature=temperature,
+                    learning_rate=learning_rate,
+                ),
+            }
+        )
+        stop = _stop_conditions(max_iterations, max_epochs, max_time)
+        for config in (model_config, audio_config, train_config, live):
+            config.validate()
+
+        from samplernn_cli import train as core  # imports torch: after the quick checks
+
+        request = core.TrainRequest(
+            input_path=source,
+            run=run,
+            model=model_config,
+            audio=audio_config,
+            train=train_config,
+            live=live,
+            stop=stop,
+            device=device,
+            force=force,
+        )
+        _run(lambda progress: core.train(request, progress=progress), quiet=quiet,
+             log_every=log_every)  # fmt: skip
+
+
+def resume(
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="Checkpoint to continue from (NAME_epoch_E_iter_I_model.pt).", show_default=False
+        ),
+    ],
+    in_option: TrainingInputOption = None,
+    out: RunNameOption = None,
+    output_root: OutputRootOption = None,
+    force: ForceOption = False,
+    device: DeviceOption = "auto",
+    learning_rate: LearningRateOption = None,
+    generate_every: GenerateEveryOption = None,
+    checkpoint_every: CheckpointEveryOption = None,
+    val_every: ValEveryOption = None,
+    length: LengthOption = None,
+    num_generated: NumGeneratedOption = None,
+    temperature: TemperatureOption = None,
+    max_iterations: MaxIterationsOption = None,
+    max_epochs: MaxEpochsOption = None,
+    max_time: MaxTimeOption = None,
+    quiet: QuietOption = False,
+    log_every: LogEveryOption = 50,
+) -> None:
+    """Continue training exactly where a checkpoint left off.
+
+    Same architecture, weights, optimizer and RNG state, data position, counters and loss
+    history; the live settings as last edited in NAME_args.json. Continues in the
+    checkpoint's run folder, or in a new one with -o. Run-time settings (stop conditions,
+    live settings, device) may be given; architecture and data settings come from the
+    checkpoint. The training audio must still be readable (-i if it moved).
+    """  # fmt: skip
+    with reporting_errors():
+        from samplernn_cli.errors import CheckpointError
+        from samplernn_cli.fileio import check_input_file
+
+        check_input_file(checkpoint, CheckpointError)
+        stop = _stop_conditions(max_iterations, max_epochs, max_time)
+        run = None
+        if out is not None:
+            from samplernn_cli.runfolder import RunFolder, resolve_output_root
+
+            run = RunFolder.locate(out, resolve_output_root(output_root))
+        elif output_root is not None:
+            raise UsageError("--output-root needs -o NAME (without it, resume continues in "
+                             "the checkpoint's own folder)")  # fmt: skip
+
+        from samplernn_cli import train as core  # imports torch
+
+        request = core.ResumeRequest(
+            checkpoint=checkpoint,
+            run=run,
+            input_path=in_option,
+            live_overrides=_given(
+                length=length,
+                num_generated=num_generated,
+                generate_every=generate_every,
+                checkpoint_every=checkpoint_every,
+                val_every=val_every,
+                temperature=temperature,
+                learning_rate=learning_rate,
+            ),
+            stop=stop,
+            device=device,
+            force=force,
+        )
+        _run(lambda progress: core.resume(request, progress=progress), quiet=quiet,
+             log_every=log_every)  # fmt: skip
