@@ -28,6 +28,7 @@ from samplernn_cli.model import SampleRNN
 
 FORMAT = "samplernn-cli checkpoint"
 FORMAT_VERSION = 1
+LEGACY_MODEL_SETTINGS = {"skip_connections": False, "weight_norm": False, "learn_h0": False}
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -139,7 +140,9 @@ def _validate(path: Path, payload: object) -> Checkpoint:
             f"(format {FORMAT_VERSION}): upgrade samplernn-cli to read it"
         )
     try:
-        model_config = ModelConfig.from_dict(payload["model_config"])
+        # Settings added after format 1 was first written take the value that matches
+        # checkpoints written before them.
+        model_config = ModelConfig.from_dict({**LEGACY_MODEL_SETTINGS, **payload["model_config"]})
         model_config.validate()
         audio = AudioConfig.from_dict(payload["audio"])
         train = TrainConfig.from_dict(payload["train"])
@@ -212,6 +215,7 @@ def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
         "created": payload.get("created"),
         "run_name": payload.get("run_name"),
         "model": {
+            "description": config.describe(),
             **config.to_dict(),
             "tiers": config.num_tiers,
             "tier_frame_samples": list(config.tier_frame_samples),

@@ -28,6 +28,7 @@ app = typer.Typer(
 app.command("train")(cli_train.train)
 app.command("resume")(cli_train.resume)
 app.command("generate")(cli_generate.generate)
+app.command("evaluate")(cli_inspect.evaluate)
 app.command("inspect-checkpoint")(cli_inspect.inspect_checkpoint)
 app.command("quantize-preview")(cli_inspect.quantize_preview)
 

@@ -1,4 +1,4 @@
-"""``samplernn inspect-checkpoint`` and ``samplernn quantize-preview``."""
+"""``samplernn inspect-checkpoint``, ``samplernn evaluate`` and ``samplernn quantize-preview``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from samplernn_cli.options import (
     AUDIO_DEFAULTS,
     MODEL_DEFAULTS,
     OUTPUT,
+    DeviceOption,
     Encoding,
     EncodingOption,
     ForceOption,
@@ -47,6 +48,48 @@ def inspect_checkpoint(
             from samplernn_cli.console import render_checkpoint
 
             render_checkpoint(summary)
+
+
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="The checkpoint file.", show_default=False)],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(metavar="AUDIO...", help="Audio files to score.", show_default=False),
+    ],
+    held_out: Annotated[
+        bool,
+        typer.Option(
+            "--held-out",
+            help="Score only the tail of each file that training held "
+            "out for validation (give the training file to reproduce the run's "
+            "validation figure).",
+        ),
+    ] = False,
+    device: DeviceOption = "auto",
+    as_json: JsonOption = False,
+) -> None:
+    """Score audio with a model: negative log-likelihood in bits per sample.
+
+    The audio is processed exactly as the training audio was and scored exactly as
+    validation is, so figures compare across checkpoints of a run (lower is better).
+    """  # fmt: skip
+    with reporting_errors():
+        from samplernn_cli.fileio import check_input_file
+
+        check_input_file(checkpoint, CheckpointError)
+        for path in inputs:
+            check_input_file(path, AudioError)
+        from samplernn_cli.evaluate import EvaluateRequest, evaluate_files  # imports torch
+
+        report = evaluate_files(
+            EvaluateRequest(checkpoint, tuple(inputs), held_out=held_out, device=device)
+        )
+        if as_json:
+            print_json(report)
+        else:
+            from samplernn_cli.console import render_evaluation
+
+            render_evaluation(report)
 
 
 def quantize_preview(

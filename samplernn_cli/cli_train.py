@@ -13,6 +13,7 @@ from samplernn_cli.cli_common import print_path, reporting_errors
 from samplernn_cli.errors import EXIT_SIGINT, EXIT_SIGTERM, AudioError, UsageError
 from samplernn_cli.options import (
     AUDIO_DEFAULTS,
+    DEFAULT_RNN_TYPE,
     INPUT,
     LIVE_DEFAULTS,
     MODEL_DEFAULTS,
@@ -23,10 +24,12 @@ from samplernn_cli.options import (
     EmbedSizeOption,
     ForceOption,
     FrameSizeOption,
+    FrameSizesOption,
     GenerateEveryOption,
     GradClipOption,
     HiddenSizeOption,
     KeepSampleRateOption,
+    LearnH0Option,
     LearningRateOption,
     LengthOption,
     LogEveryOption,
@@ -43,14 +46,18 @@ from samplernn_cli.options import (
     QuantizerOption,
     QuietOption,
     RnnLayersOption,
+    RnnTypeOption,
     RunNameOption,
     SampleRateOption,
     SeedOption,
     SequenceLengthOption,
+    SkipConnectionsOption,
     TemperatureOption,
     TrainingInputOption,
     ValEveryOption,
     ValFractionOption,
+    WeightNormOption,
+    split_numbers,
 )
 
 if TYPE_CHECKING:
@@ -79,6 +86,37 @@ def _training_input(input_path: Path | None, in_option: Path | None, example: bo
     if not given:
         raise UsageError("missing input: samplernn train INPUT.wav (or --example to try it out)")
     return given[0]
+
+
+def _model_settings(
+    ctx: typer.Context, *, preset: str | None, given: dict[str, Any], frame_size: int | None
+) -> dict[str, Any]:
+    """The model and batch settings: explicit options, else the preset, else the defaults.
+
+    ``--frame_size N`` sets the bottom tier of ``--frame-sizes`` (or of the preset's).
+    """
+    from samplernn_cli.presets import PRESETS
+
+    def explicit(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+    settings = dict(given)
+    if settings["frame_sizes"] is None:
+        settings["frame_sizes"] = MODEL_DEFAULTS.frame_sizes
+    if preset is not None:
+        for key, value in PRESETS[preset].values.items():
+            if not explicit(key):
+                settings[key] = value
+    if frame_size is not None:
+        sizes = settings["frame_sizes"]
+        if explicit("frame_sizes") and sizes[0] != frame_size:
+            raise UsageError(
+                f"--frame_size {frame_size} contradicts --frame-sizes (whose first entry is "
+                f"{sizes[0]}); give one of them"
+            )
+        settings["frame_sizes"] = (frame_size, *sizes[1:])
+    return settings
 
 
 def _given(**values: Any) -> dict[str, Any]:
@@ -154,10 +192,15 @@ def train(
     preset: PresetOption = None,
     quantization: QuantizationOption = MODEL_DEFAULTS.q_levels,
     quantizer: QuantizerOption = QuantizerKind.linear,
+    rnn_type: RnnTypeOption = DEFAULT_RNN_TYPE,
     hidden_size: HiddenSizeOption = MODEL_DEFAULTS.hidden_size,
     rnn_layers: RnnLayersOption = MODEL_DEFAULTS.rnn_layers,
-    frame_size: FrameSizeOption = MODEL_DEFAULTS.frame_sizes[0],
+    frame_size: FrameSizeOption = None,
+    frame_sizes: FrameSizesOption = None,
     embed_size: EmbedSizeOption = MODEL_DEFAULTS.embed_size,
+    skip_connections: SkipConnectionsOption = MODEL_DEFAULTS.skip_connections,
+    weight_norm: WeightNormOption = MODEL_DEFAULTS.weight_norm,
+    learn_h0: LearnH0Option = MODEL_DEFAULTS.learn_h0,
     batch_size: BatchSizeOption = TRAIN_DEFAULTS.batch_size,
     num_frames: NumFramesOption = TRAIN_DEFAULTS.num_frames,
     sequence_length: SequenceLengthOption = TRAIN_DEFAULTS.sequence_seconds,
@@ -199,38 +242,44 @@ def train(
         run = RunFolder.locate(
             out or ("example" if example else source.stem), resolve_output_root(output_root)
         )
-        model = {
-            "hidden_size": hidden_size,
-            "rnn_layers": rnn_layers,
-            "frame_size": frame_size,
-            "embed_size": embed_size,
-            "quantization": quantization,
-            "quantizer": quantizer.value,
-            "batch_size": batch_size,
-            "num_frames": num_frames,
-        }
-        if preset is not None:
-            from samplernn_cli.presets import PRESETS
-
-            for key, value in PRESETS[preset.value].values.items():
-                source_of = ctx.get_parameter_source(key)
-                if source_of is None or source_of.name == "DEFAULT":
-                    model[key] = value
+        settings = _model_settings(
+            ctx,
+            preset=None if preset is None else preset.value,
+            given={
+                "hidden_size": hidden_size,
+                "rnn_layers": rnn_layers,
+                "rnn_type": rnn_type.value,
+                "frame_sizes": None if frame_sizes is None else split_numbers(frame_sizes),
+                "embed_size": embed_size,
+                "quantization": quantization,
+                "quantizer": quantizer.value,
+                "batch_size": batch_size,
+                "num_frames": num_frames,
+                "skip_connections": skip_connections,
+                "weight_norm": weight_norm,
+                "learn_h0": learn_h0,
+            },
+            frame_size=frame_size,
+        )
         model_config = ModelConfig(
-            frame_sizes=(model["frame_size"],),
-            rnn_layers=model["rnn_layers"],
-            hidden_size=model["hidden_size"],
-            embed_size=model["embed_size"],
-            q_levels=model["quantization"],
-            quantizer=model["quantizer"],
+            frame_sizes=settings["frame_sizes"],
+            rnn_type=settings["rnn_type"],
+            rnn_layers=settings["rnn_layers"],
+            hidden_size=settings["hidden_size"],
+            embed_size=settings["embed_size"],
+            q_levels=settings["quantization"],
+            quantizer=settings["quantizer"],
+            skip_connections=settings["skip_connections"],
+            weight_norm=settings["weight_norm"],
+            learn_h0=settings["learn_h0"],
         )
         audio_config = AudioConfig(
             sample_rate=None if keep_sample_rate else (sample_rate or AUDIO_DEFAULTS.sample_rate),
             normalize=normalize,
         )
         train_config = TrainConfig(
-            batch_size=model["batch_size"],
-            num_frames=model["num_frames"],
+            batch_size=settings["batch_size"],
+            num_frames=settings["num_frames"],
             sequence_seconds=sequence_length,
             grad_clip=grad_clip,
             val_fraction=val_fraction,

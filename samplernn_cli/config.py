@@ -81,9 +81,12 @@ class ModelConfig:
     rnn_type: str = "lstm"
     rnn_layers: int = 5
     hidden_size: int = 1024
-    embed_size: int = 256
+    embed_size: int = 256  # 0: one-hot input to the sample MLP
     q_levels: int = 256
     quantizer: str = "linear"
+    skip_connections: bool = False
+    weight_norm: bool = False
+    learn_h0: bool = False
 
     @property
     def tier_frame_samples(self) -> tuple[int, ...]:
@@ -107,21 +110,54 @@ class ModelConfig:
 
     def parameter_count(self) -> int:
         """Number of trainable parameters of :class:`samplernn_cli.model.SampleRNN`."""
-        hidden, q = self.hidden_size, self.q_levels
+        hidden, q, wn = self.hidden_size, self.q_levels, self.weight_norm
+
+        def linear(inputs: int, outputs: int, bias: bool = True) -> int:
+            # weight (+ bias) (+ one norm per output unit with weight normalisation)
+            return inputs * outputs + (outputs if bias else 0) + (outputs if wn else 0)
+
         gates = 4 if self.rnn_type == "lstm" else 3
+
+        def rnn_layer(inputs: int) -> int:
+            return linear(inputs, gates * hidden, bias=True) + linear(
+                hidden, gates * hidden, bias=True
+            )
+
         total = 0
-        frames = self.tier_frame_samples
-        for k, frame in enumerate(frames):
-            ratio = self.frame_sizes[k]
-            total += frame * hidden + hidden  # input expansion
-            rnn_layer = gates * (hidden * hidden * 2 + 2 * hidden)
-            total += self.rnn_layers * rnn_layer
-            total += hidden * hidden * ratio + hidden * ratio  # learned upsampling
-        total += q * self.embed_size  # embedding table
-        total += self.frame_sizes[0] * self.embed_size * hidden  # first MLP layer (no bias)
-        total += 2 * (hidden * hidden + hidden)  # two hidden MLP layers
-        total += hidden * q + q  # output layer
+        for frame, ratio in zip(self.tier_frame_samples, self.frame_sizes, strict=True):
+            total += linear(frame, hidden)  # input expansion
+            if self.skip_connections:
+                total += rnn_layer(hidden) + (self.rnn_layers - 1) * rnn_layer(2 * hidden)
+                total += linear(self.rnn_layers * hidden, hidden)
+            else:
+                total += self.rnn_layers * rnn_layer(hidden)
+            total += linear(hidden, hidden * ratio)  # learned upsampling
+            if self.learn_h0:
+                total += (2 if self.rnn_type == "lstm" else 1) * self.rnn_layers * hidden
+        width = self.embed_size if self.embed_size > 0 else q
+        total += q * self.embed_size  # embedding table (none for one-hot)
+        total += linear(self.frame_sizes[0] * width, hidden, bias=False)
+        total += 2 * linear(hidden, hidden) + linear(hidden, q)
         return total
+
+    def describe(self) -> str:
+        """A one-line summary: '2-tier SampleRNN, LSTM 5x1024, frame 16, embed 256, ...'."""
+        frames = "/".join(str(s) for s in self.tier_frame_samples)
+        extras = [
+            name
+            for name, on in (
+                ("skip connections", self.skip_connections),
+                ("weight norm", self.weight_norm),
+                ("learned h0", self.learn_h0),
+            )
+            if on
+        ]
+        embed = f"embed {self.embed_size}" if self.embed_size else "one-hot input"
+        return (
+            f"{self.num_tiers}-tier SampleRNN, {self.rnn_type.upper()} "
+            f"{self.rnn_layers}x{self.hidden_size}, frames of {frames} samples, {embed}, "
+            f"{self.q_levels} {self.quantizer} levels" + "".join(f", {e}" for e in extras)
+        )
 
     def validate(self) -> None:
         if not isinstance(self.frame_sizes, tuple) or not self.frame_sizes:
@@ -137,10 +173,13 @@ class ModelConfig:
             raise ConfigError(f"rnn type must be one of {', '.join(RNN_TYPES)}")
         _check_int("rnn_layers", self.rnn_layers, 1, 64)
         _check_int("hidden_size", self.hidden_size, 1, 16384)
-        _check_int("embed_size", self.embed_size, 1, 16384)
+        _check_int("embed_size", self.embed_size, 0, 16384)
         if self.quantizer not in QUANTIZERS:
             raise ConfigError(f"quantizer must be one of {', '.join(QUANTIZERS)}")
         _check_int("quantization", self.q_levels, MIN_Q_LEVELS, MAX_Q_LEVELS)
+        for name in ("skip_connections", "weight_norm", "learn_h0"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false")
         count = self.parameter_count()
         if count > MAX_PARAMETERS:
             raise ConfigError(

@@ -229,14 +229,11 @@ def render_checkpoint(summary: dict) -> None:
     def bits(value: float | None, iteration: int | None) -> str:
         return "-" if value is None else f"{value:.4f} bits (iteration {iteration:,})"
 
-    frames = " / ".join(str(s) for s in model["tier_frame_samples"])
     rows = [
         ("format", f"{summary['format']} v{summary['format_version']}, written by samplernn "
                    f"{summary['package_version']} on {summary['created']}"),
         ("run", _fmt(summary["run_name"])),
-        ("architecture", f"{model['tiers']}-tier SampleRNN, {model['rnn_type'].upper()} "
-                         f"{model['rnn_layers']}x{model['hidden_size']}, frames of {frames} "
-                         f"samples, embed {model['embed_size']}"),
+        ("architecture", model["description"]),
         ("parameters", f"{model['parameters']:,} ("
                        + ", ".join(f"{k}: {v:,}" for k, v in model["parameters_by_part"].items())
                        + ")"),
@@ -306,4 +303,24 @@ def render_preview(report: dict) -> None:
     ]  # fmt: skip
     for key, value in rows:
         table.add_row(key, Text(str(value)))
+    console.print(table)
+
+
+def render_evaluation(report: dict) -> None:
+    """The human summary of ``samplernn evaluate`` on stdout."""
+    console = Console()
+    table = Table(
+        title=f"{report['checkpoint']} (iteration {report['iteration']:,}), {report['part']}",
+        title_justify="left",
+    )
+    table.add_column("audio")
+    table.add_column("seconds", justify="right")
+    table.add_column("bits per sample", justify="right")
+    for row in report["files"]:
+        table.add_row(Text(row["path"]), f"{row['seconds']:.2f}", f"{row['bits_per_sample']:.4f}")
+    if len(report["files"]) > 1:
+        table.add_row(
+            "all", f"{report['samples'] / report['sample_rate']:.2f}",
+            f"{report['bits_per_sample']:.4f}",
+        )  # fmt: skip
     console.print(table)

@@ -80,6 +80,11 @@ def split_codes(
     return DataSplit(train=train, val=val, val_context=context)
 
 
+def whole_chunks(requested: int, available: int, chunk_length: int) -> int:
+    """A sequence length in samples: whole chunks, at most ``available``, at least one chunk."""
+    return max(1, min(requested, available) // chunk_length) * chunk_length
+
+
 class SequencePlan:
     """The deterministic schedule of training sequences, batches and chunks.
 
@@ -104,11 +109,9 @@ class SequencePlan:
         total = train_codes.numel()
         if total < chunk_length:
             raise ValueError("training audio shorter than one chunk")
-        # Whole chunks, at most the training audio, at least one chunk.
-        chunks = max(1, min(sequence_length, total) // chunk_length)
-        self.sequence_length = chunks * chunk_length
+        self.sequence_length = whole_chunks(sequence_length, total, chunk_length)
         self.chunk_length = chunk_length
-        self.chunks_per_sequence = chunks
+        self.chunks_per_sequence = self.sequence_length // chunk_length
         self.history = history
         self.batch_size = batch_size
         self.seed = seed

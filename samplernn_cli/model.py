@@ -4,17 +4,23 @@ Tiers, from the top down:
 
 * frame tiers, one per entry of ``frame_sizes``: each reads the previous frame of its own
   length (codes scaled to [-2, 2]), adds the conditioning vector from the tier above, runs an
-  RNN (LSTM or GRU) once per frame, and projects each RNN output to one conditioning vector
-  per frame of the tier below (learned upsampling, the paper's per-position linear maps);
-* the sample tier, an MLP run once per sample: embeddings of the previous ``frame_size``
-  codes through a first linear layer, plus the conditioning vector for this sample, then two
-  hidden layers with ReLU and an output layer over the quantization levels.
+  RNN (LSTM or GRU, any number of layers) once per frame, and projects each RNN output to one
+  conditioning vector per frame of the tier below (learned upsampling, the paper's
+  per-position linear maps);
+* the sample tier, an MLP run once per sample: the previous ``frame_size`` codes (embedded, or
+  one-hot when ``embed_size`` is 0) through a first linear layer, plus the conditioning vector
+  for this sample, then two hidden layers with ReLU and an output layer over the levels.
+
+Options from the paper and the Dadabots fork: skip connections (the frame input is fed to
+every RNN layer and the tier's output is a sum of per-layer projections), weight
+normalisation of every linear and recurrent weight, and a learned initial RNN state used at
+every sequence start and at the start of generation.
 
 The MLP's first layer only ever sees ``frame_size`` discrete codes, so it equals a sum of
-``frame_size`` rows gathered from per-position tables ``embedding @ W_p`` (levels x hidden).
-Both training and generation use that form (:meth:`SampleTier.input_tables`): the same
-numbers as concatenating embeddings and multiplying, without the (batch, time, frame_size x
-embed_size) activation, and with a gather instead of the largest matrix product.
+``frame_size`` rows gathered from per-position tables (levels x hidden). Training and
+generation both use that form (:meth:`SampleTier.input_tables`): the same numbers as
+concatenating embeddings and multiplying, without the (batch, time, frame_size x embed_size)
+activation, and with a gather instead of the largest matrix product.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrizations
 
 from samplernn_cli.config import ModelConfig
 from samplernn_cli.quantize import Quantizer
@@ -36,17 +43,70 @@ class FrameTier(nn.Module):
     """A frame-level tier: one RNN step per frame of ``frame_samples`` samples."""
 
     def __init__(
-        self, frame_samples: int, ratio: int, hidden_size: int, rnn_type: str, rnn_layers: int
+        self,
+        frame_samples: int,
+        ratio: int,
+        hidden_size: int,
+        rnn_type: str,
+        rnn_layers: int,
+        *,
+        skip_connections: bool = False,
+        learn_h0: bool = False,
     ) -> None:
         super().__init__()
         self.frame_samples = frame_samples
         self.ratio = ratio
         self.hidden_size = hidden_size
         self.rnn_type = rnn_type
+        self.rnn_layers = rnn_layers
+        self.skip_connections = skip_connections
         self.input = nn.Linear(frame_samples, hidden_size)
         rnn_class = nn.LSTM if rnn_type == "lstm" else nn.GRU
-        self.rnn = rnn_class(hidden_size, hidden_size, num_layers=rnn_layers, batch_first=True)
+        if skip_connections:
+            # Layer 0 reads the tier input; layer l > 0 reads it next to layer l - 1's output.
+            self.rnns = nn.ModuleList(
+                rnn_class(hidden_size * (1 if layer == 0 else 2), hidden_size, batch_first=True)
+                for layer in range(rnn_layers)
+            )
+            # One projection of all layers' outputs: the sum of per-layer projections.
+            self.skip_output = nn.Linear(hidden_size * rnn_layers, hidden_size)
+        else:
+            self.rnn = rnn_class(hidden_size, hidden_size, num_layers=rnn_layers, batch_first=True)
         self.upsample = nn.Linear(hidden_size, hidden_size * ratio)
+        if learn_h0:
+            parts = 2 if rnn_type == "lstm" else 1
+            self.h0 = nn.Parameter(torch.zeros(parts, rnn_layers, 1, hidden_size))
+        else:
+            self.register_parameter("h0", None)
+
+    def initial_state(self, batch: int) -> TierState | None:
+        """The learned initial state for ``batch`` sequences, or None (zeros)."""
+        if self.h0 is None:
+            return None
+        return tuple(part.expand(-1, batch, -1).contiguous() for part in self.h0)
+
+    def _run_rnn(self, x: torch.Tensor, state: TierState | None) -> tuple[torch.Tensor, TierState]:
+        lstm = self.rnn_type == "lstm"
+        if not self.skip_connections:
+            if lstm:
+                out, (h, c) = self.rnn(x, state)
+                return out, (h, c)
+            out, h = self.rnn(x, None if state is None else state[0])
+            return out, (h,)
+        outputs, finals = [], []
+        layer_input = x
+        for layer, rnn in enumerate(self.rnns):
+            layer_state = None if state is None else tuple(s[layer : layer + 1] for s in state)
+            if lstm:
+                out, (h, c) = rnn(layer_input, layer_state)
+                finals.append((h, c))
+            else:
+                out, h = rnn(layer_input, None if layer_state is None else layer_state[0])
+                finals.append((h,))
+            outputs.append(out)
+            layer_input = torch.cat([x, out], dim=-1)
+        new_state = tuple(torch.cat(parts, dim=0) for parts in zip(*finals, strict=True))
+        return self.skip_output(torch.cat(outputs, dim=-1)), new_state
 
     def forward(
         self, frames: torch.Tensor, conditioning: torch.Tensor | None, state: TierState | None
@@ -56,7 +116,8 @@ class FrameTier(nn.Module):
         Args:
             frames: (B, F, frame_samples) scaled codes of the frame *before* each step's frame.
             conditioning: (B, F, H) from the tier above, or None for the top tier.
-            state: this tier's RNN state, or None to start from zeros.
+            state: this tier's RNN state, or None at a sequence start (the learned initial
+                state, or zeros).
 
         Returns:
             (B, F * ratio, H): one conditioning vector per frame (or sample) of the tier
@@ -66,12 +127,9 @@ class FrameTier(nn.Module):
         x = self.input(frames)
         if conditioning is not None:
             x = x + conditioning
-        if self.rnn_type == "lstm":
-            out, (h, c) = self.rnn(x, state)
-            new_state: TierState = (h, c)
-        else:
-            out, h = self.rnn(x, None if state is None else state[0])
-            new_state = (h,)
+        if state is None:
+            state = self.initial_state(batch)
+        out, new_state = self._run_rnn(x, state)
         up = self.upsample(out)  # (B, F, ratio * H)
         return up.reshape(batch, num_frames * self.ratio, self.hidden_size), new_state
 
@@ -83,10 +141,12 @@ class SampleTier(nn.Module):
         super().__init__()
         self.frame_size = frame_size
         self.q_levels = q_levels
-        self.embedding = nn.Embedding(q_levels, embed_size)
-        # Applied to the concatenated embeddings of the previous frame_size codes; the
-        # conditioning vector plays the role of its bias.
-        self.input = nn.Linear(frame_size * embed_size, hidden_size, bias=False)
+        # embed_size 0: one-hot input, i.e. the first layer's weights are the tables.
+        self.embedding = nn.Embedding(q_levels, embed_size) if embed_size > 0 else None
+        width = embed_size if embed_size > 0 else q_levels
+        # Applied to the concatenated embeddings (or one-hots) of the previous frame_size
+        # codes; the conditioning vector plays the role of its bias.
+        self.input = nn.Linear(frame_size * width, hidden_size, bias=False)
         self.hidden = nn.ModuleList([nn.Linear(hidden_size, hidden_size) for _ in range(2)])
         self.output = nn.Linear(hidden_size, q_levels)
 
@@ -94,8 +154,11 @@ class SampleTier(nn.Module):
         """(frame_size * levels, H): row ``p * levels + c`` is the first layer's output for
         code ``c`` at position ``p`` of the previous frame."""
         hidden = self.input.out_features
-        weight = self.input.weight.view(hidden, self.frame_size, -1)  # (H, FS, E)
-        tables = torch.einsum("qe,hpe->pqh", self.embedding.weight, weight)  # (FS, Q, H)
+        weight = self.input.weight.view(hidden, self.frame_size, -1)  # (H, FS, E or Q)
+        if self.embedding is None:
+            tables = weight.permute(1, 2, 0)  # (FS, Q, H)
+        else:
+            tables = torch.einsum("qe,hpe->pqh", self.embedding.weight, weight)  # (FS, Q, H)
         return tables.reshape(self.frame_size * self.q_levels, hidden)
 
     def first_layer(self, previous: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
@@ -121,6 +184,17 @@ class SampleTier(nn.Module):
         return self.head(self.first_layer(previous, tables) + conditioning)
 
 
+def apply_weight_norm(module: nn.Module) -> None:
+    """Weight-normalise every linear and recurrent weight matrix (one norm per output unit)."""
+    for child in list(module.modules()):
+        if isinstance(child, nn.Linear):
+            parametrizations.weight_norm(child, name="weight")
+        elif isinstance(child, nn.RNNBase):
+            for name, _ in list(child.named_parameters(recurse=False)):
+                if name.startswith("weight_"):
+                    parametrizations.weight_norm(child, name=name)
+
+
 class SampleRNN(nn.Module):
     """The whole model. ``frame_tiers[0]`` is the bottom frame tier."""
 
@@ -137,12 +211,16 @@ class SampleRNN(nn.Module):
                 config.hidden_size,
                 config.rnn_type,
                 config.rnn_layers,
+                skip_connections=config.skip_connections,
+                learn_h0=config.learn_h0,
             )
             for k in range(len(frames))
         )
         self.sample_tier = SampleTier(
             config.frame_sizes[0], config.q_levels, config.embed_size, config.hidden_size
         )
+        if config.weight_norm:
+            apply_weight_norm(self)
 
     @property
     def history(self) -> int:

@@ -48,6 +48,14 @@ class QuantizerKind(str, Enum):
     a_law = "a-law"
 
 
+class RnnType(str, Enum):
+    lstm = "lstm"
+    gru = "gru"
+
+
+DEFAULT_RNN_TYPE = RnnType(ModelConfig().rnn_type)
+
+
 class Encoding(str, Enum):
     pcm16 = "pcm16"
     pcm24 = "pcm24"
@@ -72,6 +80,20 @@ def _fraction(value: float) -> float:
     if not (math.isfinite(value) and 0 <= value <= 0.5):
         raise typer.BadParameter(f"must be between 0 and 0.5, got {value:g}")
     return value
+
+
+def parse_frame_sizes(value: str | None) -> str | None:
+    """Check ``16``, ``16,4`` or ``"16 4"`` at parse time; the command splits it."""
+    if value is None:
+        return None
+    parts = value.replace(",", " ").split()
+    if not parts or not all(part.isdigit() and int(part) >= 1 for part in parts):
+        raise typer.BadParameter(f"{value!r}: give whole numbers >= 1, like 16 or 16,4")
+    return value
+
+
+def split_numbers(value: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in value.replace(",", " ").split())
 
 
 def parse_temperatures(value: str | None) -> str | None:
@@ -186,14 +208,60 @@ RnnLayersOption = Annotated[
     ),
 ]
 FrameSizeOption = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--frame-size",
         "--frame_size",
         min=1,
         max=4096,
-        help="Frame length in samples: the frame tier steps once per frame, and the sample "
-        "MLP sees this many previous samples.",
+        help=f"Frame length in samples of the bottom frame tier: it steps once per frame, and "
+        f"the sample MLP sees this many previous samples (default: "
+        f"{MODEL_DEFAULTS.frame_sizes[0]}).",
+        show_default=False,
+        rich_help_panel=MODEL,
+    ),
+]
+FrameSizesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--frame-sizes",
+        "--frame_sizes",
+        callback=parse_frame_sizes,
+        help="All frame tiers, bottom up: the bottom tier's frame in samples, then for each "
+        "further tier how many frames of the tier below make one of its frames. 16 is the "
+        "2-tier model; 2,4 a 3-tier model with frames of 2 and 8 samples (default: 16).",
+        show_default=False,
+        rich_help_panel=MODEL,
+    ),
+]
+RnnTypeOption = Annotated[
+    RnnType,
+    typer.Option("--rnn-type", "--rnn_type", case_sensitive=False,
+                 help="Recurrent cell of the frame tiers.", rich_help_panel=MODEL),
+]  # fmt: skip
+SkipConnectionsOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-connections/--no-skip-connections",
+        help="Feed each frame tier's input to every RNN layer and make the tier's output a sum "
+        "of per-layer projections (Dadabots).",
+        rich_help_panel=MODEL,
+    ),
+]
+WeightNormOption = Annotated[
+    bool,
+    typer.Option(
+        "--weight-norm/--no-weight-norm",
+        help="Weight-normalise every linear and recurrent weight (the paper).",
+        rich_help_panel=MODEL,
+    ),
+]
+LearnH0Option = Annotated[
+    bool,
+    typer.Option(
+        "--learn-h0/--no-learn-h0",
+        help="Learn the RNNs' initial state, used at every sequence start and at the start of "
+        "generation (the paper); otherwise zeros.",
         rich_help_panel=MODEL,
     ),
 ]
@@ -202,9 +270,10 @@ EmbedSizeOption = Annotated[
     typer.Option(
         "--embed-size",
         "--embed_size",
-        min=1,
+        min=0,
         max=16384,
-        help="Size of the embedding of each previous sample fed to the sample MLP.",
+        help="Size of the embedding of each previous sample fed to the sample MLP; 0 feeds "
+        "one-hot vectors instead.",
         rich_help_panel=MODEL,
     ),
 ]
@@ -565,7 +634,8 @@ def spellings(option: object) -> list[str]:
 FIXED_AT_RESUME = {
     name
     for option in (
-        PresetOption, HiddenSizeOption, RnnLayersOption, FrameSizeOption, EmbedSizeOption,
+        PresetOption, HiddenSizeOption, RnnLayersOption, FrameSizeOption, FrameSizesOption,
+        RnnTypeOption, SkipConnectionsOption, WeightNormOption, LearnH0Option, EmbedSizeOption,
         QuantizationOption, QuantizerOption, SampleRateOption, KeepSampleRateOption,
         NormalizeOption, BatchSizeOption, NumFramesOption, SequenceLengthOption,
         GradClipOption, ValFractionOption, SeedOption,

@@ -18,40 +18,60 @@ class Preset:
     values: dict[str, Any]
 
 
+def _preset(name: str, description: str, source: str, **values: Any) -> Preset:
+    defaults = {
+        "rnn_type": "lstm",
+        "skip_connections": False,
+        "weight_norm": False,
+        "learn_h0": False,
+        "quantizer": "linear",
+        "quantization": 256,
+    }
+    return Preset(name, description, source, {**defaults, **values})
+
+
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
-        Preset(
-            name="seed",
-            description="The 2022 PyTorch tool's defaults: 2-tier, LSTM 5x1024, frame 16, "
-            "64 frames, embed 256, 256 linear levels, batch 128 (also samplernn's defaults).",
-            source="the 2022 SampleRNN PyTorch reimplementation this tool's interface follows",
-            values={
-                "hidden_size": 1024,
-                "rnn_layers": 5,
-                "frame_size": 16,
-                "embed_size": 256,
-                "quantization": 256,
-                "quantizer": "linear",
-                "batch_size": 128,
-                "num_frames": 64,
-            },
+        _preset(
+            "seed",
+            "2-tier, LSTM 5x1024, frame 16, 64 frames, embed 256, 256 linear levels, batch 128",
+            "the defaults of the 2022 PyTorch reimplementation this tool's interface follows",
+            hidden_size=1024, rnn_layers=5, frame_sizes=(16,), embed_size=256,
+            batch_size=128, num_frames=64,
         ),
-        Preset(
-            name="small",
-            description="A small 2-tier model (LSTM 1x256, embed 64, batch 16, 16 frames) that "
-            "trains usefully on a laptop CPU in minutes.",
-            source="samplernn",
-            values={
-                "hidden_size": 256,
-                "rnn_layers": 1,
-                "frame_size": 16,
-                "embed_size": 64,
-                "quantization": 256,
-                "quantizer": "linear",
-                "batch_size": 16,
-                "num_frames": 16,
-            },
+        _preset(
+            "dadabots",
+            "2-tier, LSTM 5x1024 with skip connections and weight norm, frame 16, 64 frames, "
+            "embed 256, 256 mu-law levels, batch 128",
+            "the best settings in the Dadabots SampleRNN fork's README",
+            hidden_size=1024, rnn_layers=5, frame_sizes=(16,), embed_size=256,
+            batch_size=128, num_frames=64, skip_connections=True, weight_norm=True,
+            quantizer="mu-law",
+        ),
+        _preset(
+            "paper-2tier",
+            "2-tier, GRU 3x1024, frame 16, 64 frames, embed 256, 256 linear levels, weight "
+            "norm, learned h0, batch 128",
+            "the authors' README (sampleRNN_ICLR2017): best 2-tier settings for MUSIC",
+            rnn_type="gru", hidden_size=1024, rnn_layers=3, frame_sizes=(16,), embed_size=256,
+            batch_size=128, num_frames=64, weight_norm=True, learn_h0=True,
+        ),
+        _preset(
+            "paper-3tier",
+            "3-tier, GRU 1x1024, frames of 2 and 8 samples, 64 top frames (512 samples) per "
+            "step, embed 256, 256 linear levels, weight norm, learned h0, batch 128",
+            "the authors' README (sampleRNN_ICLR2017): best 3-tier settings for MUSIC",
+            rnn_type="gru", hidden_size=1024, rnn_layers=1, frame_sizes=(2, 4),
+            embed_size=256, batch_size=128, num_frames=64, weight_norm=True, learn_h0=True,
+        ),
+        _preset(
+            "small",
+            "2-tier, LSTM 1x256, frame 16, 16 frames, embed 64, 256 linear levels, batch 16: "
+            "trains usefully on a laptop CPU in minutes",
+            "samplernn",
+            hidden_size=256, rnn_layers=1, frame_sizes=(16,), embed_size=64, batch_size=16,
+            num_frames=16,
         ),
     )
-}
+}  # fmt: skip

@@ -118,6 +118,11 @@ class RunFolder:
     def overlap_example(self) -> Path:
         return self.file("overlap_example.wav")
 
+    @property
+    def best_model(self) -> Path:
+        """The checkpoint with the best validation figure so far."""
+        return self.file("best_model.pt")
+
     def checkpoint(self, epoch: int, iteration: int) -> Path:
         return self.file(f"epoch_{epoch}_iter_{iteration}_model.pt")
 

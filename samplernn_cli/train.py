@@ -279,6 +279,9 @@ class Trainer:
         self.live = LiveSettingsFile(run.args_json, live)
         self.loss_log = LossLog(run.losses_csv)
         self.state = RunState()
+        # Validation figure of NAME_best_model.pt when continuing a run that has one: it is
+        # only replaced by a better model.
+        self.best_on_disk: float | None = None
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Take the weights, optimizer, RNG and run state from a checkpoint of this run."""
@@ -333,12 +336,7 @@ class Trainer:
             f"{channels}; training at {self.sample_rate} Hz{gain}"
         )
         params = sum(p.numel() for p in self.model.parameters())
-        logger.info(
-            f"model: {config.num_tiers}-tier SampleRNN, {config.rnn_type.upper()} "
-            f"{config.rnn_layers}x{config.hidden_size}, frame {config.frame_sizes[0]}, "
-            f"embed {config.embed_size}, {config.q_levels} {config.quantizer} levels, "
-            f"{params:,} parameters, on {self.device}"
-        )
+        logger.info(f"model: {config.describe()}, {params:,} parameters, on {self.device}")
         plan = self.plan
         logger.info(
             f"data: {self.split.train.numel() / self.sample_rate:.1f} s training, "
@@ -435,12 +433,19 @@ class Trainer:
         if bits is None:
             return None
         best = self.state.best_val
+        candidates = [v for v in (best[1] if best else None, self.best_on_disk) if v is not None]
+        previous_best = min(candidates, default=None)
         self.state.val_history.append((self.state.iteration, bits))
-        note = " (best so far)" if best is None or bits < best[1] else f" (best {best[1]:.4f})"
+        improved = previous_best is None or bits < previous_best
+        note = " (best so far)" if improved else f" (best {previous_best:.4f})"
         logger.info(
             f"validation at iteration {self.state.iteration}: {bits:.4f} bits per sample{note} "
             f"[{_fmt_seconds(time.perf_counter() - started)}]"
         )
+        if improved:
+            save_checkpoint(self.folder.best_model, self.checkpoint_payload())
+            self.best_on_disk = bits
+            logger.info(f"best model so far: {self.folder.best_model}")
         return bits
 
     def generate_clips(self) -> list[Path]:
@@ -811,6 +816,12 @@ def resume(
             "processing); pass -i/--in with the original file"
         )
     trainer.restore(checkpoint)
+    if folder.best_model.is_file():
+        try:
+            best = load_checkpoint(folder.best_model).payload.get("summary", {})
+            trainer.best_on_disk = best.get("last_val_loss")
+        except CheckpointError as exc:
+            logger.warning(f"{exc}; it will be replaced by the next best model")
     logger.info(
         f"resuming {run_name} from iteration {checkpoint.iteration} (epoch "
         f"{checkpoint.epoch}) of {checkpoint.path.name}"

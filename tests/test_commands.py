@@ -259,3 +259,23 @@ def test_resume_refuses_architecture_options(trained: Path, tmp_path: Path) -> N
         result = run_cli("resume", trained, *option, cwd=tmp_path)
         assert result.returncode == 2
         assert "stored in the checkpoint and cannot change when resuming" in result.stderr
+
+
+def test_evaluate_reproduces_validation_and_scores_files(trained: Path, tmp_path: Path) -> None:
+    run_dir = trained.parent.parent / "run"
+    source = trained.parent.parent / "in.wav"
+    last_val = [r for r in read_losses(run_dir / "run_losses.csv") if r["val_loss"]][-1]
+    result = run_cli("evaluate", trained, source, "--held-out", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["iteration"] == int(last_val["iter"]) == 200
+    assert f"{report['bits_per_sample']:.6f}" == last_val["val_loss"]
+
+    other = tmp_path / "other.wav"
+    soundfile.write(other, tone_mix(0.5, 22050, seed=9), 22050)
+    both = json.loads(run_cli("evaluate", trained, source, other, "--json", cwd=tmp_path).stdout)
+    assert [f["samples"] for f in both["files"]] == [8000, 4000]
+    weighted = sum(f["bits_per_sample"] * f["samples"] for f in both["files"]) / 12000
+    assert both["bits_per_sample"] == pytest.approx(weighted)
+    table = run_cli("evaluate", trained, other, cwd=tmp_path, env={"COLUMNS": "120"})
+    assert table.returncode == 0 and "bits per sample" in table.stdout

@@ -24,6 +24,22 @@ VARIANTS = {
                           q_levels=16),
     "4-tier-gru": ModelConfig(frame_sizes=(2, 2, 2), rnn_type="gru", rnn_layers=1,
                               hidden_size=8, embed_size=2, q_levels=8),
+    "skip-lstm": ModelConfig(frame_sizes=(4,), rnn_layers=3, hidden_size=8, embed_size=3,
+                             q_levels=16, skip_connections=True),
+    "skip-gru-3-tier": ModelConfig(frame_sizes=(2, 2), rnn_type="gru", rnn_layers=2,
+                                   hidden_size=8, embed_size=3, q_levels=16,
+                                   skip_connections=True),
+    "weight-norm": ModelConfig(frame_sizes=(4,), rnn_layers=2, hidden_size=8, embed_size=3,
+                               q_levels=16, weight_norm=True),
+    "learned-h0-lstm": ModelConfig(frame_sizes=(2, 2), rnn_layers=2, hidden_size=8,
+                                   embed_size=3, q_levels=16, learn_h0=True),
+    "learned-h0-gru": ModelConfig(frame_sizes=(4,), rnn_type="gru", rnn_layers=1, hidden_size=8,
+                                  embed_size=3, q_levels=16, learn_h0=True),
+    "one-hot": ModelConfig(frame_sizes=(4,), rnn_layers=1, hidden_size=8, embed_size=0,
+                           q_levels=16),
+    "everything": ModelConfig(frame_sizes=(2, 2), rnn_type="gru", rnn_layers=2, hidden_size=8,
+                              embed_size=0, q_levels=16, skip_connections=True,
+                              weight_norm=True, learn_h0=True),
 }  # fmt: skip
 
 
@@ -45,25 +61,44 @@ def test_parameter_count_matches_the_model(name: str) -> None:
     assert sum(p.numel() for p in build(config).parameters()) == config.parameter_count()
 
 
-def test_table_first_layer_equals_concatenated_embeddings_times_weight() -> None:
+@pytest.mark.parametrize("name", ["2-tier-lstm", "one-hot", "weight-norm"])
+def test_table_first_layer_equals_concatenated_embeddings_times_weight(name: str) -> None:
     """Same output and same gradients as the textbook formulation."""
-    model = build(VARIANTS["2-tier-lstm"])
+    model = build(VARIANTS[name])
     tier = model.sample_tier
     previous = torch.randint(0, 16, (3, 10, tier.frame_size))
     upstream = torch.randn(3, 10, tier.input.out_features)
+    parameters = [p for p in tier.parameters()]
 
     fast = tier.first_layer(previous, tier.input_tables())
-    (fast * upstream).sum().backward()
-    fast_grads = [tier.embedding.weight.grad.clone(), tier.input.weight.grad.clone()]
-    tier.zero_grad()
+    fast_grads = torch.autograd.grad((fast * upstream).sum(), parameters, allow_unused=True)
 
-    naive = tier.input(tier.embedding(previous).flatten(-2))
-    (naive * upstream).sum().backward()
-    naive_grads = [tier.embedding.weight.grad, tier.input.weight.grad]
+    if tier.embedding is None:
+        inputs = F.one_hot(previous, 16).float().flatten(-2)
+    else:
+        inputs = tier.embedding(previous).flatten(-2)
+    naive = tier.input(inputs)
+    naive_grads = torch.autograd.grad((naive * upstream).sum(), parameters, allow_unused=True)
 
     torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-6)
     for got, want in zip(fast_grads, naive_grads, strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        if want is None:
+            assert got is None
+        else:
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_learned_initial_state_is_used_and_trained() -> None:
+    model = build(VARIANTS["learned-h0-lstm"])
+    window = random_window(model, 2, 2)
+    baseline, _ = model(window)
+    with torch.no_grad():
+        model.frame_tiers[0].h0.fill_(0.5)
+    changed, _ = model(window)
+    assert not torch.allclose(baseline, changed)
+    changed.sum().backward()
+    assert model.frame_tiers[0].h0.grad is not None
+    assert model.frame_tiers[0].h0.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("name", VARIANTS)

@@ -58,7 +58,7 @@ def test_run_folder_holds_every_artifact(tmp_path: Path, write_audio: WriteAudio
         "run_args.json", "run_losses.csv", "run_ground_truth.wav", "run_input_example.wav",
         "run_target_example.wav", "run_overlap_example.wav",
         "run_epoch_1_iter_5_model.pt", "run_epoch_1_iter_10_model.pt",
-        "run_epoch_1_iter_12_model.pt",
+        "run_epoch_1_iter_12_model.pt", "run_best_model.pt",
     } | {f"run_epoch_1_iter_{i}_{n}.wav" for i in (5, 10) for n in (1, 2, 3)}  # fmt: skip
     assert set(names) == expected
     assert result.iteration == 12 and result.stopped_by == "max_iterations"
@@ -187,7 +187,7 @@ def test_live_edits_take_effect_during_training(tmp_path: Path, write_audio: Wri
             args.write_text('{"checkpoint_every": 0}')  # invalid: ignored
 
     train(request, progress=edit)
-    written = sorted(int(p.name.split("_")[4]) for p in request.run.path.glob("*_model.pt"))
+    written = sorted(int(p.name.split("_")[4]) for p in request.run.path.glob("*_iter_*_model.pt"))
     assert written == [4, 6, 8, 9]
     payload = load_checkpoint(request.run.checkpoint(1, 9)).payload
     assert payload["live"]["checkpoint_every"] == 2
@@ -285,3 +285,24 @@ def test_resume_finds_moved_input_and_refuses_other_audio(
     resumed = resume(ResumeRequest(result.checkpoint, input_path=moved,
                                    stop=StopConditions(max_iterations=3)))  # fmt: skip
     assert resumed.iteration == 3
+
+
+def test_best_model_follows_the_best_validation(tmp_path: Path, write_audio: WriteAudio) -> None:
+    source = write_audio("in.wav", seconds=1.0, rate=RATE)
+    live = replace(TINY_LIVE, val_every=3, learning_rate=3e-3)
+    result = train(request_for(source, tmp_path, live=live, stop=StopConditions(max_iterations=30)))
+    rows = read_losses(result.run_dir / "run_losses.csv")
+    vals = [(int(r["iter"]), float(r["val_loss"])) for r in rows if r["val_loss"]]
+    best_iteration, best_val = min(vals, key=lambda item: item[1])
+    best = load_checkpoint(result.run_dir / "run_best_model.pt").payload
+    assert best["progress"]["iteration"] == best_iteration
+    assert best["summary"]["last_val_loss"] == pytest.approx(best_val, abs=1e-6)
+
+    # Resuming from an early checkpoint (--force) never replaces a better best model.
+    early = train(request_for(source, tmp_path, name="early", live=live,
+                              stop=StopConditions(max_iterations=3)))  # fmt: skip
+    target = RunFolder(path=result.run_dir, name="run")
+    resume(ResumeRequest(early.checkpoint, run=target, force=True,
+                         stop=StopConditions(max_iterations=6)))  # fmt: skip
+    after = load_checkpoint(result.run_dir / "run_best_model.pt").payload
+    assert after["progress"]["iteration"] == best_iteration
