@@ -1,88 +1,164 @@
-"""Training throughput (target samples per second) and peak memory of `samplernn train`.
+"""Training throughput and peak memory: the optimised step against the straightforward one.
 
-Each configuration runs as its own `samplernn train` process on the same input, so the peak
-resident memory (from wait4's rusage) belongs to that configuration alone. Throughput is the
-median of the per-iteration `samples_per_s` column of NAME_losses.csv, leaving out the first
-iterations (warm-up). Run from the repository root:
+Both implementations train the same model on the same batches of the same clip:
 
-    python benchmarks/train_throughput.py                      # small and default, 20/4 iterations
-    python benchmarks/train_throughput.py --configs small --iterations 50
+* optimised (`samplernn_cli.train.forward_backward`, what `samplernn train` runs): the MLP's
+  first layer as a gather from per-position tables, the MLP in slices of bounded memory;
+* straightforward (`samplernn_cli.reference.naive_loss`): the first layer as a product with
+  the concatenated embeddings of the previous samples, the whole chunk at once.
+
+Each (configuration, implementation) runs in its own process, so its peak resident memory
+(wait4's rusage) is its own. Throughput is the median of per-iteration target samples per
+second after the warm-up iterations. The model FLOP utilisation divides the model's
+matrix-multiply FLOPs per iteration (forward x 3) by the step time and by the fp32
+matrix-multiply rate measured in the same run (a 4096 x 4096 x 4096 product). Run from the
+repository root:
+
+    python benchmarks/train_throughput.py                      # small and default
+    python benchmarks/train_throughput.py --configs small --iterations 30
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_INPUT = REPO.parent / "shared" / "corpus" / "piano_bach_bwv846_prelude.flac"
-
-CONFIGS: dict[str, tuple[list[str], int]] = {
-    # name: (flags, default iteration count)
-    "small": (["--preset", "small"], 40),
-    "default": (["--preset", "seed"], 4),
+CONFIGS = {
+    # name: (model settings, batch size, frames per step, default iterations)
+    "small": ({"hidden_size": 256, "rnn_layers": 1, "embed_size": 64}, 16, 16, 30),
+    "default": ({}, 128, 64, 4),  # the 2022 defaults: LSTM 5x1024, frame 16, embed 256
 }
-NEVER = str(10**12)
+WARMUP = 1
 
 
-def run_config(name: str, flags: list[str], iterations: int, source: Path, root: Path) -> dict:
-    command = [
-        sys.executable, "-m", "samplernn_cli", "train", str(source), "-o", name,
-        "--output-root", str(root), *flags, "--max-iterations", str(iterations),
-        "--generate_every", NEVER, "--checkpoint_every", NEVER, "--val-every", NEVER,
-        "--val-fraction", "0.05", "--device", "cpu", "--quiet",
-    ]  # fmt: skip
+def training_flops(settings: dict, batch: int, frames: int) -> float:
+    """Matrix-multiply FLOPs of one training iteration of a 2-tier model (forward x 3)."""
+    from samplernn_cli.config import ModelConfig
+
+    config = ModelConfig(**settings)
+    hidden, levels, frame = config.hidden_size, config.q_levels, config.frame_sizes[0]
+    steps = batch * frames  # frame-tier steps
+    targets = steps * frame
+    gates = 4 if config.rnn_type == "lstm" else 3
+    forward = (
+        2
+        * steps
+        * (
+            frame * hidden  # input expansion
+            + config.rnn_layers * gates * hidden * 2 * hidden  # RNN
+            + hidden * hidden * frame  # upsampling
+        )
+    )
+    forward += 2 * targets * (2 * hidden * hidden + hidden * levels)  # MLP after the first layer
+    forward += 2 * frame * levels * config.embed_size * hidden  # the first layer's tables
+    return 3 * forward
+
+
+def matmul_peak() -> float:
+    import torch
+
+    a, b = torch.randn(4096, 4096), torch.randn(4096, 4096)
+    a @ b
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(3):
+        a @ b
+    return 3 * 2 * 4096**3 / (time.perf_counter() - started)
+
+
+def worker(config: str, implementation: str, iterations: int, source: Path) -> None:
+    """Train `iterations` steps in this process and print a JSON line with the timings."""
+    import torch
+
+    from samplernn_cli.audio import read_audio
+    from samplernn_cli.config import AudioConfig, ModelConfig
+    from samplernn_cli.data import SequencePlan
+    from samplernn_cli.model import SampleRNN, detach_state
+    from samplernn_cli.reference import naive_loss
+    from samplernn_cli.train import forward_backward
+
+    settings, batch, frames, _ = CONFIGS[config]
+    torch.manual_seed(0)
+    model = SampleRNN(ModelConfig(**settings))
+    optimizer = torch.optim.Adam(model.parameters())
+    codes = model.quantizer.encode(read_audio(source, AudioConfig()).samples)
+    chunk = frames * model.config.tier_frame_samples[-1]
+    plan = SequencePlan(codes, history=model.history, zero_code=model.quantizer.zero_code,
+                        sequence_length=8 * 16000, chunk_length=chunk, batch_size=batch,
+                        seed=0)  # fmt: skip
+    sequences = plan.batch(0, 0)
+    state = None
+    times = []
+    for iteration in range(iterations):
+        window = plan.window(sequences, iteration % plan.chunks_per_sequence)
+        started = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        if implementation == "optimised":
+            _, state = forward_backward(model, window, state)
+        else:
+            loss, state = naive_loss(model, window, state)
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        state = detach_state(state)
+        times.append(time.perf_counter() - started)
+    print(json.dumps({"seconds": times, "samples": batch * chunk}))
+
+
+def run(config: str, implementation: str, iterations: int, source: Path) -> dict:
+    command = [sys.executable, __file__, "--worker", config, implementation,
+               "--iterations", str(iterations), "--input", str(source)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    stderr = process.stderr.read().decode() if process.stderr else ""
+    out = process.stdout.read().decode() if process.stdout else ""
+    err = process.stderr.read().decode() if process.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{name}: samplernn train failed:\n{stderr}")
-    with open(root / name / f"{name}_losses.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    skip = min(2, len(rows) - 1)
-    rates = [float(row["samples_per_s"]) for row in rows[skip:]]
-    return {
-        "config": name,
-        "iterations": len(rows),
-        "samples_per_s": statistics.median(rates),
-        "peak_rss_mb": usage.ru_maxrss / 1024,
-        "wall_s": wall,
-    }
+        raise SystemExit(f"{config}/{implementation} failed:\n{err}")
+    result = json.loads(out.strip().splitlines()[-1])
+    step = statistics.median(result["seconds"][WARMUP:])
+    return {"seconds": step, "samples_per_s": result["samples"] / step,
+            "peak_mb": usage.ru_maxrss / 1024}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", type=Path, default=DEFAULT_INPUT)
     parser.add_argument("--configs", default=",".join(CONFIGS))
-    parser.add_argument("--iterations", type=int, default=None, help="per configuration")
+    parser.add_argument("--iterations", type=int, default=None, help="per run")
+    parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "IMPLEMENTATION"))
     args = parser.parse_args()
+    if args.worker:
+        worker(*args.worker, args.iterations, args.input)
+        return
     import torch
 
-    print(
-        f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, input {args.input.name}"
-    )
-    print(f"{'config':10} {'iters':>5} {'samples/s':>10} {'peak RSS MB':>12} {'wall s':>8}")
-    with tempfile.TemporaryDirectory() as root:
-        for name in args.configs.split(","):
-            flags, iterations = CONFIGS[name]
-            result = run_config(name, flags, args.iterations or iterations, args.input, Path(root))
-            print(
-                f"{result['config']:10} {result['iterations']:>5} "
-                f"{result['samples_per_s']:>10,.0f} {result['peak_rss_mb']:>12,.0f} "
-                f"{result['wall_s']:>8.1f}",
-                flush=True,
-            )
+    peak = matmul_peak()
+    print(f"# {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; fp32 matmul peak {peak / 1e9:.1f} GFLOP/s; "
+          f"input {args.input.name}")  # fmt: skip
+    print(f"{'config':8} {'implementation':15} {'samples/s':>10} {'peak MB':>9} {'MFU':>6} "
+          f"{'speed x':>8} {'memory x':>9}")  # fmt: skip
+    for config in args.configs.split(","):
+        settings, batch, frames, default_iterations = CONFIGS[config]
+        iterations = args.iterations or default_iterations
+        flops = training_flops(settings, batch, frames)
+        results = {impl: run(config, impl, iterations, args.input)
+                   for impl in ("straightforward", "optimised")}  # fmt: skip
+        base = results["straightforward"]
+        for implementation, result in results.items():
+            mfu = flops / result["seconds"] / peak
+            print(f"{config:8} {implementation:15} {result['samples_per_s']:>10,.0f} "
+                  f"{result['peak_mb']:>9,.0f} {mfu:>6.0%} "
+                  f"{result['samples_per_s'] / base['samples_per_s']:>7.2f}x "
+                  f"{result['peak_mb'] / base['peak_mb']:>8.2f}x", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -197,6 +197,7 @@ def generate_codes(
     first_clip: int = 0,
     prime: torch.Tensor | None = None,
     progress: GenerateProgress | None = None,
+    implementation: str = "auto",
 ) -> torch.Tensor:
     """Generate ``count`` clips of ``num_samples`` codes each, together as one batch.
 
@@ -208,6 +209,8 @@ def generate_codes(
             ``(seed, first_clip + i)``.
         prime: (P,) codes to continue from (see :func:`prime_model`), or None.
         progress: see :data:`GenerateProgress`.
+        implementation: ``"fast"`` (:class:`fastgen.FastSampler`, CPU only), ``"reference"``
+            (:func:`autoregress`, any device) or ``"auto"`` (fast on the CPU).
 
     Returns:
         (count, num_samples) int64 codes (the prime is not included).
@@ -215,6 +218,22 @@ def generate_codes(
     device = next(model.parameters()).device
     temperatures = temperature_column(temperature, count, device)
     noise = ClipNoise(seed, first_clip, count)
+    history, state = (None, None) if prime is None else prime_model(model, prime, count)
+    if implementation == "auto":
+        implementation = "fast" if device.type == "cpu" else "reference"
+    if implementation == "fast":
+        from samplernn_cli.fastgen import FastSampler
+
+        sampler = FastSampler(model, count, temperatures.squeeze(1).tolist())
+        return sampler.run(
+            num_samples,
+            lambda block: noise.draw(block, torch.device("cpu")).numpy(),
+            history=history,
+            state=state,
+            progress=progress,
+        )
+    if implementation != "reference":
+        raise ValueError(f"unknown implementation {implementation!r}")
     block = model.config.tier_frame_samples[-1]
     uniforms = torch.empty(0)
 
@@ -224,7 +243,6 @@ def generate_codes(
             uniforms = noise.draw(block, device)
         return sample_from_logits(logits, temperatures, uniforms[:, t % block])
 
-    history, state = (None, None) if prime is None else prime_model(model, prime, count)
     return autoregress(
         model, count, num_samples, sample, history=history, state=state, progress=progress
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import typing
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -70,10 +71,15 @@ class FileFormat(str, Enum):
 PresetName = Enum("PresetName", {name: name for name in PRESETS}, type=str)  # type: ignore[misc]
 
 
-def _positive_float(value: float | None) -> float | None:
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise typer.BadParameter(f"must be greater than 0, got {value:g}")
-    return value
+def _positive(limit: float) -> Callable[[float | None], float | None]:
+    """A callback accepting numbers greater than 0 and at most ``limit``."""
+
+    def check(value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and 0 < value <= limit):
+            raise typer.BadParameter(f"must be greater than 0 and at most {limit:g}, got {value:g}")
+        return value
+
+    return check
 
 
 def _fraction(value: float) -> float:
@@ -307,7 +313,7 @@ SequenceLengthOption = Annotated[
     float,
     typer.Option(
         "--sequence-length",
-        callback=_positive_float,
+        callback=_positive(3600.0),
         help="Seconds of audio per training sequence; the RNN state is carried across a "
         "sequence and reset between sequences.",
         rich_help_panel=TRAINING,
@@ -317,7 +323,7 @@ GradClipOption = Annotated[
     float,
     typer.Option(
         "--grad-clip",
-        callback=_positive_float,
+        callback=_positive(1e6),
         help="Clip the gradient's global norm to this value.",
         rich_help_panel=TRAINING,
     ),
@@ -359,7 +365,7 @@ LearningRateOption = Annotated[
         "--learning-rate",
         "--learning_rate",
         "--lr",
-        callback=_positive_float,
+        callback=_positive(10.0),
         help=f"Adam learning rate (default: {LIVE_DEFAULTS.learning_rate:g}).",
         show_default=False,
         rich_help_panel=LIVE,
@@ -405,7 +411,7 @@ LengthOption = Annotated[
     float | None,
     typer.Option(
         "--length",
-        callback=_positive_float,
+        callback=_positive(36000.0),
         help=f"Length in seconds of each generated clip (default for clips made during "
         f"training: {LIVE_DEFAULTS.length:g}).",
         show_default=False,
@@ -429,7 +435,7 @@ TemperatureOption = Annotated[
     float | None,
     typer.Option(
         "--temperature",
-        callback=_positive_float,
+        callback=_positive(100.0),
         help=f"Sampling temperature of the clips generated during training "
         f"(default: {LIVE_DEFAULTS.temperature:g}).",
         show_default=False,
@@ -536,7 +542,7 @@ PrimeSecondsOption = Annotated[
     float | None,
     typer.Option(
         "--prime-seconds",
-        callback=_positive_float,
+        callback=_positive(36000.0),
         help="Use only the last this many seconds of the prime.",
         show_default=False,
         rich_help_panel=GENERATION,
@@ -610,6 +616,7 @@ LogEveryOption = Annotated[
     typer.Option(
         "--log-every",
         min=1,
+        max=10**9,
         help="When stderr is not a terminal: print a progress line every this many iterations.",
         rich_help_panel=OUTPUT,
     ),

@@ -151,6 +151,15 @@ class RunFolder:
                 "choose another name with -o, or pass --force to overwrite its files"
             )
 
+    def owns(self, path: Path) -> bool:
+        """Whether ``path`` is a file this run writes (so it must never be an input)."""
+        if path.resolve().parent != self.path.resolve():
+            return False
+        fixed = {self.args_json, self.losses_csv, self.ground_truth, self.input_example,
+                 self.target_example, self.overlap_example, self.best_model}  # fmt: skip
+        pattern = rf"^{re.escape(self.name)}_epoch_\d+_iter_\d+_(model\.pt|\d+\.wav)$"
+        return path.name in {p.name for p in fixed} or re.match(pattern, path.name) is not None
+
     def artifacts_after(self, iteration: int) -> list[Path]:
         """Checkpoints and generated clips of this run written after ``iteration``."""
         pattern = re.compile(rf"^{re.escape(self.name)}_epoch_\d+_iter_(\d+)_(model\.pt|\d+\.wav)$")
@@ -188,6 +197,16 @@ class RunFolder:
             yield
         finally:
             os.close(fd)  # closing releases the lock
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete temp files a killed process left while writing this run's files (call
+        while holding :meth:`lock`, so that no live writer owns them)."""
+        removed = []
+        for path in self.path.glob(f".{glob_escape(self.name)}_*.tmp"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+        return removed
 
     def create(self) -> None:
         """Create the folder (and its parents) and check that it is writable."""

@@ -58,6 +58,10 @@ logger = logging.getLogger("samplernn")
 
 # Consecutive iterations with a NaN or infinite loss or gradient before training gives up.
 MAX_BAD_STEPS = 20
+# Activation values (batch x targets x hidden) per slice of the sample MLP in a training step:
+# 16 M floats (64 MB) keeps the MLP's part of the memory small at any size, while each slice
+# still feeds the matrix units large products (at the default size, 128 targets x batch 128).
+MLP_SLICE_FLOATS = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,11 @@ class StopRequest:
     @property
     def requested(self) -> bool:
         return self.reason is not None
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped by a signal: skip the final validation and cut long work short."""
+        return self.reason in ("SIGINT", "SIGTERM")
 
 
 @contextlib.contextmanager
@@ -216,6 +225,61 @@ class RunState:
                 zip(history["val_iteration"].tolist(), history["val_loss"].tolist(), strict=True)
             ),
         )
+
+
+def forward_backward(
+    model: SampleRNN,
+    window: torch.Tensor,
+    state: ModelState | None,
+    *,
+    slice_floats: int = MLP_SLICE_FLOATS,
+) -> tuple[float, ModelState]:
+    """Loss and gradients of one truncated-BPTT chunk, with bounded memory.
+
+    The frame tiers run over the whole chunk. The sample-level MLP, whose activations are
+    (batch x targets x hidden) and dominate memory, runs in slices of the chunk of at most
+    ``slice_floats`` activation values each: every slice's loss is back-propagated at once
+    (into the MLP weights, the conditioning vectors and the first layer's tables), freeing
+    its activations, and the accumulated gradients then flow through the frame tiers and the
+    tables in one backward pass. Same loss and gradients as one pass over the chunk, up to
+    float summation order. Nothing is back-propagated when the loss is not finite.
+
+    Returns:
+        The mean loss in bits per sample (NaN or infinite if so) and the state after the
+        chunk (not detached).
+    """
+    history = model.history
+    tier = model.sample_tier
+    batch = window.shape[0]
+    length = window.shape[1] - history
+    targets = window[:, history:]
+    conditioning, new_state = model.frame_tiers_pass(window, state)
+    # (B, L, FS): the frame_size codes before each target (a view, not a copy).
+    previous = window[:, history - tier.frame_size : -1].unfold(1, tier.frame_size, 1)
+    step = max(1, slice_floats // (batch * tier.input.out_features))
+    if step >= length:
+        logits = tier(previous, conditioning)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        bits = loss.item() / LOG2
+        if math.isfinite(bits):
+            loss.backward()
+        return bits, new_state
+    tables = tier.input_tables()
+    conditioning_leaf = conditioning.detach().requires_grad_()
+    tables_leaf = tables.detach().requires_grad_()
+    total = torch.zeros((), dtype=torch.float64, device=window.device)
+    for start in range(0, length, step):
+        part = slice(start, min(start + step, length))
+        logits = tier(previous[:, part], conditioning_leaf[:, part], tables_leaf)
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), targets[:, part].reshape(-1), reduction="sum"
+        ) / (batch * length)
+        loss.backward()
+        total += loss.detach()
+    bits = float(total) / LOG2
+    if math.isfinite(bits):
+        torch.autograd.backward([conditioning, tables], [conditioning_leaf.grad, tables_leaf.grad])
+    return bits, new_state
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -426,7 +490,7 @@ class Trainer:
                 self.split.val,
                 sequence_length=self.plan.sequence_length,
                 chunk_length=self.chunk_length,
-                should_stop=lambda: self.stop.requested,
+                should_stop=lambda: self.stop.interrupted,
             )
         finally:
             self.model.train()
@@ -460,7 +524,7 @@ class Trainer:
                 num_samples,
                 temperature=live.temperature,
                 seed=mix_seed(self.train_config.seed, self.state.iteration),
-                progress=lambda done, total: self.stop.requested,
+                progress=lambda done, total: self.stop.interrupted,
             )
         except GenerationStopped:
             logger.warning("generation of clips interrupted")
@@ -519,16 +583,10 @@ class Trainer:
 
     def _step(self, window: torch.Tensor) -> float:
         """One optimizer step on one chunk; returns the loss in bits per sample (may be NaN)."""
-        history = self.model_config.history
-        logits, new_state = self.model(window, self.state.rnn_state)
-        loss = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), window[:, history:].reshape(-1)
-        )
-        bits = loss.item() / LOG2
         self.optimizer.zero_grad(set_to_none=True)
+        bits, new_state = forward_backward(self.model, window, self.state.rnn_state)
         ok = math.isfinite(bits)
         if ok:
-            loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(
                 self.model.parameters(), self.train_config.grad_clip
             )
@@ -634,10 +692,9 @@ class Trainer:
                     for group in self.optimizer.param_groups:
                         group["lr"] = changed.learning_rate
             # Finish: a final validation figure (unless interrupted) and a final checkpoint.
-            interrupted = stopped_by in ("SIGINT", "SIGTERM")
             last_val = state.last_val
             if (
-                not interrupted
+                not self.stop.interrupted
                 and state.iteration > start_iteration
                 and (last_val is None or last_val[0] != state.iteration)
             ):
@@ -657,6 +714,14 @@ class Trainer:
         )
 
 
+def _refuse_input_in_outputs(input_path: Path, folder: RunFolder) -> None:
+    if folder.owns(input_path):
+        raise ConfigError(
+            f"the input {input_path} is a file this run would write; move it or choose "
+            "another run name with -o"
+        )
+
+
 def _warn_if_quiet(waveform: Waveform) -> None:
     if waveform.gain > 1000:
         logger.warning(
@@ -673,6 +738,8 @@ def _start(
     folder = trainer.folder
     folder.create()
     with folder.lock():
+        for path in folder.remove_stale_temp_files():
+            logger.info(f"removed {path.name}, left by an interrupted write")
         trainer.describe()
         trainer.live.write()
         trainer.loss_log.open(rows)
@@ -699,6 +766,7 @@ def train(
     for config in (request.model, request.audio, request.train, request.live, request.stop):
         config.validate()
     device = resolve_device(request.device)
+    _refuse_input_in_outputs(request.input_path, request.run)
     request.run.check_available(force=request.force)
     waveform = read_audio(request.input_path, request.audio)
     _warn_if_quiet(waveform)
@@ -780,6 +848,7 @@ def resume(
         raise AudioError(
             f"the training input {input_path} is missing; pass -i/--in with its new location"
         )
+    _refuse_input_in_outputs(input_path, folder)
     waveform = read_audio(input_path, checkpoint.audio)
     if waveform.sample_rate != checkpoint.sample_rate:
         raise AudioError(f"{input_path} does not give {checkpoint.sample_rate} Hz audio")

@@ -1,0 +1,204 @@
+"""Faults a week-long run must survive: SIGKILL at any moment, full disks, bad numbers."""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import soundfile
+
+from samplernn_cli.checkpoint import load_checkpoint
+from samplernn_cli.runfolder import read_losses
+
+from .conftest import SAMPLERNN, run_cli, tone_mix
+
+RATE = 8000
+# A model big enough that writing its checkpoint (every iteration) takes a good share of the
+# time, so random kills land inside checkpoint writes too.
+KILL_FLAGS = [
+    "--hidden_size", "96", "--rnn_layers", "2", "--frame_size", "4", "--embed_size", "8",
+    "--quantization", "64", "--batch_size", "4", "--num_frames", "4",
+    "--sequence-length", "0.05", "--val-fraction", "0.1", "--sample-rate", str(RATE),
+    "--checkpoint_every", "1", "--val_every", "3", "--quiet",
+]  # fmt: skip
+
+
+def test_sigkill_at_random_moments_never_loses_the_run(
+    tmp_path: Path, pytestconfig: pytest.Config
+) -> None:
+    """Kill `samplernn train`/`resume` with SIGKILL at random moments (3 times; 20 with
+    --run-slow). After every kill: each checkpoint present loads, the losses CSV parses (a
+    partial last line is allowed), and the newest checkpoint resumes, which repairs the CSV."""
+    kills = 20 if pytestconfig.getoption("--run-slow") else 3
+    rng = random.Random(1234)
+    source = tmp_path / "in.wav"
+    soundfile.write(source, tone_mix(1.0, RATE), RATE)
+    folder = tmp_path / "outputs" / "run"
+    losses = folder / "run_losses.csv"
+    command = [*SAMPLERNN, "train", str(source), "-o", "run", *KILL_FLAGS]
+    for attempt in range(kills):
+        process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE)  # fmt: skip
+        # Wait until this session has trained a little, then kill it at a random moment.
+        start_rows = len(losses.read_text().splitlines()) if losses.exists() else 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            if losses.exists() and len(losses.read_text().splitlines()) > start_rows + 2:
+                break
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.6))
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=60)
+        assert process.returncode == -signal.SIGKILL, f"attempt {attempt}: ended by itself"
+
+        checkpoints = sorted(folder.glob("run_epoch_*_iter_*_model.pt"),
+                             key=lambda p: int(p.name.split("_")[4]))  # fmt: skip
+        assert checkpoints, f"attempt {attempt}: no checkpoint written"
+        for path in [*checkpoints, folder / "run_best_model.pt"]:
+            if path.exists():
+                load_checkpoint(path)  # raises if damaged
+        with open(losses, newline="") as handle:
+            rows = list(csv.reader(handle))
+        assert rows[0][:2] == ["iter", "loss"]
+        complete = [row for row in rows[1:] if len(row) == 6]
+        assert [int(row[0]) for row in complete] == list(range(1, len(complete) + 1))
+        assert len(rows) - 1 - len(complete) <= 1  # at most one partial line, the last
+        # Continue from the newest checkpoint next time round.
+        command = [*SAMPLERNN, "resume", str(checkpoints[-1]), "--force", "--quiet"]
+
+    newest = max(
+        folder.glob("run_epoch_*_iter_*_model.pt"), key=lambda p: int(p.name.split("_")[4])
+    )
+    iteration = load_checkpoint(newest).iteration
+    result = run_cli("resume", newest, "--max-iterations", iteration + 2, "--quiet", "--force",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = read_losses(losses)
+    assert [int(r["iter"]) for r in rows] == list(range(1, iteration + 3))
+    assert not list(folder.glob(".*.tmp"))  # temp files of killed writes were cleaned up
+
+
+def test_disk_full_while_writing_keeps_the_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk during a checkpoint write: a clear error, the previous checkpoint intact,
+    nothing half-written under a final name."""
+    from samplernn_cli import fileio
+    from samplernn_cli.config import AudioConfig, LiveSettings, StopConditions
+    from samplernn_cli.errors import OutputError
+    from samplernn_cli.runfolder import RunFolder
+    from samplernn_cli.train import TrainRequest, train
+
+    from .conftest import TINY_MODEL, TINY_TRAIN
+
+    source = tmp_path / "in.wav"
+    soundfile.write(source, tone_mix(1.0, RATE), RATE)
+    run = RunFolder(path=tmp_path / "run", name="run")
+    original = fileio.atomic_write
+
+    def fill_disk_after_first_checkpoint(path: Path, write: object, **kwargs: object) -> Path:
+        if path.name.endswith("_model.pt") and (run.path / "run_epoch_1_iter_2_model.pt").exists():
+
+            def partial(handle: object) -> None:
+                handle.write(b"half a checkpoint")  # type: ignore[attr-defined]
+                raise OSError(28, "No space left on device")
+
+            return original(path, partial, **kwargs)  # type: ignore[arg-type]
+        return original(path, write, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fileio, "atomic_write", fill_disk_after_first_checkpoint)
+    import samplernn_cli.checkpoint as checkpoint_module
+
+    monkeypatch.setattr(checkpoint_module, "atomic_write", fill_disk_after_first_checkpoint)
+    with pytest.raises(OutputError, match="No space left on device"):
+        train(
+            TrainRequest(
+                input_path=source, run=run, model=TINY_MODEL, audio=AudioConfig(sample_rate=RATE),
+                train=TINY_TRAIN, live=LiveSettings(checkpoint_every=2, val_every=1000),
+                stop=StopConditions(max_iterations=10), device="cpu",
+            )
+        )  # fmt: skip
+    names = sorted(p.name for p in run.path.iterdir())
+    assert "run_epoch_1_iter_2_model.pt" in names
+    assert "run_epoch_1_iter_4_model.pt" not in names
+    assert not [n for n in names if n.endswith(".tmp")]
+    load_checkpoint(run.path / "run_epoch_1_iter_2_model.pt")
+
+
+NUMERIC_OPTIONS = {
+    "train": [
+        "--hidden_size", "--rnn_layers", "--frame_size", "--embed_size", "--quantization",
+        "--batch_size", "--num_frames", "--sequence-length", "--learning-rate", "--grad-clip",
+        "--val-fraction", "--seed", "--generate_every", "--checkpoint_every", "--val_every",
+        "--length", "--num_generated", "--temperature", "--max-iterations", "--max-epochs",
+        "--sample-rate", "--log-every",
+    ],
+    "generate": ["--length", "--count", "--seed", "--batch-size", "--prime-seconds"],
+}  # fmt: skip
+# Values no numeric option accepts (embed_size, seed and val-fraction accept 0).
+BAD_VALUES = ["-1", "abc", "1e400", "99999999999999999999999", ""]
+
+
+@pytest.mark.parametrize("command", NUMERIC_OPTIONS)
+def test_bad_numbers_are_usage_errors(command: str, tmp_path: Path) -> None:
+    """Negative, non-numeric, infinite, absurd and empty values for every numeric option:
+    exit code 2, one line naming the option, before anything is read or written."""
+    target = tmp_path / "in.wav" if command == "train" else tmp_path / "ckpt.pt"
+    target.write_bytes(b"unused: the option is refused before the file is read")
+    failures = []
+    for option in NUMERIC_OPTIONS[command]:
+        values = list(BAD_VALUES)
+        if option not in ("--embed_size", "--seed", "--val-fraction"):
+            values.append("0")
+        for value in values:
+            result = run_cli(command, target, option, value, cwd=tmp_path)
+            lines = result.stderr.strip().splitlines()
+            ok = (
+                result.returncode == 2
+                and len(lines) == 1
+                and lines[0].startswith("error: ")
+                and "Traceback" not in result.stderr
+            )
+            if not ok:
+                failures.append(f"{option} {value!r}: {result.returncode} {result.stderr!r}")
+    assert not failures, failures
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_absurdly_large_values_are_refused_before_allocating(tmp_path: Path) -> None:
+    source = tmp_path / "in.wav"
+    soundfile.write(source, tone_mix(0.5, RATE), RATE)
+    for args in (["--hidden_size", "16384", "--rnn_layers", "64"],
+                 ["--embed_size", "16384", "--frame_size", "4096"],
+                 ["--quantization", "65536", "--hidden_size", "16384"]):  # fmt: skip
+        result = run_cli("train", source, *args, cwd=tmp_path)
+        assert result.returncode == 2 and "parameters" in result.stderr, result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files regardless of permissions")
+def test_unreadable_input(tmp_path: Path) -> None:
+    source = tmp_path / "in.wav"
+    soundfile.write(source, tone_mix(0.5, RATE), RATE)
+    source.chmod(0)
+    result = run_cli("train", source, cwd=tmp_path)
+    assert result.returncode == 1 and "permission denied" in result.stderr
+
+
+def test_input_is_never_written(tmp_path: Path) -> None:
+    """Even with --force, a run folder that would overwrite the input is refused."""
+    folder = tmp_path / "outputs" / "x"
+    folder.mkdir(parents=True)
+    source = folder / "x_ground_truth.wav"
+    soundfile.write(source, tone_mix(0.5, RATE), RATE)
+    before = source.read_bytes()
+    result = run_cli("train", source, "-o", "x", "--force", "--hidden_size", "8",
+                     "--max-iterations", "1", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2 and "input" in result.stderr, result.stderr
+    assert source.read_bytes() == before
