@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from numba import get_num_threads
 from torch.nn.utils import parametrize
 
 from samplernn_cli import kernels
@@ -29,16 +30,24 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=np.float32)
 
 
+# Multiply-adds from which a few-row product is worth splitting between threads.
+PARALLEL_MACS = 1 << 20
+
+
 def affine(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
     """out = x @ weight.T + bias, for PyTorch's (out_features, in_features) weight layout.
 
     One row goes to BLAS (its matrix-vector product uses both cores and is bandwidth-bound at
     large sizes); a few rows to the compiled kernel, which reads each weight row once for
-    all of them where BLAS's matrix products for few rows are slow; many rows back to BLAS.
+    all of them where BLAS's matrix products for few rows are slow (split between the
+    threads when the product is large enough to pay for waking them); many rows back to BLAS.
     """
-    if x.shape[0] == 1 or x.shape[0] >= 16:
+    rows = x.shape[0]
+    if rows == 1 or rows >= 16:
         np.matmul(x, weight.T, out=out)
         out += bias
+    elif rows * weight.size >= PARALLEL_MACS:
+        kernels.affine_parallel(x, weight, bias, out, get_num_threads())
     else:
         kernels.affine(x, weight, bias, out)
 

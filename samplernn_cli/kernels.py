@@ -15,9 +15,11 @@ last bits, as any two BLAS libraries do.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 FAST = {"reassoc", "contract"}  # vectorise sums; keep NaN and infinity semantics
+# Up to this size the sample MLP's weights stay in cache when each thread runs one clip.
+CACHED_WEIGHT_BYTES = 1 << 20
 
 
 @njit(cache=True, fastmath=FAST)
@@ -62,9 +64,25 @@ def _relu(x: np.ndarray) -> None:
                 x[r, j] = 0.0
 
 
+@njit(cache=True, parallel=True)
+def affine_parallel(
+    x: np.ndarray, weight_t: np.ndarray, bias: np.ndarray, out: np.ndarray, chunks: int
+) -> None:
+    """:func:`affine` with the outputs split between the CPU's threads: each thread reads
+    its share of the weights once for all rows (for large products of a few rows); ``chunks``
+    is the number of threads."""
+    outputs = weight_t.shape[0]
+    for c in prange(chunks):
+        # Chunk bounds on multiples of four, the kernel's block of outputs.
+        start = (c * outputs // chunks) // 4 * 4
+        stop = outputs if c == chunks - 1 else ((c + 1) * outputs // chunks) // 4 * 4
+        affine(x, weight_t[start:stop], bias[start:stop], out[:, start:stop])
+
+
 @njit(cache=True, fastmath=FAST)
-def _row_steps(
-    r: int,
+def _group_steps(
+    first: int,
+    last: int,
     codes: np.ndarray,
     position: int,
     steps: int,
@@ -84,61 +102,65 @@ def _row_steps(
     h2: np.ndarray,
     logits: np.ndarray,
 ) -> None:
-    """:func:`sample_steps` for clip ``r`` alone (clips are independent within a frame)."""
+    """:func:`sample_steps` for clips ``first:last`` alone (clips are independent within a
+    frame); the group's rows go through each layer together."""
     hidden = tables.shape[1]
     levels = wo_t.shape[0]
     frame_size = offsets.shape[0]
-    one = slice(r, r + 1)
-    xr, h1r, h2r, lr = x[one], h1[one], h2[one], logits[one]
-    scale = inverse_temperature[r]
+    xg, h1g, h2g, lg = x[first:last], h1[first:last], h2[first:last], logits[first:last]
     for s in range(steps):
         at = position + s
         # First layer: the sum of one table row per previous code, plus the conditioning.
-        for j in range(hidden):
-            xr[0, j] = conditioning[r, s, j]
-        for p in range(frame_size):
-            row = codes[r, at - frame_size + p] + offsets[p]
+        for r in range(first, last):
             for j in range(hidden):
-                xr[0, j] += tables[row, j]
-        _relu(xr)
-        affine(xr, w1_t, b1, h1r)
-        _relu(h1r)
-        affine(h1r, w2_t, b2, h2r)
-        _relu(h2r)
-        affine(h2r, wo_t, bo, lr)
-        peak = lr[0, 0] * scale
-        for j in range(1, levels):
-            peak = max(peak, lr[0, j] * scale)
-        total = np.float32(0.0)
-        for j in range(levels):
-            weight = np.exp(lr[0, j] * scale - peak)
-            lr[0, j] = weight
-            total += weight
-        target = draws[r, s] * total
-        chosen = levels - 1
-        cumulative = np.float32(0.0)
-        for j in range(levels):
-            cumulative += lr[0, j]
-            if cumulative > target:
-                chosen = j
-                break
-        codes[r, at] = chosen
+                x[r, j] = conditioning[r, s, j]
+            for p in range(frame_size):
+                row = codes[r, at - frame_size + p] + offsets[p]
+                for j in range(hidden):
+                    x[r, j] += tables[row, j]
+        _relu(xg)
+        affine(xg, w1_t, b1, h1g)
+        _relu(h1g)
+        affine(h1g, w2_t, b2, h2g)
+        _relu(h2g)
+        affine(h2g, wo_t, bo, lg)
+        for r in range(first, last):
+            scale = inverse_temperature[r]
+            peak = logits[r, 0] * scale
+            for j in range(1, levels):
+                peak = max(peak, logits[r, j] * scale)
+            total = np.float32(0.0)
+            for j in range(levels):
+                weight = np.exp(logits[r, j] * scale - peak)
+                logits[r, j] = weight
+                total += weight
+            target = draws[r, s] * total
+            chosen = levels - 1
+            cumulative = np.float32(0.0)
+            for j in range(levels):
+                cumulative += logits[r, j]
+                if cumulative > target:
+                    chosen = j
+                    break
+            codes[r, at] = chosen
 
 
 @njit(cache=True)
 def _serial(codes, position, steps, tables, offsets, conditioning, w1_t, b1, w2_t, b2, wo_t,
             bo, inverse_temperature, draws, x, h1, h2, logits):  # fmt: skip
-    for r in range(codes.shape[0]):
-        _row_steps(r, codes, position, steps, tables, offsets, conditioning, w1_t, b1, w2_t,
-                   b2, wo_t, bo, inverse_temperature, draws, x, h1, h2, logits)  # fmt: skip
+    _group_steps(0, codes.shape[0], codes, position, steps, tables, offsets, conditioning,
+                 w1_t, b1, w2_t, b2, wo_t, bo, inverse_temperature, draws, x, h1, h2,
+                 logits)  # fmt: skip
 
 
 @njit(cache=True, parallel=True)
-def _parallel(codes, position, steps, tables, offsets, conditioning, w1_t, b1, w2_t, b2, wo_t,
-              bo, inverse_temperature, draws, x, h1, h2, logits):  # fmt: skip
-    for r in prange(codes.shape[0]):
-        _row_steps(r, codes, position, steps, tables, offsets, conditioning, w1_t, b1, w2_t,
-                   b2, wo_t, bo, inverse_temperature, draws, x, h1, h2, logits)  # fmt: skip
+def _parallel(groups, codes, position, steps, tables, offsets, conditioning, w1_t, b1, w2_t,
+              b2, wo_t, bo, inverse_temperature, draws, x, h1, h2, logits):  # fmt: skip
+    count = codes.shape[0]
+    for g in prange(groups):
+        _group_steps(g * count // groups, (g + 1) * count // groups, codes, position, steps,
+                     tables, offsets, conditioning, w1_t, b1, w2_t, b2, wo_t, bo,
+                     inverse_temperature, draws, x, h1, h2, logits)  # fmt: skip
 
 
 def sample_steps(
@@ -175,8 +197,18 @@ def sample_steps(
             cumulative probability exceeds ``draws[r, s]`` (inverse-CDF sampling).
         x, h1, h2: (B, H) and logits: (B, levels) scratch buffers.
 
-    Clips are independent within a frame, so several clips are spread over the CPU's cores.
+    Clips are independent within a frame, so several clips are spread over the CPU's threads:
+    one clip per task while the MLP's weights are small enough to stay in a core's cache, and
+    otherwise one group of clips per thread, each weight row read once for its whole group
+    (measured in ``benchmarks/generation.py``: each choice wins where it is used).
     """
-    run = _parallel if codes.shape[0] > 1 else _serial
-    run(codes, position, steps, tables, offsets, conditioning, w1_t, b1, w2_t, b2, wo_t, bo,
-        inverse_temperature, draws, x, h1, h2, logits)  # fmt: skip
+    count = codes.shape[0]
+    threads = get_num_threads()
+    if count == 1 or threads == 1:
+        _serial(codes, position, steps, tables, offsets, conditioning, w1_t, b1, w2_t, b2,
+                wo_t, bo, inverse_temperature, draws, x, h1, h2, logits)  # fmt: skip
+        return
+    weight_bytes = w1_t.nbytes + w2_t.nbytes + wo_t.nbytes
+    groups = count if weight_bytes <= CACHED_WEIGHT_BYTES else min(count, threads)
+    _parallel(groups, codes, position, steps, tables, offsets, conditioning, w1_t, b1, w2_t,
+              b2, wo_t, bo, inverse_temperature, draws, x, h1, h2, logits)  # fmt: skip

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from samplernn_cli import fastgen, kernels
 from samplernn_cli.fastgen import FastSampler
 from samplernn_cli.generate import generate_codes
 
@@ -46,3 +47,32 @@ def test_priming_and_statistics_agree_on_long_runs() -> None:
     histogram_fast = torch.bincount(fast.flatten(), minlength=16).float() / fast.numel()
     histogram_ref = torch.bincount(reference.flatten(), minlength=16).float() / fast.numel()
     assert (histogram_fast - histogram_ref).abs().max() < 0.01
+
+
+@pytest.mark.parametrize("rows", [1, 3, 5, 20])
+@pytest.mark.parametrize("inner,outputs", [(16, 8), (300, 1030), (512, 4096)])
+def test_every_affine_path_agrees_with_numpy(rows: int, inner: int, outputs: int) -> None:
+    # Covers BLAS (1 and many rows) and the compiled kernel, serial and split between threads
+    # (rows * outputs * inner above fastgen.PARALLEL_MACS), with outputs not a multiple of 4.
+    rng = np.random.default_rng(rows)
+    x = rng.standard_normal((rows, inner), dtype=np.float32)
+    weight = rng.standard_normal((outputs, inner), dtype=np.float32)
+    bias = rng.standard_normal(outputs, dtype=np.float32)
+    out = np.full((rows, outputs), np.nan, dtype=np.float32)
+    fastgen.affine(x, weight, bias, out)
+    expected = x.astype(np.float64) @ weight.T.astype(np.float64) + bias
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("cached_bytes", [0, 1 << 40])
+def test_clip_groups_do_not_change_the_samples(
+    monkeypatch: pytest.MonkeyPatch, cached_bytes: int
+) -> None:
+    # One clip per task (weights in cache) and one group per thread (large weights) must
+    # both draw exactly what the reference draws.
+    monkeypatch.setattr(kernels, "CACHED_WEIGHT_BYTES", cached_bytes)
+    model = build(VARIANTS["3-tier"]).eval()
+    kwargs = {"temperature": [0.7, 1.0, 1.4, 1.0, 0.9], "seed": 4}
+    fast = generate_codes(model, 5, 200, implementation="fast", **kwargs)
+    reference = generate_codes(model, 5, 200, implementation="reference", **kwargs)
+    assert torch.equal(fast, reference)
