@@ -16,7 +16,8 @@ import soundfile
 from samplernn_cli.checkpoint import load_checkpoint
 from samplernn_cli.runfolder import read_losses
 
-from .conftest import SAMPLERNN, run_cli, tone_mix
+from .audio_matrix import make_audio_matrix
+from .conftest import SAMPLERNN, TINY_FLAGS, run_cli, tone_mix
 
 RATE = 8000
 # A model big enough that writing its checkpoint (every iteration) takes a good share of the
@@ -202,3 +203,31 @@ def test_input_is_never_written(tmp_path: Path) -> None:
                      "--max-iterations", "1", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 2 and "input" in result.stderr, result.stderr
     assert source.read_bytes() == before
+
+
+def test_bad_and_unusual_audio_through_the_command(tmp_path: Path) -> None:
+    """Each input of the matrix is trained on, or refused with one line and exit code 1;
+    never a traceback, and a refused input leaves no run folder behind."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = make_audio_matrix(tmp_path)
+    assert len(cases) >= 20
+
+    def attempt(item: tuple[int, tuple[str, tuple[Path, int, str]]]) -> str | None:
+        index, (name, (path, code, fragment)) = item
+        result = run_cli("train", path, "-o", f"case{index}", *TINY_FLAGS, "--max-iterations",
+                         "1", "--quiet", cwd=tmp_path)  # fmt: skip
+        lines = result.stderr.strip().splitlines()
+        if result.returncode != code or "Traceback" in result.stderr:
+            return f"{name}: exit {result.returncode}, stderr {result.stderr!r}"
+        if code != 0 and (len(lines) != 1 or not lines[0].startswith("error:")
+                          or fragment not in lines[0]):  # fmt: skip
+            return f"{name}: expected one error line with {fragment!r}, got {lines!r}"
+        made = (tmp_path / "outputs" / f"case{index}").exists()
+        if made != (code == 0):
+            return f"{name}: run folder {'made' if made else 'missing'}"
+        return None
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        failures = [f for f in pool.map(attempt, enumerate(cases.items())) if f is not None]
+    assert not failures, failures
