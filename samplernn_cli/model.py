@@ -123,15 +123,25 @@ class FrameTier(nn.Module):
             (B, F * ratio, H): one conditioning vector per frame (or sample) of the tier
             below, and the new state.
         """
-        batch, num_frames, _ = frames.shape
+        out, new_state = self.features(frames, conditioning, state)
+        return self.upsample_frames(out), new_state
+
+    def features(
+        self, frames: torch.Tensor, conditioning: torch.Tensor | None, state: TierState | None
+    ) -> tuple[torch.Tensor, TierState]:
+        """:meth:`forward` without the upsampling: (B, F, H), one vector per frame."""
         x = self.input(frames)
         if conditioning is not None:
             x = x + conditioning
         if state is None:
-            state = self.initial_state(batch)
-        out, new_state = self._run_rnn(x, state)
-        up = self.upsample(out)  # (B, F, ratio * H)
-        return up.reshape(batch, num_frames * self.ratio, self.hidden_size), new_state
+            state = self.initial_state(frames.shape[0])
+        return self._run_rnn(x, state)
+
+    def upsample_frames(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, F, H) per-frame vectors -> (B, F * ratio, H) conditioning for the tier below."""
+        batch, num_frames, _ = features.shape
+        up = self.upsample(features)  # (B, F, ratio * H)
+        return up.reshape(batch, num_frames * self.ratio, self.hidden_size)
 
 
 class SampleTier(nn.Module):
@@ -230,17 +240,20 @@ class SampleRNN(nn.Module):
         return [None] * len(self.frame_tiers)
 
     def frame_tiers_pass(
-        self, window: torch.Tensor, state: ModelState | None = None
+        self, window: torch.Tensor, state: ModelState | None = None, *, upsample: bool = True
     ) -> tuple[torch.Tensor, ModelState]:
         """Run only the frame tiers over a chunk (teacher forcing).
 
         Args:
             window: (B, history + L) codes, as for :meth:`forward`.
             state: the frame tiers' state, or None at the start of a sequence.
+            upsample: False stops before the bottom tier's upsampling (see returns).
 
         Returns:
-            (B, L, H): the bottom tier's conditioning vector for each target, and the state
-            after the chunk.
+            (B, L, H): the bottom tier's conditioning vector for each target (with
+            ``upsample=False``, (B, L / frame_size, H): the bottom tier's vector for each
+            frame, which ``frame_tiers[0].upsample_frames`` turns into the former), and the
+            state after the chunk.
         """
         history = self.history
         batch = window.shape[0]
@@ -255,7 +268,10 @@ class SampleRNN(nn.Module):
             # (B, L / size, size): for each frame of this tier, the frame before it.
             frames = window[:, history - size : history + length - size]
             frames = self.quantizer.scale_codes(frames).view(batch, length // size, size)
-            conditioning, new_state[k] = tier(frames, conditioning, state[k])
+            if k == 0 and not upsample:
+                conditioning, new_state[k] = tier.features(frames, conditioning, state[k])
+            else:
+                conditioning, new_state[k] = tier(frames, conditioning, state[k])
         assert conditioning is not None  # there is always at least one frame tier
         return conditioning, new_state
 

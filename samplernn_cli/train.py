@@ -237,12 +237,14 @@ def forward_backward(
     """Loss and gradients of one truncated-BPTT chunk, with bounded memory.
 
     The frame tiers run over the whole chunk. The sample-level MLP, whose activations are
-    (batch x targets x hidden) and dominate memory, runs in slices of the chunk of at most
-    ``slice_floats`` activation values each: every slice's loss is back-propagated at once
-    (into the MLP weights, the conditioning vectors and the first layer's tables), freeing
-    its activations, and the accumulated gradients then flow through the frame tiers and the
-    tables in one backward pass. Same loss and gradients as one pass over the chunk, up to
-    float summation order. Nothing is back-propagated when the loss is not finite.
+    (batch x targets x hidden) and dominate memory, runs in slices of whole bottom-tier frames
+    of at most about ``slice_floats`` activation values each, together with the bottom tier's
+    upsampling (whose output, one vector per target, is the largest tensor of the chunk):
+    every slice's loss is back-propagated at once (into the MLP and upsampling weights, the
+    bottom tier's per-frame vectors and the first layer's tables), freeing its activations,
+    and the accumulated gradients then flow through the frame tiers and the tables in one
+    backward pass. Same loss and gradients as one pass over the chunk, up to float summation
+    order. Nothing is back-propagated when the loss is not finite.
 
     Returns:
         The mean loss in bits per sample (NaN or infinite if so) and the state after the
@@ -253,24 +255,29 @@ def forward_backward(
     batch = window.shape[0]
     length = window.shape[1] - history
     targets = window[:, history:]
-    conditioning, new_state = model.frame_tiers_pass(window, state)
     # (B, L, FS): the frame_size codes before each target (a view, not a copy).
     previous = window[:, history - tier.frame_size : -1].unfold(1, tier.frame_size, 1)
     step = max(1, slice_floats // (batch * tier.input.out_features))
     if step >= length:
+        conditioning, new_state = model.frame_tiers_pass(window, state)
         logits = tier(previous, conditioning)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         bits = loss.item() / LOG2
         if math.isfinite(bits):
             loss.backward()
         return bits, new_state
+    bottom = model.frame_tiers[0]
+    features, new_state = model.frame_tiers_pass(window, state, upsample=False)
+    frames_per_slice = max(1, step // bottom.ratio)
     tables = tier.input_tables()
-    conditioning_leaf = conditioning.detach().requires_grad_()
+    features_leaf = features.detach().requires_grad_()
     tables_leaf = tables.detach().requires_grad_()
     total = torch.zeros((), dtype=torch.float64, device=window.device)
-    for start in range(0, length, step):
-        part = slice(start, min(start + step, length))
-        logits = tier(previous[:, part], conditioning_leaf[:, part], tables_leaf)
+    for first in range(0, features.shape[1], frames_per_slice):
+        frames = slice(first, first + frames_per_slice)
+        part = slice(first * bottom.ratio, min((first + frames_per_slice) * bottom.ratio, length))
+        conditioning = bottom.upsample_frames(features_leaf[:, frames])
+        logits = tier(previous[:, part], conditioning, tables_leaf)
         loss = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), targets[:, part].reshape(-1), reduction="sum"
         ) / (batch * length)
@@ -278,7 +285,7 @@ def forward_backward(
         total += loss.detach()
     bits = float(total) / LOG2
     if math.isfinite(bits):
-        torch.autograd.backward([conditioning, tables], [conditioning_leaf.grad, tables_leaf.grad])
+        torch.autograd.backward([features, tables], [features_leaf.grad, tables_leaf.grad])
     return bits, new_state
 
 

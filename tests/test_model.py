@@ -234,7 +234,8 @@ def test_training_step_matches_the_straightforward_formulation(name: str) -> Non
     window = random_window(model, 3, 4)
     loss, _ = naive_loss(model, window)
     naive_grads = torch.autograd.grad(loss, list(model.parameters()))
-    for slice_floats in (10**9, 3 * model.config.hidden_size * 5):  # one pass; slices of 5
+    # One pass; slices of 5 and of 9 targets, rounded down to whole bottom-tier frames.
+    for slice_floats in (10**9, 3 * model.config.hidden_size * 5, 3 * model.config.hidden_size * 9):
         model.zero_grad()
         bits, _ = forward_backward(model, window, None, slice_floats=slice_floats)
         assert bits == pytest.approx(loss.item() / math.log(2), rel=1e-5)
