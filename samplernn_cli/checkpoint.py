@@ -43,9 +43,10 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         "package_version": __version__,
         **payload,
     }
+
     try:
         atomic_write(path, lambda handle: torch.save(payload, handle), what="checkpoint")
-    except RuntimeError as exc:  # torch's zip writer reports I/O failures this way
+    except RuntimeError as exc:  # torch's zip writer reports some I/O failures this way
         raise OutputError(f"cannot write checkpoint {path}: {exc}") from None
 
 

@@ -8,6 +8,7 @@ the final name, never a partial file; the temp file is removed on failure.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -49,8 +50,17 @@ def atomic_write(
     except OSError as exc:
         raise OutputError(f"cannot write {label}: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
+        # Unbuffered: a failed write fails at once, not later inside a seek or close.
+        with os.fdopen(fd, "wb", buffering=0) as handle:
+            recorder = _WriteErrors(handle)
+            try:
+                write(recorder)  # type: ignore[arg-type]
+            except Exception:
+                if recorder.error is not None:
+                    raise recorder.error from None
+                raise
+            if recorder.error is not None:  # a writer that ignored a failed write
+                raise recorder.error
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, FILE_MODE)
@@ -68,6 +78,41 @@ def atomic_write(
             raise OutputError(f"cannot write {label}: {exc.strerror or exc}") from None
         raise
     return path
+
+
+class _WriteErrors:
+    """A binary file whose ``write`` records its first OSError and reports nothing written,
+    instead of raising.
+
+    Writers that call ``write`` from C (libsndfile through cffi, torch's zip writer) turn an
+    exception there into a printed traceback or a vague "unexpected pos"; this way they see
+    a short write and fail, and :func:`atomic_write` reports the real error (a full disk,
+    say).
+    """
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        if self.error is not None:
+            return 0
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):  # an unbuffered write may be short; the next one says why
+            try:
+                written = self.handle.write(view[done:]) or 0
+            except OSError as exc:
+                self.error = exc
+                break
+            if written == 0:
+                self.error = OSError(errno.EIO, "the write made no progress")
+                break
+            done += written
+        return done
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.handle, name)
 
 
 def _move_no_clobber(source: str, target: Path) -> None:

@@ -231,3 +231,47 @@ def test_bad_and_unusual_audio_through_the_command(tmp_path: Path) -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         failures = [f for f in pool.map(attempt, enumerate(cases.items())) if f is not None]
     assert not failures, failures
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real 1 MiB filesystem (tmpfs), where this machine lets the tests mount one."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                          capture_output=True)  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip("cannot mount a small filesystem here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_really_full_disk(tiny_filesystem: Path, tmp_path: Path) -> None:
+    """Training into a 1 MiB filesystem fills it with real checkpoints and audio: exit 1 with
+    one "No space left" line, every file left under a final name complete, no temp files;
+    generating into the full disk fails the same way and leaves nothing half-written."""
+    source = tmp_path / "in.wav"
+    soundfile.write(source, tone_mix(1.0, RATE), RATE)
+    flags = [*TINY_FLAGS, "--hidden_size", "64", "--checkpoint_every", "1", "--generate_every",
+             "1", "--length", "1", "--max-iterations", "50", "--quiet"]  # fmt: skip
+    result = run_cli("train", source, "-o", str(tiny_filesystem / "run"), *flags, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0], lines
+    folder = tiny_filesystem / "run"
+    assert not list(folder.glob(".*.tmp"))
+    checkpoints = sorted(folder.glob("*_model.pt"))
+    assert checkpoints, sorted(p.name for p in folder.iterdir())
+    for checkpoint in checkpoints:
+        load_checkpoint(checkpoint)
+    for clip in folder.glob("*.wav"):
+        assert soundfile.info(clip).frames > 0
+    # Generating onto the full disk: the same kind of error, and no partial clip.
+    before = sorted(p.name for p in folder.iterdir())
+    result = run_cli("generate", checkpoints[0], "--length", "60", "--seed", "1",
+                     "--quiet", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1 and "No space left on device" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in folder.iterdir()) == before
