@@ -2,10 +2,13 @@
 
 Both implementations train the same model on the same batches of the same clip:
 
-* optimised (`samplernn_cli.train.forward_backward`, what `samplernn train` runs): the MLP's
-  first layer as a gather from per-position tables, the MLP in slices of bounded memory;
-* straightforward (`samplernn_cli.reference.naive_loss`): the first layer as a product with
-  the concatenated embeddings of the previous samples, the whole chunk at once.
+* optimised (`samplernn_cli.train.forward_backward` and `make_optimizer`, what `samplernn
+  train` runs): the MLP's first layer as a gather from per-position tables, the MLP and the
+  bottom tier's upsampling in slices of bounded memory, fused Adam;
+* straightforward (`samplernn_cli.reference.naive_loss`, as the 2022 tool did): the first
+  layer as a product with the concatenated embeddings of the previous samples, the whole
+  chunk at once, Adam's per-parameter loop;
+* compiled (`--compile`): the optimised step with the sample tier under torch.compile.
 
 Each (configuration, implementation) runs in its own process, so its peak resident memory
 (wait4's rusage) is its own. Throughput is the median of per-iteration target samples per
@@ -18,6 +21,7 @@ repository root:
 
     python benchmarks/train_throughput.py                      # small and default
     python benchmarks/train_throughput.py --configs small --iterations 30
+    python benchmarks/train_throughput.py --configs small --compile   # + torch.compile
 """
 
 from __future__ import annotations
@@ -94,12 +98,19 @@ def worker(config: str, implementation: str, iterations: int, source: Path) -> N
     from samplernn_cli.data import SequencePlan
     from samplernn_cli.model import SampleRNN, detach_state
     from samplernn_cli.reference import naive_loss
-    from samplernn_cli.train import forward_backward
+    from samplernn_cli.train import forward_backward, make_optimizer
 
     settings, batch, frames, _ = CONFIGS[config]
     torch.manual_seed(0)
     model = SampleRNN(ModelConfig(**settings))
-    optimizer = torch.optim.Adam(model.parameters())
+    if implementation == "straightforward":
+        optimizer = torch.optim.Adam(model.parameters())
+    else:  # what `samplernn train` uses
+        optimizer = make_optimizer(model, 0.001)
+    if implementation == "compiled":
+        # torch.compile (Inductor) on the sample tier, the bulk of the work; the LSTM layers
+        # stay eager (their fused kernels are oneDNN's already).
+        model.sample_tier.forward = torch.compile(model.sample_tier.forward)
     codes = model.quantizer.encode(read_audio(source, AudioConfig()).samples)
     chunk = frames * model.config.tier_frame_samples[-1]
     plan = SequencePlan(codes, history=model.history, zero_code=model.quantizer.zero_code,
@@ -112,7 +123,7 @@ def worker(config: str, implementation: str, iterations: int, source: Path) -> N
         window = plan.window(sequences, iteration % plan.chunks_per_sequence)
         started = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        if implementation == "optimised":
+        if implementation in ("optimised", "compiled"):
             _, state = forward_backward(model, window, state)
         else:
             loss, state = naive_loss(model, window, state)
@@ -144,6 +155,8 @@ def main() -> None:
     parser.add_argument("--input", type=Path, default=DEFAULT_INPUT)
     parser.add_argument("--configs", default=",".join(CONFIGS))
     parser.add_argument("--iterations", type=int, default=None, help="per run")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the optimised step with torch.compile")  # fmt: skip
     parser.add_argument("--worker", nargs=2, metavar=("CONFIG", "IMPLEMENTATION"))
     args = parser.parse_args()
     if args.worker:
@@ -160,8 +173,8 @@ def main() -> None:
     for config in args.configs.split(","):
         settings, batch, frames, default_iterations = CONFIGS[config]
         iterations = args.iterations or default_iterations
-        results = {impl: run(config, impl, iterations, args.input)
-                   for impl in ("straightforward", "optimised")}  # fmt: skip
+        implementations = ["straightforward", "optimised"] + (["compiled"] if args.compile else [])
+        results = {impl: run(config, impl, iterations, args.input) for impl in implementations}
         base = results["straightforward"]
         for implementation, result in results.items():
             flops = training_flops(settings, batch, frames, implementation)

@@ -289,6 +289,14 @@ def forward_backward(
     return bits, new_state
 
 
+def make_optimizer(model: SampleRNN, learning_rate: float) -> torch.optim.Optimizer:
+    """Adam, with PyTorch's fused implementation (one kernel for all parameters) where the
+    device has one: the same update as the per-parameter loop, several times faster."""
+    device = next(model.parameters()).device
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.Adam(model.parameters(), lr=learning_rate, fused=fused or None)
+
+
 def _fmt_seconds(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
@@ -346,7 +354,7 @@ class Trainer:
             batch_size=train_config.batch_size,
             seed=train_config.seed,
         )
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=live.learning_rate)
+        self.optimizer = make_optimizer(self.model, live.learning_rate)
         self.live = LiveSettingsFile(run.args_json, live)
         self.loss_log = LossLog(run.losses_csv)
         self.state = RunState()
