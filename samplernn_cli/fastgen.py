@@ -30,6 +30,8 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=np.float32)
 
 
+# Samples per clip whose uniforms are drawn in one call.
+DRAW_SAMPLES = 2048
 # Multiply-adds from which a few-row product is worth splitting between threads.
 PARALLEL_MACS = 1 << 20
 
@@ -241,7 +243,7 @@ class FastSampler:
 
         Args:
             uniforms: ``uniforms(block)`` returns (count, block) float32 draws in [0, 1) for
-                the next ``block`` samples (called once per top-tier frame).
+                the next ``block`` samples (called for several top-tier frames at a time).
             history: (count, model.history) codes before the first sample (default: silence).
             state: the frame tiers' state at that point (default: reset).
             progress: called with (done, total) once per top-tier frame; True stops
@@ -265,10 +267,17 @@ class FastSampler:
         if history is not None:
             codes[:, :context] = history.cpu().numpy()
         conditioning: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(tiers)
+        # Uniforms for many frames per call (a clip's stream gives the same numbers drawn in
+        # one block or several).
+        draw_block = top * max(1, DRAW_SAMPLES // top)
+        drawn = np.empty((self.count, 0), dtype=np.float32)
         for frame_start in range(0, total, top):
             if progress is not None and progress(frame_start, total):
                 raise GenerationStopped
-            draws = np.ascontiguousarray(uniforms(top), dtype=np.float32)
+            if frame_start % draw_block == 0:
+                block = min(draw_block, total - frame_start)
+                drawn = np.ascontiguousarray(uniforms(block), dtype=np.float32)
+            draws = drawn[:, frame_start % draw_block : frame_start % draw_block + top]
             for t in range(frame_start, frame_start + top, frame_size):
                 position = context + t
                 for k in reversed(range(len(tiers))):

@@ -18,8 +18,6 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 FAST = {"reassoc", "contract"}  # vectorise sums; keep NaN and infinity semantics
-# Up to this size the sample MLP's weights stay in cache when each thread runs one clip.
-CACHED_WEIGHT_BYTES = 1 << 20
 
 
 @njit(cache=True, fastmath=FAST)
@@ -197,18 +195,15 @@ def sample_steps(
             cumulative probability exceeds ``draws[r, s]`` (inverse-CDF sampling).
         x, h1, h2: (B, H) and logits: (B, levels) scratch buffers.
 
-    Clips are independent within a frame, so several clips are spread over the CPU's threads:
-    one clip per task while the MLP's weights are small enough to stay in a core's cache, and
-    otherwise one group of clips per thread, each weight row read once for its whole group
-    (measured in ``benchmarks/generation.py``: each choice wins where it is used).
+    Clips are independent within a frame, so they are split into one group per thread, and
+    each group's clips go through every layer together, each weight row read once for all of
+    them (faster than one clip per task, measured in ``benchmarks/generation.py``).
     """
     count = codes.shape[0]
-    threads = get_num_threads()
-    if count == 1 or threads == 1:
+    groups = min(count, get_num_threads())
+    if groups == 1:
         _serial(codes, position, steps, tables, offsets, conditioning, w1_t, b1, w2_t, b2,
                 wo_t, bo, inverse_temperature, draws, x, h1, h2, logits)  # fmt: skip
         return
-    weight_bytes = w1_t.nbytes + w2_t.nbytes + wo_t.nbytes
-    groups = count if weight_bytes <= CACHED_WEIGHT_BYTES else min(count, threads)
     _parallel(groups, codes, position, steps, tables, offsets, conditioning, w1_t, b1, w2_t,
               b2, wo_t, bo, inverse_temperature, draws, x, h1, h2, logits)  # fmt: skip
