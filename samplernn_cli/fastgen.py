@@ -8,7 +8,9 @@ sample. Measured in ``benchmarks/generation.py``; what makes it fast:
   per sample is arithmetic rather than one library call per operation;
 * the frame tiers run once per frame on preallocated NumPy buffers, the RNN cell as one matrix
   product (several times faster than PyTorch's one-step LSTM at large sizes);
-* all clips of a batch go through every step together, each weight row read once for all;
+* the clips of a batch are split into one group per thread, and a group's clips go through
+  every step together, each weight row read once for all of them;
+* the clips' uniforms are drawn thousands at a time, not once per frame;
 * sampling inverts the softmax's cumulative distribution at the clip's uniform draw: the same
   draws as the reference, so the same samples up to floating-point ties.
 """
