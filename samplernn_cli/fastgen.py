@@ -276,10 +276,11 @@ class FastSampler:
         for frame_start in range(0, total, top):
             if progress is not None and progress(frame_start, total):
                 raise GenerationStopped
-            if frame_start % draw_block == 0:
+            within = frame_start % draw_block
+            if within == 0:
                 block = min(draw_block, total - frame_start)
                 drawn = np.ascontiguousarray(uniforms(block), dtype=np.float32)
-            draws = drawn[:, frame_start % draw_block : frame_start % draw_block + top]
+            draws = drawn[:, within : within + top]
             for t in range(frame_start, frame_start + top, frame_size):
                 position = context + t
                 for k in reversed(range(len(tiers))):

@@ -61,7 +61,6 @@ def atomic_write(
                 raise
             if recorder.error is not None:  # a writer that ignored a failed write
                 raise recorder.error
-            handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, FILE_MODE)
         if overwrite:
@@ -81,8 +80,8 @@ def atomic_write(
 
 
 class _WriteErrors:
-    """A binary file whose ``write`` records its first OSError and reports nothing written,
-    instead of raising.
+    """A binary file whose ``write`` records its first OSError and returns the bytes written
+    before it, instead of raising.
 
     Writers that call ``write`` from C (libsndfile through cffi, torch's zip writer) turn an
     exception there into a printed traceback or a vague "unexpected pos"; this way they see

@@ -143,14 +143,6 @@ def _group_steps(
             codes[r, at] = chosen
 
 
-@njit(cache=True)
-def _serial(codes, position, steps, tables, offsets, conditioning, w1_t, b1, w2_t, b2, wo_t,
-            bo, inverse_temperature, draws, x, h1, h2, logits):  # fmt: skip
-    _group_steps(0, codes.shape[0], codes, position, steps, tables, offsets, conditioning,
-                 w1_t, b1, w2_t, b2, wo_t, bo, inverse_temperature, draws, x, h1, h2,
-                 logits)  # fmt: skip
-
-
 @njit(cache=True, parallel=True)
 def _parallel(groups, codes, position, steps, tables, offsets, conditioning, w1_t, b1, w2_t,
               b2, wo_t, bo, inverse_temperature, draws, x, h1, h2, logits):  # fmt: skip
@@ -202,8 +194,9 @@ def sample_steps(
     count = codes.shape[0]
     groups = min(count, get_num_threads())
     if groups == 1:
-        _serial(codes, position, steps, tables, offsets, conditioning, w1_t, b1, w2_t, b2,
-                wo_t, bo, inverse_temperature, draws, x, h1, h2, logits)  # fmt: skip
+        _group_steps(0, count, codes, position, steps, tables, offsets, conditioning, w1_t,
+                     b1, w2_t, b2, wo_t, bo, inverse_temperature, draws, x, h1, h2,
+                     logits)  # fmt: skip
         return
     _parallel(groups, codes, position, steps, tables, offsets, conditioning, w1_t, b1, w2_t,
               b2, wo_t, bo, inverse_temperature, draws, x, h1, h2, logits)  # fmt: skip
