@@ -20,6 +20,8 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:  # the module itself must not import torch
+    from typing_extensions import Self
+
     from samplernn_cli.generate import GenerateStatus
     from samplernn_cli.train import TrainStatus
 
@@ -81,30 +83,28 @@ def _status_fields(status: TrainStatus) -> list[str]:
     return parts
 
 
-class TrainDisplay:
-    """Progress for ``samplernn train``: a Rich bar, plain lines, or nothing.
+class _BarDisplay:
+    """A Rich progress bar labelled ``label`` on a terminal (``console`` given, not quiet),
+    started and stopped as a context manager; plain lines or nothing are the subclasses'."""
 
-    Use as a context manager; call the instance with each :class:`TrainStatus`.
-    """
-
-    def __init__(self, console: Console | None, *, quiet: bool, log_every: int) -> None:
+    def __init__(self, console: Console | None, *, quiet: bool, label: str) -> None:
         self.quiet = quiet
-        self.log_every = log_every
+        self.label = label
         self.progress: Progress | None = None
         self.task: TaskID | None = None
         if console is not None and not quiet:
             self.progress = Progress(
-                TextColumn("[bold]training"),
+                TextColumn(f"[bold]{label}"),
                 BarColumn(),
                 TextColumn("{task.fields[info]}"),
                 console=console,
                 transient=False,
             )
 
-    def __enter__(self) -> TrainDisplay:
+    def __enter__(self) -> Self:
         if self.progress is not None:
             self.progress.start()
-            self.task = self.progress.add_task("train", total=None, info="starting")
+            self.task = self.progress.add_task(self.label, total=None, info="starting")
         return self
 
     def __exit__(
@@ -115,6 +115,17 @@ class TrainDisplay:
     ) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+
+class TrainDisplay(_BarDisplay):
+    """Progress for ``samplernn train``: a Rich bar, plain lines, or nothing.
+
+    Use as a context manager; call the instance with each :class:`TrainStatus`.
+    """
+
+    def __init__(self, console: Console | None, *, quiet: bool, log_every: int) -> None:
+        super().__init__(console, quiet=quiet, label="training")
+        self.log_every = log_every
 
     def __call__(self, status: TrainStatus) -> None:
         if self.quiet:
@@ -134,37 +145,13 @@ class TrainDisplay:
             sys.stderr.flush()
 
 
-class GenerateDisplay:
+class GenerateDisplay(_BarDisplay):
     """Progress for ``samplernn generate``: a Rich bar with samples/s and the real-time
     factor on a terminal, a plain line per 10 % otherwise, or nothing with ``--quiet``."""
 
     def __init__(self, console: Console | None, *, quiet: bool) -> None:
-        self.quiet = quiet
-        self.progress: Progress | None = None
-        self.task: TaskID | None = None
+        super().__init__(console, quiet=quiet, label="generating")
         self.next_report = 0.1
-        if console is not None and not quiet:
-            self.progress = Progress(
-                TextColumn("[bold]generating"),
-                BarColumn(),
-                TextColumn("{task.fields[info]}"),
-                console=console,
-            )
-
-    def __enter__(self) -> GenerateDisplay:
-        if self.progress is not None:
-            self.progress.start()
-            self.task = self.progress.add_task("generate", total=None, info="starting")
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self.progress is not None:
-            self.progress.stop()
 
     def __call__(self, status: GenerateStatus) -> None:
         if self.quiet:
