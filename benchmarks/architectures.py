@@ -84,7 +84,7 @@ def run(config: ModelConfig, source: Path, budget: float, folder: Path, name: st
     torch.manual_seed(0)
     result = train(
         TrainRequest(
-            input_path=source,
+            inputs=(source,),
             run=RunFolder(path=folder / name, name=name),
             model=config,
             audio=AudioConfig(sample_rate=16000),

@@ -95,7 +95,7 @@ def worker(config: str, implementation: str, iterations: int, source: Path) -> N
 
     from samplernn_cli.audio import read_audio
     from samplernn_cli.config import AudioConfig, ModelConfig
-    from samplernn_cli.data import SequencePlan
+    from samplernn_cli.data import Segment, SequencePlan
     from samplernn_cli.model import SampleRNN, detach_state
     from samplernn_cli.reference import naive_loss
     from samplernn_cli.train import forward_backward, make_optimizer
@@ -113,9 +113,9 @@ def worker(config: str, implementation: str, iterations: int, source: Path) -> N
         model.sample_tier.forward = torch.compile(model.sample_tier.forward)
     codes = model.quantizer.encode(read_audio(source, AudioConfig()).samples)
     chunk = frames * model.config.tier_frame_samples[-1]
-    plan = SequencePlan(codes, history=model.history, zero_code=model.quantizer.zero_code,
-                        sequence_length=8 * 16000, chunk_length=chunk, batch_size=batch,
-                        seed=0)  # fmt: skip
+    plan = SequencePlan([codes], [Segment(0, 0, codes.numel())], history=model.history,
+                        zero_code=model.quantizer.zero_code, sequence_length=8 * 16000,
+                        chunk_length=chunk, batch_size=batch, seed=0)  # fmt: skip
     sequences = plan.batch(0, 0)
     state = None
     times = []

@@ -7,8 +7,10 @@ DSP (resampling): its own ``load``/``save`` need FFmpeg and TorchCodec.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -79,6 +81,40 @@ def _soundfile_reason(exc: Exception) -> str:
     return text.rstrip(".") or type(exc).__name__
 
 
+def _not_audio(path: Path, exc: Exception) -> AudioError:
+    return AudioError(
+        f"{path} is not an audio file soundfile can read ({_soundfile_reason(exc)}); "
+        "use WAV, FLAC, OGG or MP3"
+    )
+
+
+@contextlib.contextmanager
+def open_audio(path: Path) -> Iterator[tuple[soundfile.SoundFile, AudioSource]]:
+    """Open an audio file for reading; ``source.frames`` is what the header declares.
+
+    Raises:
+        AudioError: the file is missing, unreadable, not audio, or declares no valid rate.
+    """
+    check_input_file(path, AudioError)
+    try:
+        handle = soundfile.SoundFile(path)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise _not_audio(path, exc) from None
+    with handle:
+        source = AudioSource(
+            path=str(path.resolve()),
+            name=path.name,
+            sample_rate=int(handle.samplerate),
+            channels=int(handle.channels),
+            frames=max(0, int(handle.frames)),
+            format=str(handle.format),
+            subtype=str(handle.subtype),
+        )
+        if source.sample_rate <= 0:
+            raise AudioError(f"{path} declares an invalid sample rate ({source.sample_rate} Hz)")
+        yield handle, source
+
+
 def read_audio(path: str | os.PathLike[str], config: AudioConfig) -> Waveform:
     """Read an audio file as a mono float32 waveform at the configured rate.
 
@@ -92,30 +128,15 @@ def read_audio(path: str | os.PathLike[str], config: AudioConfig) -> Waveform:
             or infinite samples.
     """
     path = Path(path)
-    check_input_file(path, AudioError)
-    try:
-        with soundfile.SoundFile(path) as handle:
-            source = AudioSource(
-                path=str(path.resolve()),
-                name=path.name,
-                sample_rate=int(handle.samplerate),
-                channels=int(handle.channels),
-                frames=0,  # filled in below from what could actually be read
-                format=str(handle.format),
-                subtype=str(handle.subtype),
-            )
+    with open_audio(path) as (handle, source):
+        try:
             data = handle.read(dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(
-            f"{path} is not an audio file soundfile can read ({_soundfile_reason(exc)}); "
-            "use WAV, FLAC, OGG or MP3"
-        ) from None
-    except MemoryError:
-        raise AudioError(f"{path} is too large to decode into memory") from None
+        except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            raise _not_audio(path, exc) from None
+        except MemoryError:
+            raise AudioError(f"{path} is too large to decode into memory") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path} contains no audio samples (only a header?)")
-    if source.sample_rate <= 0:
-        raise AudioError(f"{path} declares an invalid sample rate ({source.sample_rate} Hz)")
     source = AudioSource(**{**source.to_dict(), "frames": int(data.shape[0])})  # type: ignore[arg-type]
     bad = int(np.count_nonzero(~np.isfinite(data)))
     if bad:
@@ -182,3 +203,55 @@ def write_audio(
     except (soundfile.LibsndfileError, ValueError, TypeError) as exc:
         raise OutputError(f"cannot write {path}: {_soundfile_reason(exc)}") from None
     return path
+
+
+def _resample_width(source_rate: int, target_rate: int) -> tuple[int, int, int]:
+    """(source step, target step, kernel half-width in source samples) of torchaudio's
+    polyphase resampler for this rate pair, after reducing the ratio."""
+    divisor = math.gcd(source_rate, target_rate)
+    down, up = source_rate // divisor, target_rate // divisor
+    return down, up, math.ceil(6 * down / (min(up, down) * 0.99))
+
+
+def resample_stream(
+    blocks: Iterator[torch.Tensor], source_rate: int, target_rate: int
+) -> Iterator[torch.Tensor]:
+    """Resample a long (T,) signal given as consecutive blocks, yielding consecutive blocks.
+
+    The output is the same as :func:`resample` of the whole signal (to float rounding):
+    torchaudio's resampler computes each group of ``up`` output samples from a window of
+    ``down + 2 x width`` input samples starting at a multiple of ``down``, so each block is
+    resampled with enough input on both sides and only the groups whose windows lie wholly
+    inside are kept. torchaudio has no streaming resampler; this keeps one block (plus a
+    margin) in memory instead of the whole file.
+    """
+    if source_rate == target_rate:
+        yield from blocks
+        return
+    down, up, width = _resample_width(source_rate, target_rate)
+    margin = (width // down + 2) * down  # input samples of context, a whole number of groups
+    buffer = torch.empty(0)
+    buffer_start = 0  # input position of buffer[0], a multiple of down
+    done_groups = 0  # output groups already yielded
+    total = 0  # input samples seen
+    pending = next(blocks, None)
+    while pending is not None:
+        following = next(blocks, None)
+        total += pending.numel()
+        buffer = torch.cat([buffer, pending])
+        end = buffer_start + buffer.numel()
+        if following is None:  # the end of the signal: the rest, cut as the whole would be
+            groups = -(-total // down)
+            keep = -(-up * total // down) - done_groups * up
+        else:
+            groups = max(done_groups, (end - margin) // down)
+            keep = (groups - done_groups) * up
+        if groups > done_groups:
+            start = max(0, done_groups * down - margin)
+            piece = resample(buffer[start - buffer_start :], source_rate, target_rate)
+            first = (done_groups - start // down) * up
+            yield piece[first : first + keep]
+            done_groups = groups
+            cut = max(0, done_groups * down - margin) - buffer_start
+            buffer, buffer_start = buffer[cut:], buffer_start + cut
+        pending = following

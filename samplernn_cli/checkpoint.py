@@ -179,6 +179,17 @@ def _downsample(values: list[float], points: int) -> list[tuple[int, float]]:
     return out
 
 
+def checkpoint_inputs(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The input files a checkpoint records (checkpoints of single-file runs record one file
+    directly under "input")."""
+    source = payload.get("input", {})
+    if not isinstance(source, dict):
+        return []
+    if "files" in source:
+        return [f for f in source["files"] if isinstance(f, dict)]
+    return [source] if "path" in source else []
+
+
 def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
     """Every fact ``samplernn inspect-checkpoint`` shows, as JSON-ready data."""
     payload = checkpoint.payload
@@ -203,10 +214,23 @@ def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
     best_loss = min(finite, key=lambda item: item[1]) if finite else None
     best_val = min(vals, key=lambda item: item[1]) if vals else None
     optimizer = payload.get("optimizer", {}).get("param_groups", [{}])[0]
-    source = payload.get("input", {})
     train = checkpoint.train
     rate = checkpoint.sample_rate
-    gain = source.get("gain")
+    files = [
+        {
+            "name": entry.get("name"),
+            "path": entry.get("path"),
+            "duration_s": entry.get("duration_s"),
+            "sample_rate": entry.get("sample_rate"),
+            "channels": entry.get("channels"),
+            "format": entry.get("format"),
+            "subtype": entry.get("subtype"),
+            "gain_db": 20 * math.log10(entry["gain"]) if entry.get("gain") else None,
+            "train_seconds": entry.get("train_samples", 0) / rate,
+            "val_seconds": entry.get("val_samples", 0) / rate,
+        }
+        for entry in checkpoint_inputs(payload)
+    ]
     return {
         "path": str(checkpoint.path),
         "file_size_bytes": checkpoint.path.stat().st_size,
@@ -253,20 +277,14 @@ def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
             "best_val_iteration": None if best_val is None else best_val[0],
         },
         "input": {
-            "name": source.get("name"),
-            "path": source.get("path"),
-            "duration_s": source.get("duration_s"),
-            "sample_rate": source.get("sample_rate"),
-            "channels": source.get("channels"),
-            "format": source.get("format"),
-            "subtype": source.get("subtype"),
-            "train_seconds": source.get("train_samples", 0) / rate,
-            "val_seconds": source.get("val_samples", 0) / rate,
+            "files": files,
+            "count": len(files),
+            "duration_s": sum(f["duration_s"] or 0.0 for f in files),
+            "train_seconds": sum(f["train_seconds"] for f in files),
+            "val_seconds": sum(f["val_seconds"] for f in files),
+            "val_split": train.val_split,
         },
-        "audio": {
-            **checkpoint.audio.to_dict(),
-            "gain_db": None if not gain else 20 * math.log10(gain),
-        },
+        "audio": checkpoint.audio.to_dict(),
         "live": checkpoint.live.to_dict(),
         "environment": payload.get("environment", {}),
         "loss_curve": [list(point) for point in _downsample(losses, curve_points)],

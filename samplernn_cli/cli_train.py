@@ -56,6 +56,8 @@ from samplernn_cli.options import (
     TrainingInputOption,
     ValEveryOption,
     ValFractionOption,
+    ValSplit,
+    ValSplitOption,
     WeightNormOption,
     split_numbers,
 )
@@ -75,17 +77,25 @@ def _example_clip() -> Path:
     return path
 
 
-def _training_input(input_path: Path | None, in_option: Path | None, example: bool) -> Path:
-    given = [p for p in (input_path, in_option) if p is not None]
-    if len(given) == 2 and input_path != in_option:
-        raise UsageError("give the input once: either as INPUT or with -i/--in")
+def _training_inputs(
+    input_paths: list[Path] | None, in_option: list[Path] | None, example: bool
+) -> list[Path]:
+    given = [*(input_paths or []), *(in_option or [])]
     if example and given:
         raise UsageError("--example trains on the bundled clip; do not give an input file too")
     if example:
-        return _example_clip()
+        return [_example_clip()]
     if not given:
-        raise UsageError("missing input: samplernn train INPUT.wav (or --example to try it out)")
-    return given[0]
+        raise UsageError(
+            "missing input: samplernn train INPUT.wav (or a folder, or several; --example to "
+            "try it out)"
+        )
+    return list(dict.fromkeys(given))  # each once, in the order given
+
+
+def _default_name(source: Path) -> str:
+    """The run name for an input: a file's stem, a folder's name."""
+    return (source.resolve().name if source.is_dir() else source.stem) or "run"
 
 
 def _model_settings(
@@ -166,11 +176,13 @@ def _run(start: Any, *, quiet: bool, log_every: int) -> None:
 
 def train(
     ctx: typer.Context,
-    input_path: Annotated[
-        Path | None,
+    input_paths: Annotated[
+        list[Path] | None,
         typer.Argument(
-            metavar="INPUT",
-            help="Audio file to train on (WAV, FLAC, OGG, MP3, ...; any rate, depth, channels).",
+            metavar="INPUT...",
+            help="Audio files or folders to train on (folders are searched recursively; WAV, "
+            "FLAC, OGG, MP3, ...; any rate, depth, channels; each file is mixed to mono and "
+            "resampled to the model's rate).",
             show_default=False,
         ),
     ] = None,
@@ -206,6 +218,7 @@ def train(
     sequence_length: SequenceLengthOption = TRAIN_DEFAULTS.sequence_seconds,
     grad_clip: GradClipOption = TRAIN_DEFAULTS.grad_clip,
     val_fraction: ValFractionOption = TRAIN_DEFAULTS.val_fraction,
+    val_split: ValSplitOption = ValSplit.tail,
     seed: SeedOption = TRAIN_DEFAULTS.seed,
     device: DeviceOption = "auto",
     learning_rate: LearningRateOption = None,
@@ -221,26 +234,33 @@ def train(
     quiet: QuietOption = False,
     log_every: LogEveryOption = 50,
 ) -> None:
-    """Train a new model on an audio file.
+    """Train a new model on audio files or folders.
 
-    The run folder (-o NAME, default: the input's name) fills with checkpoints, generated
+    With several files (or folders, searched recursively), sequences never cross from one
+    file into another and every file gives its end to validation (or whole files validate,
+    with --val-split files). Under torchrun, one process per GPU trains with
+    DistributedDataParallel (see README). The run folder (-o NAME, default: the first input's
+    name) fills with checkpoints, generated
     clips and a loss log. With no stop condition, training runs until Ctrl-C, which writes a
     checkpoint first. The path of the last checkpoint is printed on stdout.
     """
     with reporting_errors():
-        source = _training_input(input_path, in_option, example)
+        sources = _training_inputs(input_paths, in_option, example)
         if keep_sample_rate and sample_rate is not None:
             raise UsageError("--sample-rate and --keep-sample-rate contradict each other")
 
         from samplernn_cli.fileio import check_input_file
 
-        check_input_file(source, AudioError)  # before the slow torch import
+        for source in sources:  # before the slow torch import
+            if not source.is_dir():
+                check_input_file(source, AudioError)
 
         from samplernn_cli.config import AudioConfig, LiveSettings, ModelConfig, TrainConfig
         from samplernn_cli.runfolder import RunFolder, resolve_output_root
 
         run = RunFolder.locate(
-            out or ("example" if example else source.stem), resolve_output_root(output_root)
+            out or ("example" if example else _default_name(sources[0])),
+            resolve_output_root(output_root),
         )
         settings = _model_settings(
             ctx,
@@ -284,6 +304,7 @@ def train(
             grad_clip=grad_clip,
             val_fraction=val_fraction,
             seed=seed,
+            val_split=val_split.value,
         )
         live = LiveSettings(
             **{
@@ -306,7 +327,7 @@ def train(
         from samplernn_cli import train as core  # imports torch: after the quick checks
 
         request = core.TrainRequest(
-            input_path=source,
+            inputs=tuple(sources),
             run=run,
             model=model_config,
             audio=audio_config,
@@ -373,7 +394,7 @@ def resume(
         request = core.ResumeRequest(
             checkpoint=checkpoint,
             run=run,
-            input_path=in_option,
+            inputs=tuple(in_option or ()),
             live_overrides=_given(
                 length=length,
                 num_generated=num_generated,

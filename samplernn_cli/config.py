@@ -229,6 +229,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     val_fraction: float = 0.05
     seed: int = 0
+    val_split: str = "tail"  # "tail": the end of every file validates; "files": whole files
 
     def chunk_length(self, model: ModelConfig) -> int:
         """Target samples per truncated-BPTT step: ``num_frames`` top-tier frames."""
@@ -241,6 +242,8 @@ class TrainConfig:
         _check_float("grad clip", self.grad_clip, 0.0, 1e6)
         _check_float("validation fraction", self.val_fraction, 0.0, 0.5, low_inclusive=True)
         _check_int("seed", self.seed, 0, 2**63 - 1)
+        if self.val_split not in ("tail", "files"):
+            raise ConfigError(f"val_split must be 'tail' or 'files', got {self.val_split!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)

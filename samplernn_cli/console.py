@@ -204,6 +204,17 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
+def _describe_inputs(source: dict) -> str:
+    files = source["files"]
+    held = "whole files" if source.get("val_split") == "files" else "file ends"
+    split = f"{source['train_seconds']:.1f} s trained on, {source['val_seconds']:.1f} s held out"
+    if len(files) == 1:
+        file = files[0]
+        duration, rate = _fmt(file["duration_s"], " s", 1), _fmt(file["sample_rate"], " Hz")
+        return f"{file['name']} ({duration}, {rate}, {_fmt(file['channels'])} ch); {split}"
+    return f"{len(files)} files, {_duration(source['duration_s'])}; {split} ({held})"
+
+
 def render_checkpoint(summary: dict) -> None:
     """The human summary of ``samplernn inspect-checkpoint`` on stdout."""
     console = Console()
@@ -234,10 +245,7 @@ def render_checkpoint(summary: dict) -> None:
         ("validation loss",
          f"last {bits(losses['last_val_loss'], losses['last_val_iteration'])}; "
          f"best {bits(losses['best_val_loss'], losses['best_val_iteration'])}"),
-        ("training input", f"{source['name']} ({_fmt(source['duration_s'], ' s', 1)}, "
-                           f"{_fmt(source['sample_rate'], ' Hz')}, {_fmt(source['channels'])} "
-                           f"ch); {source['train_seconds']:.1f} s trained on, "
-                           f"{source['val_seconds']:.1f} s held out"),
+        ("training input", _describe_inputs(source)),
         ("batches", f"{training['batch_size']} sequences of {training['sequence_seconds']:g} s, "
                     f"{training['num_frames']} frames ({training['chunk_samples']} samples) per "
                     f"step, seed {training['seed']}"),
@@ -261,6 +269,21 @@ def render_checkpoint(summary: dict) -> None:
             Text(f"{sparkline(val_curve)}  {val_curve[0]:.2f} -> {val_curve[-1]:.2f} bits"),
         )
     console.print(table)
+    files = source["files"]
+    if len(files) > 1:
+        listing = Table(title="input files", title_justify="left")
+        for column in ("file", "duration", "rate", "ch", "trained on", "held out"):
+            listing.add_column(column, justify="left" if column == "file" else "right")
+        for file in files:
+            listing.add_row(
+                Text(str(file["path"] or file["name"])),
+                _fmt(file["duration_s"], " s", 1),
+                _fmt(file["sample_rate"], " Hz"),
+                _fmt(file["channels"]),
+                f"{file['train_seconds']:.1f} s",
+                f"{file['val_seconds']:.1f} s",
+            )
+        console.print(listing)
 
 
 def render_preview(report: dict) -> None:

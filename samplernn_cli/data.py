@@ -14,9 +14,11 @@ resumed at any iteration and see exactly the same data.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -37,47 +39,110 @@ def code_dtype(levels: int) -> torch.dtype:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """A stretch of one input file's codes: samples ``start .. start + length``."""
+
+    file: int  # index into the dataset's files
+    start: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.length
+
+
+@dataclass(frozen=True)
 class DataSplit:
-    """The training part and the held-out tail of one input, as codes."""
+    """Which parts of the input files train and which validate; they never overlap."""
 
-    train: torch.Tensor  # (T,) codes
-    val: torch.Tensor  # (V,) codes, the last samples of the input; empty when V = 0
-    val_context: torch.Tensor  # (history,) codes just before ``val``
+    train: tuple[Segment, ...]
+    val: tuple[Segment, ...]  # empty without validation
+    skipped: tuple[int, ...] = ()  # files too short to use
+
+    @property
+    def train_samples(self) -> int:
+        return sum(s.length for s in self.train)
+
+    @property
+    def val_samples(self) -> int:
+        return sum(s.length for s in self.val)
 
 
-def split_codes(
-    codes: torch.Tensor,
+VAL_SPLITS = ("tail", "files")
+
+
+def tail_length(total: int, val_fraction: float, chunk_length: int) -> int:
+    """Samples held out at the end of a file of ``total`` samples: ``val_fraction`` of it, but
+    at least one chunk (none when the fraction is zero)."""
+    return max(round(total * val_fraction), chunk_length) if val_fraction > 0 else 0
+
+
+def split_dataset(
+    lengths: Sequence[int],
+    names: Sequence[str],
     *,
     val_fraction: float,
+    val_split: str = "tail",
     chunk_length: int,
-    history: int,
     sample_rate: int,
-    name: str,
+    seed: int = 0,
 ) -> DataSplit:
-    """Hold out the end of the input for validation.
+    """Split the input files into training and validation parts.
 
-    The held-out part is ``val_fraction`` of the input but at least one chunk (when the
-    fraction is not zero); the training part must also hold at least one chunk.
+    ``tail``: the last ``val_fraction`` of every file (at least one chunk) validates and the
+    rest trains. ``files``: whole files validate, drawn in an order fixed by ``seed`` until
+    they hold ``val_fraction`` of the audio; at least one file trains. Every training part
+    must hold a chunk: with several files, shorter files are skipped (and listed in
+    ``skipped``); with one, or when none is long enough, it is an error.
 
     Raises:
-        AudioError: the input is too short for one training chunk (plus one for validation).
+        AudioError: no file is long enough to train on (or ``files`` with one file).
     """
-    total = codes.numel()
-    val_length = 0
-    if val_fraction > 0:
-        val_length = max(round(total * val_fraction), chunk_length)
-    needed = chunk_length + (chunk_length if val_fraction > 0 else 0)
-    if total - val_length < chunk_length:
-        parts = "frame size x num_frames" + (" x 2 with validation" if val_fraction > 0 else "")
+    if val_split not in VAL_SPLITS:
+        raise ValueError(f"unknown validation split {val_split!r}")
+    count = len(lengths)
+    held_out: set[int] = set()
+    if val_split == "files" and val_fraction > 0:
+        if count < 2:
+            raise AudioError(
+                "--val-split files holds out whole files and needs at least two input files; "
+                "use --val-split tail with one file"
+            )
+        order = list(range(count))
+        random.Random(seed).shuffle(order)
+        total = sum(lengths)
+        held = 0
+        for index in order[:-1]:  # at least one file stays for training
+            if held >= val_fraction * total:
+                break
+            held_out.add(index)
+            held += lengths[index]
+    train: list[Segment] = []
+    val: list[Segment] = []
+    skipped: list[int] = []
+    for index, total in enumerate(lengths):
+        if index in held_out:
+            val.append(Segment(index, 0, total))
+            continue
+        val_length = tail_length(total, val_fraction, chunk_length) if val_split == "tail" else 0
+        if total - val_length < chunk_length:
+            skipped.append(index)
+            continue
+        train.append(Segment(index, 0, total - val_length))
+        if val_length:
+            val.append(Segment(index, total - val_length, val_length))
+    if not train:
+        with_val = val_fraction > 0 and val_split == "tail"
+        needed = chunk_length * (2 if with_val else 1)
+        parts = "frame size x num_frames" + (" x 2 with validation" if with_val else "")
+        longest = max(range(count), key=lambda i: lengths[i])
+        what = names[0] if count == 1 else f"the longest input, {names[longest]},"
         raise AudioError(
-            f"{name} is {total / sample_rate:.3g} s long; training needs at least "
+            f"{what} is {lengths[longest] / sample_rate:.3g} s long; training needs at least "
             f"{needed / sample_rate:.3g} s ({parts}, at {sample_rate} Hz); "
             "use a longer file or lower --num_frames or --frame_size"
         )
-    train = codes[: total - val_length]
-    val = codes[total - val_length :]
-    context = train[-history:] if train.numel() >= history else train
-    return DataSplit(train=train, val=val, val_context=context)
+    return DataSplit(train=tuple(train), val=tuple(val), skipped=tuple(skipped))
 
 
 def whole_chunks(requested: int, available: int, chunk_length: int) -> int:
@@ -85,19 +150,45 @@ def whole_chunks(requested: int, available: int, chunk_length: int) -> int:
     return max(1, min(requested, available) // chunk_length) * chunk_length
 
 
+def read_rows(
+    codes: Sequence[np.ndarray | torch.Tensor],
+    picks: Sequence[tuple[int, int]],
+    *,
+    before: int,
+    length: int,
+    fill: int,
+) -> torch.Tensor:
+    """(len(picks), before + length) int64 codes: for each (file, position), that file's codes
+    from ``position - before`` to ``position + length``; ``fill`` (silence) where this runs
+    past the file's start or end, never into another file. Reads only those samples, so the
+    codes may be memory-mapped."""
+    rows = np.full((len(picks), before + length), fill, dtype=np.int64)
+    for row, (file, position) in enumerate(picks):
+        source = codes[file]
+        first = max(0, position - before)
+        last = min(int(source.shape[0]), position + length)
+        if last > first:
+            rows[row, first - (position - before) : last - (position - before)] = np.asarray(
+                source[first:last]
+            )
+    return torch.from_numpy(rows)
+
+
 class SequencePlan:
     """The deterministic schedule of training sequences, batches and chunks.
 
-    Sequences of ``sequence_length`` samples start at evenly spaced offsets covering the
-    whole training audio; there are at least ``batch_size`` of them (overlapping when the
-    audio is short) and a whole number of batches. Each epoch visits them all in an order
-    drawn from (seed, epoch). Every sequence carries ``history`` samples of real context
-    before its first target (silence before the start of the file).
+    Sequences of ``sequence_length`` samples (whole chunks, at most the shortest training
+    segment) start at evenly spaced offsets covering each training segment, never crossing
+    its end; there are at least ``batch_size`` of them (overlapping more where needed, the
+    extra ones going to the longest segments) and a whole number of batches. Each epoch
+    visits them all in an order drawn from (seed, epoch). Every sequence carries ``history``
+    samples of real context before its first target (silence before the start of a file).
     """
 
     def __init__(
         self,
-        train_codes: torch.Tensor,
+        codes: Sequence[np.ndarray | torch.Tensor],
+        segments: Sequence[Segment],
         *,
         history: int,
         zero_code: int,
@@ -106,25 +197,34 @@ class SequencePlan:
         batch_size: int,
         seed: int,
     ) -> None:
-        total = train_codes.numel()
-        if total < chunk_length:
-            raise ValueError("training audio shorter than one chunk")
-        self.sequence_length = whole_chunks(sequence_length, total, chunk_length)
+        if not segments or min(s.length for s in segments) < chunk_length:
+            raise ValueError("a training segment is shorter than one chunk")
+        self.codes = codes
+        shortest = min(s.length for s in segments)
+        self.requested_length = sequence_length
+        self.sequence_length = whole_chunks(sequence_length, shortest, chunk_length)
         self.chunk_length = chunk_length
         self.chunks_per_sequence = self.sequence_length // chunk_length
         self.history = history
+        self.zero_code = zero_code
         self.batch_size = batch_size
         self.seed = seed
-        padding = torch.full((history,), zero_code, dtype=train_codes.dtype)
-        self.padded = torch.cat([padding, train_codes])
-        wanted = max(math.ceil(total / self.sequence_length), batch_size)
+        counts = [math.ceil(s.length / self.sequence_length) for s in segments]
+        wanted = max(sum(counts), batch_size)
         self.num_sequences = math.ceil(wanted / batch_size) * batch_size
-        span = total - self.sequence_length
-        if self.num_sequences == 1:
-            self.starts = torch.zeros(1, dtype=torch.long)
-        else:
-            steps = torch.arange(self.num_sequences, dtype=torch.float64)
-            self.starts = torch.round(steps * span / (self.num_sequences - 1)).long()
+        extra = self.num_sequences - sum(counts)
+        by_length = sorted(range(len(segments)), key=lambda i: -segments[i].length)
+        for turn in range(extra):
+            counts[by_length[turn % len(by_length)]] += 1
+        files, starts = [], []
+        for segment, count in zip(segments, counts, strict=True):
+            span = segment.length - self.sequence_length
+            for k in range(count):
+                offset = 0 if count == 1 else round(k * span / (count - 1))
+                files.append(segment.file)
+                starts.append(segment.start + offset)
+        self.files = torch.tensor(files, dtype=torch.long)
+        self.starts = torch.tensor(starts, dtype=torch.long)  # within each file
         self.batches_per_epoch = self.num_sequences // batch_size
 
     @property
@@ -136,12 +236,16 @@ class SequencePlan:
         generator = torch.Generator().manual_seed(mix_seed(self.seed, epoch))
         return torch.randperm(self.num_sequences, generator=generator)
 
-    def batch(self, epoch: int, index: int) -> torch.Tensor:
-        """(B, history + sequence_length) codes of batch ``index`` of ``epoch``."""
+    def batch(self, epoch: int, index: int, rows: slice = slice(None)) -> torch.Tensor:
+        """(B, history + sequence_length) int64 codes of batch ``index`` of ``epoch`` (or
+        only its ``rows``)."""
         chosen = self.order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
-        # Overlapping windows as a view; indexing copies only the chosen B rows.
-        windows = self.padded.unfold(0, self.history + self.sequence_length, 1)
-        return windows[self.starts[chosen]]
+        chosen = chosen[rows]
+        picks = list(zip(self.files[chosen].tolist(), self.starts[chosen].tolist(), strict=True))
+        return read_rows(
+            self.codes, picks, before=self.history, length=self.sequence_length,
+            fill=self.zero_code,
+        )  # fmt: skip
 
     def window(self, batch: torch.Tensor, chunk: int) -> torch.Tensor:
         """(B, history + chunk_length) int64 codes of chunk ``chunk`` of a batch."""
@@ -158,48 +262,48 @@ def mix_seed(seed: int, salt: int) -> int:
 @torch.no_grad()
 def evaluate_bits(
     model: SampleRNN,
-    context: torch.Tensor,
-    codes: torch.Tensor,
+    codes: Sequence[np.ndarray | torch.Tensor],
+    segments: Sequence[Segment],
     *,
     sequence_length: int,
     chunk_length: int,
     should_stop: Callable[[], bool] | None = None,
 ) -> float | None:
-    """Negative log-likelihood of ``codes`` under ``model``, in bits per sample.
+    """Negative log-likelihood of the ``segments`` of ``codes`` under ``model``, in bits per
+    sample.
 
-    The audio is cut into segments of ``sequence_length`` samples, each evaluated like a
+    Each segment is cut into pieces of ``sequence_length`` samples, each evaluated like a
     training sequence (state reset at its start, carried across its chunks, the real audio
-    before it as context; ``context`` holds the samples before ``codes``). The last segment
-    is padded and the padding is not counted. Returns None when ``should_stop`` fires.
+    of the same file before it as context). A segment's last piece is padded and the padding
+    is not counted. Returns None when ``should_stop`` fires.
     """
     device = next(model.parameters()).device
     history = model.history
     zero = model.quantizer.zero_code
-    total = codes.numel()
+    total = sum(s.length for s in segments)
     if total == 0:
         raise ValueError("nothing to evaluate")
-    # Segments no longer than the audio; forward-only steps may be longer than a training
+    longest = max(s.length for s in segments)
+    # Pieces no longer than the audio; forward-only steps may be longer than a training
     # chunk (the state is carried either way, so the figure is the same).
     sequence_length = max(chunk_length, sequence_length // chunk_length * chunk_length)
-    sequence_length = min(sequence_length, math.ceil(total / chunk_length) * chunk_length)
+    sequence_length = min(sequence_length, math.ceil(longest / chunk_length) * chunk_length)
     step = min(sequence_length, chunk_length * max(1, EVAL_STEP_SAMPLES // chunk_length))
     batch_size = max(1, EVAL_BATCH_SAMPLES // step)
-    num_segments = math.ceil(total / sequence_length)
-    padded_length = num_segments * sequence_length
-    stream = torch.cat(
-        [
-            F.pad(context.long(), (history - context.numel(), 0), value=zero),
-            F.pad(codes.long(), (0, padded_length - total), value=zero),
-        ]
-    )
-    mask = torch.zeros(padded_length, dtype=torch.bool)
-    mask[:total] = True
-    windows = stream.unfold(0, history + sequence_length, sequence_length)  # (S, H + len)
-    masks = mask.view(num_segments, sequence_length)
+    pieces = [
+        (segment.file, position, min(sequence_length, segment.end - position))
+        for segment in segments
+        for position in range(segment.start, segment.end, sequence_length)
+    ]
     nll_sum = torch.zeros((), dtype=torch.float64)
-    for first in range(0, num_segments, batch_size):
-        rows = windows[first : first + batch_size].to(device)
-        row_masks = masks[first : first + batch_size].to(device)
+    for first in range(0, len(pieces), batch_size):
+        group = pieces[first : first + batch_size]
+        rows = read_rows(
+            codes, [(f, p) for f, p, _ in group], before=history, length=sequence_length,
+            fill=zero,
+        ).to(device)  # fmt: skip
+        counted = torch.arange(sequence_length) < torch.tensor([n for _, _, n in group])[:, None]
+        counted = counted.to(device)
         state: ModelState | None = None
         for start in range(0, sequence_length, step):
             if should_stop is not None and should_stop():
@@ -213,5 +317,5 @@ def evaluate_bits(
                 window[:, history:].reshape(-1),
                 reduction="none",
             )
-            nll_sum += (nll * row_masks[:, start : start + length].reshape(-1)).sum().cpu()
+            nll_sum += (nll * counted[:, start : start + length].reshape(-1)).sum().cpu()
     return float(nll_sum) / total / LOG2

@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from samplernn_cli.audio import read_audio
 from samplernn_cli.checkpoint import load_checkpoint
 from samplernn_cli.config import AudioConfig
-from samplernn_cli.data import evaluate_bits, split_codes, whole_chunks
+from samplernn_cli.data import Segment, evaluate_bits, tail_length, whole_chunks
 from samplernn_cli.device import resolve_device
 from samplernn_cli.errors import AudioError, UsageError
 
@@ -48,32 +46,38 @@ def evaluate_files(request: EvaluateRequest) -> dict[str, Any]:
     chunk = train.chunk_length(config)
     sequence = round(train.sequence_seconds * checkpoint.sample_rate)
     audio = AudioConfig(sample_rate=checkpoint.sample_rate, normalize=checkpoint.audio.normalize)
+    if request.held_out and checkpoint.train.val_split == "files":
+        raise UsageError(
+            "this run held out whole files (inspect-checkpoint lists them); evaluate those "
+            "files without --held-out"
+        )
+    # The sequence length training used (SequencePlan), which validation scored with.
+    stored = checkpoint.payload["progress"].get("sequence_samples")
     results = []
     for path in request.inputs:
         wave = read_audio(path, audio)
         codes = model.quantizer.encode(wave.samples)
-        context = torch.empty(0, dtype=torch.long)
+        segment = Segment(0, 0, codes.numel())
         if request.held_out:
-            split = split_codes(
-                codes,
-                val_fraction=train.val_fraction,
-                chunk_length=chunk,
-                history=config.history,
-                sample_rate=checkpoint.sample_rate,
-                name=path.name,
-            )
-            context, codes = split.val_context, split.val
-            # The sequence length training used (SequencePlan), which validation scored with.
-            sequence = whole_chunks(sequence, split.train.numel(), chunk)
-        if codes.numel() == 0:
+            held = tail_length(codes.numel(), train.val_fraction, chunk)
+            if codes.numel() - held < chunk:
+                raise AudioError(f"{path} is too short to have been split for validation")
+            segment = Segment(0, codes.numel() - held, held)
+            if stored is None:  # checkpoints written before the length was stored
+                sequence = whole_chunks(sequence, codes.numel() - held, chunk)
+        if stored is not None:
+            sequence = int(stored)
+        if segment.length == 0:
             raise AudioError(f"{path} has no samples to evaluate")
-        bits = evaluate_bits(model, context, codes, sequence_length=sequence, chunk_length=chunk)
+        bits = evaluate_bits(
+            model, [codes], [segment], sequence_length=sequence, chunk_length=chunk
+        )
         assert bits is not None  # no stop callback
         results.append(
             {
                 "path": str(path),
-                "samples": int(codes.numel()),
-                "seconds": codes.numel() / checkpoint.sample_rate,
+                "samples": segment.length,
+                "seconds": segment.length / checkpoint.sample_rate,
                 "bits_per_sample": bits,
             }
         )

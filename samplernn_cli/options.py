@@ -49,6 +49,11 @@ class QuantizerKind(str, Enum):
     a_law = "a-law"
 
 
+class ValSplit(str, Enum):
+    tail = "tail"
+    files = "files"
+
+
 class RnnType(str, Enum):
     lstm = "lstm"
     gru = "gru"
@@ -168,11 +173,12 @@ QuantizerOption = Annotated[
     ),
 ]
 TrainingInputOption = Annotated[
-    Path | None,
+    list[Path] | None,
     typer.Option(
         "-i",
         "--in",
-        help="The training audio (for resume: where it is now, if it moved).",
+        help="Training audio: a file or a folder (searched recursively); repeat for several. "
+        "For resume: where the input is now, if it moved.",
         show_default=False,
         rich_help_panel=INPUT,
     ),
@@ -333,8 +339,17 @@ ValFractionOption = Annotated[
     typer.Option(
         "--val-fraction",
         callback=_fraction,
-        help="Share of the input, taken from its end, held out for validation (0 to turn "
-        "validation off).",
+        help="Share of the input held out for validation (0 to turn validation off): the "
+        "end of every file, or whole files with --val-split files.",
+        rich_help_panel=TRAINING,
+    ),
+]
+ValSplitOption = Annotated[
+    ValSplit,
+    typer.Option(
+        "--val-split",
+        help="What validates: the last --val-fraction of every file (tail), or whole files "
+        "holding --val-fraction of the audio, drawn with --seed (files; needs 2+ files).",
         rich_help_panel=TRAINING,
     ),
 ]

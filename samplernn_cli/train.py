@@ -8,7 +8,6 @@ current iteration with a checkpoint; a second one stops at once.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import math
 import signal
@@ -23,8 +22,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from samplernn_cli.audio import Waveform, read_audio, write_audio
-from samplernn_cli.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from samplernn_cli.audio import write_audio
+from samplernn_cli.checkpoint import (
+    Checkpoint,
+    checkpoint_inputs,
+    load_checkpoint,
+    save_checkpoint,
+)
 from samplernn_cli.config import (
     AudioConfig,
     LiveSettings,
@@ -36,11 +40,11 @@ from samplernn_cli.data import (
     LOG2,
     DataSplit,
     SequencePlan,
-    code_dtype,
     evaluate_bits,
     mix_seed,
-    split_codes,
+    split_dataset,
 )
+from samplernn_cli.dataset import Dataset, decode_head, find_audio_files, load_dataset
 from samplernn_cli.device import resolve_device
 from samplernn_cli.errors import (
     AudioError,
@@ -52,16 +56,21 @@ from samplernn_cli.errors import (
 from samplernn_cli.generate import GenerationStopped, generate_codes
 from samplernn_cli.live import LiveSettingsFile, parse_live_settings
 from samplernn_cli.model import ModelState, SampleRNN, detach_state
+from samplernn_cli.quantize import Quantizer
 from samplernn_cli.runfolder import LossLog, RunFolder
 
 logger = logging.getLogger("samplernn")
 
 # Consecutive iterations with a NaN or infinite loss or gradient before training gives up.
 MAX_BAD_STEPS = 20
+# Input files listed one by one in the log when training starts (inspect-checkpoint lists all).
+MAX_LISTED_INPUTS = 10
 # Activation values (batch x targets x hidden) per slice of the sample MLP in a training step:
 # 16 M floats (64 MB) keeps the MLP's part of the memory small at any size, while each slice
 # still feeds the matrix units large products (at the default size, 128 targets x batch 128).
 MLP_SLICE_FLOATS = 16 * 2**20
+# NAME_ground_truth.wav holds the first input file as the model hears it, up to this long.
+GROUND_TRUTH_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,7 @@ ProgressCallback = Callable[[TrainStatus], None]
 class TrainRequest:
     """Everything ``samplernn train`` needs to start a new run."""
 
-    input_path: Path
+    inputs: tuple[Path, ...]  # files and folders (searched recursively)
     run: RunFolder
     model: ModelConfig = field(default_factory=ModelConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -314,7 +323,7 @@ class Trainer:
         live: LiveSettings,
         stop_conditions: StopConditions,
         device: torch.device,
-        waveform: Waveform,
+        dataset: Dataset,
         progress: ProgressCallback | None,
         stop: StopRequest,
     ) -> None:
@@ -326,26 +335,26 @@ class Trainer:
         self.device = device
         self.progress = progress
         self.stop = stop
-        self.sample_rate = waveform.sample_rate
-        self.source = waveform.source
-        self.gain = waveform.gain
+        self.dataset = dataset
+        self.sample_rate = dataset.sample_rate
         self.chunk_length = train_config.chunk_length(model_config)
 
         torch.manual_seed(train_config.seed)
         self.model = SampleRNN(model_config).to(device)
         self.quantizer = self.model.quantizer
-        self.codes = self.quantizer.encode(waveform.samples).to(code_dtype(model_config.q_levels))
         # Identifies the training data after all processing, to check it on resume.
-        self.fingerprint = hashlib.sha256(self.codes.numpy().tobytes()).hexdigest()
-        self.split: DataSplit = split_codes(
-            self.codes,
+        self.fingerprint = dataset.fingerprint
+        self.split: DataSplit = split_dataset(
+            [f.length for f in dataset.files],
+            [f.source.name for f in dataset.files],
             val_fraction=train_config.val_fraction,
+            val_split=train_config.val_split,
             chunk_length=self.chunk_length,
-            history=model_config.history,
             sample_rate=self.sample_rate,
-            name=waveform.source.name,
+            seed=train_config.seed,
         )
         self.plan = SequencePlan(
+            dataset.codes,
             self.split.train,
             history=model_config.history,
             zero_code=self.quantizer.zero_code,
@@ -393,8 +402,10 @@ class Trainer:
     def write_data_examples(self) -> None:
         """Ground truth and one training example, as the original tool documents."""
         rate = self.sample_rate
-        write_audio(self.folder.ground_truth, self.quantizer.decode(self.codes), rate)
-        sequence = self.plan.batch(0, 0)[0].long()  # (history + S,) the first sequence
+        first = self.dataset.files[0]
+        head = decode_head(first, self.quantizer, round(GROUND_TRUTH_SECONDS * rate))
+        write_audio(self.folder.ground_truth, head, rate)
+        sequence = self.plan.batch(0, 0)[0]  # (history + S,) the first sequence
         history = self.model_config.history
         inputs = self.quantizer.decode(sequence[:-1])
         targets = self.quantizer.decode(sequence[history:])
@@ -407,19 +418,46 @@ class Trainer:
         write_audio(self.folder.overlap_example, overlap, rate)
 
     def describe(self) -> None:
-        source, config = self.source, self.model_config
-        channels = "mono" if source.channels == 1 else f"{source.channels} channels mixed to mono"
-        gain = f", peak-normalised ({20 * math.log10(self.gain):+.1f} dB)" if self.gain != 1 else ""
+        files, rate = self.dataset.files, self.sample_rate
+        for number, file in enumerate(files[:MAX_LISTED_INPUTS], 1):
+            source = file.source
+            channels = "mono" if source.channels == 1 else f"{source.channels} channels to mono"
+            gain = f", {20 * math.log10(file.gain):+.1f} dB" if file.gain != 1 else ""
+            label = "input" if len(files) == 1 else f"input {number}/{len(files)}"
+            logger.info(
+                f"{label} {source.name}: {source.duration:.1f} s at {source.sample_rate} Hz, "
+                f"{channels}{gain}"
+            )
+        if len(files) > MAX_LISTED_INPUTS:
+            logger.info(f"... and {len(files) - MAX_LISTED_INPUTS} more input files")
+        total = self.dataset.total_samples / rate
         logger.info(
-            f"input {source.name}: {source.duration:.1f} s at {source.sample_rate} Hz, "
-            f"{channels}; training at {self.sample_rate} Hz{gain}"
+            f"training at {rate} Hz on {len(files)} file{'s' if len(files) > 1 else ''} "
+            f"({_fmt_seconds(total)})"
+            + (", each peak-normalised" if self.audio_config.normalize else "")
         )
+        if self.split.skipped:
+            names = ", ".join(files[i].source.name for i in self.split.skipped[:5])
+            more = len(self.split.skipped) - 5
+            logger.warning(
+                f"{len(self.split.skipped)} input files are too short to train on and are "
+                f"skipped: {names}" + (f" and {more} more" if more > 0 else "")
+            )
+        if self.plan.sequence_length < self.plan.requested_length and len(files) > 1:
+            logger.warning(
+                f"sequences are {self.plan.sequence_length / rate:.2f} s, shorter than "
+                f"--sequence-length {self.plan.requested_length / rate:g}, because the "
+                "shortest training file is that short; remove very short files to learn "
+                "longer context"
+            )
         params = sum(p.numel() for p in self.model.parameters())
-        logger.info(f"model: {config.describe()}, {params:,} parameters, on {self.device}")
+        described = self.model_config.describe()
+        logger.info(f"model: {described}, {params:,} parameters, on {self.device}")
         plan = self.plan
+        what = "whole files" if self.train_config.val_split == "files" else "file ends"
         logger.info(
-            f"data: {self.split.train.numel() / self.sample_rate:.1f} s training, "
-            f"{self.split.val.numel() / self.sample_rate:.1f} s validation; "
+            f"data: {self.split.train_samples / self.sample_rate:.1f} s training, "
+            f"{self.split.val_samples / self.sample_rate:.1f} s validation ({what}); "
             f"{plan.num_sequences} sequences of {plan.sequence_length / self.sample_rate:.2f} s "
             f"per epoch in batches of {plan.batch_size}; {plan.chunks_per_sequence} chunks of "
             f"{self.chunk_length} samples per sequence; {plan.iterations_per_epoch} "
@@ -448,14 +486,7 @@ class Trainer:
             "train": self.train_config.to_dict(),
             "live": self.live.current.to_dict(),
             "sample_rate": self.sample_rate,
-            "input": {
-                **self.source.to_dict(),
-                "duration_s": self.source.duration,
-                "gain": self.gain,
-                "codes_sha256": self.fingerprint,
-                "train_samples": int(self.split.train.numel()),
-                "val_samples": int(self.split.val.numel()),
-            },
+            "input": self.input_payload(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "progress": {
@@ -466,6 +497,7 @@ class Trainer:
                 "chunk": state.chunk,
                 "training_seconds": state.training_seconds,
                 "iterations_per_epoch": self.plan.iterations_per_epoch,
+                "sequence_samples": self.plan.sequence_length,
             },
             "rnn_state": rnn_state,
             "rng": rng,
@@ -482,6 +514,30 @@ class Trainer:
             "environment": {"torch": str(torch.__version__), "device": str(self.device)},
         }
 
+    def input_payload(self) -> dict[str, Any]:
+        """The input files, their processing and their split (checkpoint "input")."""
+        train = {s.file: s.length for s in self.split.train}
+        val = {s.file: s.length for s in self.split.val}
+        files = []
+        for index, file in enumerate(self.dataset.files):
+            files.append(
+                {
+                    **file.source.to_dict(),
+                    "duration_s": file.source.duration,
+                    "gain": file.gain,
+                    "samples": file.length,
+                    "codes_sha256": file.fingerprint,
+                    "train_samples": train.get(index, 0),
+                    "val_samples": val.get(index, 0),
+                }
+            )
+        return {
+            "files": files,
+            "codes_sha256": self.fingerprint,
+            "train_samples": self.split.train_samples,
+            "val_samples": self.split.val_samples,
+        }
+
     def write_checkpoint(self) -> Path:
         path = self.folder.checkpoint(self.state.last_epoch, self.state.iteration)
         save_checkpoint(path, self.checkpoint_payload())
@@ -494,14 +550,14 @@ class Trainer:
 
     def validate(self) -> float | None:
         """Validation NLL in bits per sample (None without validation data or if stopped)."""
-        if self.split.val.numel() == 0:
+        if not self.split.val:
             return None
         started = time.perf_counter()
         self.model.eval()
         try:
             bits = evaluate_bits(
                 self.model,
-                self.split.val_context,
+                self.dataset.codes,
                 self.split.val,
                 sequence_length=self.plan.sequence_length,
                 chunk_length=self.chunk_length,
@@ -729,21 +785,32 @@ class Trainer:
         )
 
 
-def _refuse_input_in_outputs(input_path: Path, folder: RunFolder) -> None:
-    if folder.owns(input_path):
-        raise ConfigError(
-            f"the input {input_path} is a file this run would write; move it or choose "
-            "another run name with -o"
-        )
+def _refuse_inputs_in_outputs(paths: list[Path], folder: RunFolder) -> None:
+    for path in paths:
+        if folder.owns(path):
+            raise ConfigError(
+                f"the input {path} is a file this run would write; move it or choose "
+                "another run name with -o"
+            )
 
 
-def _warn_if_quiet(waveform: Waveform) -> None:
-    if waveform.gain > 1000:
-        logger.warning(
-            f"{waveform.source.name} is very quiet (peak "
-            f"{20 * math.log10(waveform.source_peak):.0f} dBFS); normalisation amplifies its "
-            "noise floor too"
-        )
+def _warn_if_quiet(dataset: Dataset) -> None:
+    for file in dataset.files:
+        if file.gain > 1000:
+            logger.warning(
+                f"{file.source.name} is very quiet (peak {20 * math.log10(file.peak):.0f} "
+                "dBFS); normalisation amplifies its noise floor too"
+            )
+
+
+def _read_inputs(
+    paths: list[Path], audio: AudioConfig, model_config: ModelConfig, folder: RunFolder
+) -> Dataset:
+    _refuse_inputs_in_outputs(paths, folder)
+    quantizer = Quantizer(model_config.quantizer, model_config.q_levels)
+    dataset = load_dataset(paths, audio, quantizer)
+    _warn_if_quiet(dataset)
+    return dataset
 
 
 def _start(
@@ -781,10 +848,9 @@ def train(
     for config in (request.model, request.audio, request.train, request.live, request.stop):
         config.validate()
     device = resolve_device(request.device)
-    _refuse_input_in_outputs(request.input_path, request.run)
     request.run.check_available(force=request.force)
-    waveform = read_audio(request.input_path, request.audio)
-    _warn_if_quiet(waveform)
+    paths = find_audio_files(request.inputs, exclude=request.run.path.parent)
+    dataset = _read_inputs(paths, request.audio, request.model, request.run)
     stop = stop or StopRequest()
     trainer = Trainer(
         run=request.run,
@@ -794,7 +860,7 @@ def train(
         live=request.live,
         stop_conditions=request.stop,
         device=device,
-        waveform=waveform,
+        dataset=dataset,
         progress=progress,
         stop=stop,
     )
@@ -808,7 +874,7 @@ class ResumeRequest:
 
     checkpoint: Path
     run: RunFolder | None = None  # None: the checkpoint's own run folder
-    input_path: Path | None = None  # None: where the checkpoint says the input was
+    inputs: tuple[Path, ...] = ()  # files and folders; empty: the files the checkpoint lists
     live_overrides: dict[str, Any] = field(default_factory=dict)
     stop: StopConditions = field(default_factory=StopConditions)
     device: str = "auto"
@@ -858,15 +924,19 @@ def resume(
         folder.check_available(force=request.force)
 
     device = resolve_device(request.device)
-    input_path = request.input_path or Path(payload["input"]["path"])
-    if not input_path.exists():
-        raise AudioError(
-            f"the training input {input_path} is missing; pass -i/--in with its new location"
-        )
-    _refuse_input_in_outputs(input_path, folder)
-    waveform = read_audio(input_path, checkpoint.audio)
-    if waveform.sample_rate != checkpoint.sample_rate:
-        raise AudioError(f"{input_path} does not give {checkpoint.sample_rate} Hz audio")
+    if request.inputs:
+        paths = find_audio_files(request.inputs, exclude=folder.path.parent)
+    else:
+        paths = [Path(entry["path"]) for entry in checkpoint_inputs(payload)]
+        missing = [path for path in paths if not path.exists()]
+        if missing:
+            others = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise AudioError(
+                f"the training input {missing[0]} is missing{others}; pass -i/--in with its "
+                "new location (a file or folder; repeat -i for several)"
+            )
+    audio = replace(checkpoint.audio, sample_rate=checkpoint.sample_rate)
+    dataset = _read_inputs(paths, audio, checkpoint.model_config, folder)
 
     live = checkpoint.live
     if same_folder and folder.args_json.is_file():
@@ -889,15 +959,16 @@ def resume(
         live=live,
         stop_conditions=request.stop,
         device=device,
-        waveform=waveform,
+        dataset=dataset,
         progress=progress,
         stop=stop,
     )
     expected = payload["input"].get("codes_sha256")
     if expected is not None and expected != trainer.fingerprint:
+        what = str(paths[0]) if len(paths) == 1 else f"the {len(paths)} input files"
         raise AudioError(
-            f"{input_path} is not the audio this run was trained on (its samples differ after "
-            "processing); pass -i/--in with the original file"
+            f"{what} {'is' if len(paths) == 1 else 'are'} not the audio this run was trained "
+            "on (the samples differ after processing); pass -i/--in with the original input"
         )
     trainer.restore(checkpoint)
     if folder.best_model.is_file():

@@ -69,7 +69,10 @@ def make_audio_matrix(folder: Path) -> dict[str, tuple[Path, int, str]]:
     odd = folder / "a folder with spaces – ü"
     odd.mkdir()
     cases["path with spaces and non-ASCII"] = (_write(odd / "naïve tone é.wav", tone), 0, "")
-    cases["a directory"] = (folder / "a folder with spaces – ü", 1, "is a directory")
+    cases["a folder (of one file)"] = (odd, 0, "")
+    (folder / "no audio here").mkdir()
+    (folder / "no audio here" / "readme.txt").write_text("notes\n")
+    cases["a folder without audio"] = (folder / "no audio here", 1, "holds no audio files")
     cases["missing path"] = (folder / "nope.wav", 1, "no such file")
     fifo = folder / "fifo.wav"
     os.mkfifo(fifo)

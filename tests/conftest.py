@@ -34,6 +34,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _code_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Decoded training audio is cached in a temp folder (also for the commands the tests
+    run), never in the user's cache."""
+    os.environ["SAMPLERNN_CACHE_DIR"] = str(tmp_path_factory.mktemp("code-cache"))
+
+
 def tone_mix(seconds: float, rate: int, *, seed: int = 0) -> np.ndarray:
     """A learnable test signal: two tones with slow amplitude modulation and a little noise."""
     rng = np.random.default_rng(seed)

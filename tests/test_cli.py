@@ -75,7 +75,8 @@ def test_train_end_to_end(tmp_path: Path, write_audio: WriteAudio) -> None:
     assert "iter 1/6 | epoch 1" in result.stderr
     assert "\x1b[" not in result.stderr
     payload = torch.load(folder / "run1_epoch_1_iter_6_model.pt", weights_only=True)
-    assert payload["input"]["sample_rate"] == 44100 and payload["input"]["channels"] == 2
+    source = payload["input"]["files"][0]
+    assert source["sample_rate"] == 44100 and source["channels"] == 2
     assert payload["sample_rate"] == 8000
 
 
@@ -89,7 +90,7 @@ def test_example_clip_and_dashed_and_underscored_options(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # --quiet
     payload = torch.load(tmp_path / result.stdout.strip(), weights_only=True)
-    assert payload["input"]["name"] == "speech_allison_10s.flac"
+    assert payload["input"]["files"][0]["name"] == "speech_allison_10s.flac"
     assert payload["model_config"]["hidden_size"] == 8
 
 
@@ -138,12 +139,12 @@ def make_bad_inputs(
         "missing": ([str(tmp_path / "nope.wav")], 1, "no such file"),
         "text": ([str(text)], 1, "not an audio file"),
         "empty": ([str(empty)], 1, "is empty"),
-        "directory": ([str(tmp_path)], 1, "is a directory"),
+        "folder without audio": ([str(tmp_path / "outputs")], 1, "holds no audio files"),
         "silent": ([str(silent)], 1, "is silent"),
         "too short": ([str(short)], 1, "training needs at least"),
         "existing run": ([str(good), "-o", "taken"], 1, "already holds a run"),
         "no input": ([], 2, "missing input"),
-        "two inputs": ([str(good), "-i", str(text)], 2, "give the input once"),
+        "two inputs, one bad": ([str(good), "-i", str(text)], 1, "not an audio file"),
         "zero hidden": ([str(good), "--hidden_size", "0"], 2, "--hidden_size"),
         "negative length": ([str(good), "--length", "-2"], 2, "--length"),
         "non-numeric": ([str(good), "--batch_size", "many"], 2, "--batch_size"),

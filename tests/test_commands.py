@@ -36,7 +36,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     soundfile.write(source, tone_mix(1.0, RATE), RATE)
     result = train(
         TrainRequest(
-            input_path=source,
+            inputs=(source,),
             run=RunFolder(path=root / "run", name="run"),
             model=TINY_MODEL,
             audio=AudioConfig(sample_rate=RATE),
@@ -134,7 +134,7 @@ def test_inspect_checkpoint(trained: Path, tmp_path: Path) -> None:
     assert summary["sample_rate"] == RATE
     assert summary["model"]["parameters"] == TINY_MODEL.parameter_count()
     assert summary["quantizer"] == {"kind": "linear", "levels": 32}
-    assert summary["input"]["name"] == "in.wav"
+    assert [f["name"] for f in summary["input"]["files"]] == ["in.wav"]
     assert summary["losses"]["last_val_iteration"] == 200
     assert summary["file_size_bytes"] == trained.stat().st_size
     table = run_cli("inspect-checkpoint", trained, cwd=tmp_path, env={"COLUMNS": "120"})

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from samplernn_cli.config import ModelConfig
-from samplernn_cli.data import SequencePlan, evaluate_bits, split_codes
+from samplernn_cli.data import DataSplit, Segment, SequencePlan, evaluate_bits, split_dataset
 from samplernn_cli.errors import AudioError
 from samplernn_cli.model import SampleRNN
 
@@ -19,31 +19,82 @@ def make_plan(total: int = 1000, **overrides: int) -> tuple[torch.Tensor, Sequen
     settings = dict(history=8, zero_code=128, sequence_length=96, chunk_length=32,
                     batch_size=4, seed=3)  # fmt: skip
     settings.update(overrides)
-    return codes, SequencePlan(codes, **settings)
+    return codes, SequencePlan([codes], [Segment(0, 0, total)], **settings)
+
+
+def split(lengths: list[int], **overrides: object) -> DataSplit:
+    settings: dict = dict(val_fraction=0.1, chunk_length=32, sample_rate=100)
+    settings.update(overrides)
+    return split_dataset(lengths, [f"f{i}.wav" for i in range(len(lengths))], **settings)
 
 
 def test_split_holds_out_the_tail() -> None:
-    codes = torch.arange(1000)
-    split = split_codes(codes, val_fraction=0.1, chunk_length=32, history=8, sample_rate=100,
-                        name="x.wav")  # fmt: skip
-    assert split.train.tolist() == list(range(900))
-    assert split.val.tolist() == list(range(900, 1000))
-    assert split.val_context.tolist() == list(range(892, 900))
+    parts = split([1000])
+    assert parts.train == (Segment(0, 0, 900),)
+    assert parts.val == (Segment(0, 900, 100),)
 
 
 def test_split_without_validation_and_minimum_lengths() -> None:
-    split = split_codes(torch.arange(40), val_fraction=0.0, chunk_length=32, history=8,
-                        sample_rate=100, name="x.wav")  # fmt: skip
-    assert split.val.numel() == 0 and split.train.numel() == 40
+    parts = split([40], val_fraction=0.0)
+    assert parts.val == () and parts.train == (Segment(0, 0, 40),)
     # With validation both parts need a whole chunk: 63 samples are too few for two.
-    with pytest.raises(AudioError, match=r"x.wav is 0.63 s long; training needs at least 0.64 s"):
-        split_codes(torch.arange(63), val_fraction=0.05, chunk_length=32, history=8,
-                    sample_rate=100, name="x.wav")  # fmt: skip
+    with pytest.raises(AudioError, match=r"f0.wav is 0.63 s long; training needs at least 0.64 s"):
+        split([63], val_fraction=0.05)
+
+
+def test_split_of_several_files_never_overlaps_and_skips_short_files() -> None:
+    lengths = [1000, 50, 640, 3000]
+    parts = split(lengths)
+    assert parts.skipped == (1,)  # 50 samples cannot hold a training and a validation chunk
+    assert [s.file for s in parts.train] == [0, 2, 3] == [s.file for s in parts.val]
+    for train, val in zip(parts.train, parts.val, strict=True):
+        assert train.start == 0 and train.end == val.start and val.end == lengths[train.file]
+        assert val.length == max(round(lengths[train.file] * 0.1), 32)
+    with pytest.raises(AudioError, match=r"the longest input, f1\.wav, is 0\.5 s long"):
+        split([20, 50])
+
+
+def test_whole_file_validation_is_seeded_and_keeps_a_training_file() -> None:
+    lengths = [500] * 10
+    parts = split(lengths, val_split="files", val_fraction=0.25, seed=7)
+    held = {s.file for s in parts.val}
+    assert len(held) == 3  # files are added until they hold at least 25 % of the audio
+    assert all(s.start == 0 and s.length == 500 for s in parts.val)
+    assert held.isdisjoint(s.file for s in parts.train) and len(parts.train) == 7
+    assert held == {s.file for s in split(lengths, val_split="files", val_fraction=0.25,
+                                          seed=7).val}  # fmt: skip
+    assert held != {s.file for s in split(lengths, val_split="files", val_fraction=0.25,
+                                          seed=8).val}  # fmt: skip
+    assert len(split([500, 500], val_split="files", val_fraction=0.5).train) == 1
+    with pytest.raises(AudioError, match="needs at least two input files"):
+        split([500], val_split="files")
+
+
+def test_sequences_never_cross_from_one_file_into_another() -> None:
+    files = [torch.full((n,), i + 1, dtype=torch.int16) for i, n in enumerate([300, 1000, 200])]
+    segments = [Segment(0, 0, 270), Segment(1, 0, 900), Segment(2, 0, 180)]
+    plan = SequencePlan(files, segments, history=8, zero_code=0, sequence_length=96,
+                        chunk_length=32, batch_size=4, seed=1)  # fmt: skip
+    assert plan.num_sequences % 4 == 0
+    for file, start in zip(plan.files.tolist(), plan.starts.tolist(), strict=True):
+        segment = segments[file]
+        assert segment.start <= start and start + 96 <= segment.end
+    for index in range(plan.batches_per_epoch):
+        for row in plan.batch(0, index):
+            targets = row[8:]
+            assert len(set(targets.tolist())) == 1 and targets[0] != 0  # one file only
+            assert set(row[:8].tolist()) <= {0, int(targets[0])}  # silence before its start
+    # The shortest training segment caps the sequence length (whole chunks).
+    short = SequencePlan(files, [Segment(0, 0, 270), Segment(2, 0, 70)], history=8,
+                         zero_code=0, sequence_length=96, chunk_length=32, batch_size=2,
+                         seed=1)  # fmt: skip
+    assert short.sequence_length == 64
 
 
 def test_plan_is_deterministic_per_epoch_and_covers_the_audio() -> None:
     _, plan = make_plan()
     assert plan.sequence_length == 96 and plan.chunks_per_sequence == 3
+    assert (plan.files == 0).all()
     assert plan.num_sequences % plan.batch_size == 0
     assert plan.num_sequences >= math.ceil(1000 / 96)
     # Starts are evenly spaced from the first to the last possible one.
@@ -66,8 +117,9 @@ def test_batches_and_windows_hold_the_right_samples() -> None:
     for row, index in zip(batch, chosen.tolist(), strict=True):
         start = plan.starts[index].item()
         padded = torch.cat([torch.full((8,), 128, dtype=torch.int32), codes])
-        assert torch.equal(row, padded[start : start + 8 + 96])
+        assert row.tolist() == padded[start : start + 8 + 96].tolist()
     window = plan.window(batch, 1)
+    assert plan.batch(2, 1, slice(1, 3)).tolist() == batch[1:3].tolist()
     assert window.dtype == torch.int64 and window.shape == (4, 8 + 32)
     assert torch.equal(window, batch[:, 32 : 32 + 40].long())
 
@@ -84,14 +136,23 @@ def test_evaluate_bits_matches_a_direct_computation_and_ignores_padding() -> Non
                                   q_levels=16)).eval()  # fmt: skip
     codes = torch.randint(0, 16, (100,))  # not a multiple of the chunk: the tail is padded
     context = torch.randint(0, 16, (4,))
-    bits = evaluate_bits(model, context, codes, sequence_length=1000, chunk_length=8)
+    both = torch.cat([context, codes])
+    segment = [Segment(0, 4, 100)]
+    bits = evaluate_bits(model, [both], segment, sequence_length=1000, chunk_length=8)
     with torch.no_grad():
         window = torch.cat([context, codes, torch.full((4,), 8)]).unsqueeze(0)
         logits, _ = model(window)
         direct = F.cross_entropy(logits[0, :100], codes).item() / math.log(2)
     assert bits == pytest.approx(direct, rel=1e-5)
     # Segments restart the state: two segments of 48 differ from one of 100.
-    split = evaluate_bits(model, context, codes, sequence_length=48, chunk_length=8)
-    assert split != pytest.approx(bits, rel=1e-9)
-    assert evaluate_bits(model, context, codes, sequence_length=96, chunk_length=8,
+    pieces = evaluate_bits(model, [both], segment, sequence_length=48, chunk_length=8)
+    assert pieces != pytest.approx(bits, rel=1e-9)
+    assert evaluate_bits(model, [both], segment, sequence_length=96, chunk_length=8,
                          should_stop=lambda: True) is None  # fmt: skip
+    # Several segments: the sample-weighted mean of each scored alone.
+    other = torch.randint(0, 16, (60,))
+    parts = [Segment(0, 4, 100), Segment(1, 20, 40)]
+    together = evaluate_bits(model, [both, other], parts, sequence_length=48, chunk_length=8)
+    alone = evaluate_bits(model, [other], [Segment(0, 20, 40)], sequence_length=48,
+                          chunk_length=8)  # fmt: skip
+    assert together == pytest.approx((pieces * 100 + alone * 40) / 140, rel=1e-5)

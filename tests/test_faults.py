@@ -120,7 +120,7 @@ def test_disk_full_while_writing_keeps_the_previous_checkpoint(
     with pytest.raises(OutputError, match="No space left on device"):
         train(
             TrainRequest(
-                input_path=source, run=run, model=TINY_MODEL, audio=AudioConfig(sample_rate=RATE),
+                inputs=(source,), run=run, model=TINY_MODEL, audio=AudioConfig(sample_rate=RATE),
                 train=TINY_TRAIN, live=LiveSettings(checkpoint_every=2, val_every=1000),
                 stop=StopConditions(max_iterations=10), device="cpu",
             )

@@ -34,7 +34,7 @@ def request_for(
     input_path: Path, tmp_path: Path, name: str = "run", **changes: object
 ) -> TrainRequest:
     base = TrainRequest(
-        input_path=input_path,
+        inputs=(input_path,),
         run=RunFolder(path=tmp_path / "outputs" / name, name=name),
         model=TINY_MODEL,
         audio=AudioConfig(sample_rate=RATE),
@@ -280,9 +280,9 @@ def test_resume_finds_moved_input_and_refuses_other_audio(
         resume(ResumeRequest(result.checkpoint, stop=StopConditions(max_iterations=3)))
     other = write_audio("other.wav", seconds=1.0, rate=RATE, data=tone_mix(1.0, RATE, seed=5))
     with pytest.raises(AudioError, match="not the audio this run was trained on"):
-        resume(ResumeRequest(result.checkpoint, input_path=other,
+        resume(ResumeRequest(result.checkpoint, inputs=(other,),
                              stop=StopConditions(max_iterations=3)))  # fmt: skip
-    resumed = resume(ResumeRequest(result.checkpoint, input_path=moved,
+    resumed = resume(ResumeRequest(result.checkpoint, inputs=(moved,),
                                    stop=StopConditions(max_iterations=3)))  # fmt: skip
     assert resumed.iteration == 3
 

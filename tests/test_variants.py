@@ -52,7 +52,7 @@ def test_variant_lifecycle(name: str, tmp_path: Path, write_audio: WriteAudio) -
 
     def request(run: str, iterations: int) -> TrainRequest:
         return TrainRequest(
-            input_path=source,
+            inputs=(source,),
             run=RunFolder(path=tmp_path / run, name=run),
             model=config,
             audio=AudioConfig(sample_rate=RATE),

@@ -1,0 +1,317 @@
+"""Training audio from one or many files: finding them, decoding each once into a cache of
+codes, and reading the codes lazily.
+
+Every file is brought to the model's rate and mono (and peak-normalised on its own when
+normalisation is on), quantized, and written to the code cache as 2 bytes per sample
+(4 above 32768 levels). Training then reads the cached codes through a memory map, so the
+dataset never has to fit in memory, and a second run (or a resume) on the same files skips
+decoding. Files longer than :data:`BLOCK_FRAMES` are decoded, resampled and quantized block
+by block, so not even one file is held whole in memory.
+
+The cache lives in the user cache folder (``platformdirs``; ``$SAMPLERNN_CACHE_DIR``
+overrides it); an entry is keyed by the file's path, size and modification time and the
+processing settings. Deleting the folder is always safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import soundfile
+import torch
+
+from samplernn_cli.audio import AudioSource, open_audio, read_audio, resample_stream
+from samplernn_cli.config import AudioConfig
+from samplernn_cli.errors import AudioError, OutputError
+from samplernn_cli.fileio import atomic_write, check_input_file
+from samplernn_cli.quantize import Quantizer
+
+logger = logging.getLogger("samplernn")
+
+# File names (lower-case suffixes) picked up when a folder is given; a file named
+# explicitly is read whatever its name.
+AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
+                  ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64")  # fmt: skip
+# Source frames decoded at a time. Files up to this length are decoded whole (as
+# `generate` and `evaluate` read them); longer ones block by block: 4 M frames is 95 s at
+# 44.1 kHz, 16 MB of floats per channel.
+BLOCK_FRAMES = 2**22
+CACHE_VERSION = 1
+CACHE_ENV = "SAMPLERNN_CACHE_DIR"
+
+
+def cache_folder() -> Path:
+    """Where decoded codes are cached: ``$SAMPLERNN_CACHE_DIR``, else the user cache folder."""
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("samplernn", appauthor=False)) / "codes"
+
+
+def find_audio_files(paths: Sequence[Path], *, exclude: Path | None = None) -> list[Path]:
+    """The files to train on: files as given, folders searched recursively (in name order,
+    skipping hidden files and folders, and ``exclude``), duplicates dropped.
+
+    Raises:
+        AudioError: a path is missing or unreadable, or a folder holds no audio files.
+    """
+    files: list[Path] = []
+    seen: set[Path] = set()
+    skip = None if exclude is None else exclude.resolve()
+    for path in paths:
+        if path.is_dir():
+            found = []
+            for candidate in sorted(path.rglob("*")):
+                relative = candidate.relative_to(path).parts
+                if any(part.startswith(".") for part in relative):
+                    continue
+                if candidate.suffix.lower() not in AUDIO_SUFFIXES or not candidate.is_file():
+                    continue
+                if skip is not None and skip in candidate.resolve().parents:
+                    continue
+                found.append(candidate)
+            if not found:
+                kinds = ", ".join(s.lstrip(".").upper() for s in AUDIO_SUFFIXES[:7])
+                raise AudioError(f"{path} holds no audio files ({kinds}, ...)")
+        else:
+            check_input_file(path, AudioError)
+            found = [path]
+        for file in found:
+            key = file.resolve()
+            if key not in seen:
+                seen.add(key)
+                files.append(file)
+    return files
+
+
+@dataclass(frozen=True)
+class EncodedFile:
+    """One input file as codes at the model's rate."""
+
+    source: AudioSource
+    codes: np.ndarray  # (T,) int16 or int32 codes, memory-mapped from the cache
+    gain: float  # normalisation factor (1.0 when off)
+    peak: float  # peak of the mono mix at the model rate, before normalisation
+    fingerprint: str  # sha256 of the codes' bytes
+
+    @property
+    def length(self) -> int:
+        return int(self.codes.shape[0])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The training audio: every input file's codes, in order."""
+
+    files: tuple[EncodedFile, ...]
+    sample_rate: int
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the codes of all files, in order (one file: that file's fingerprint)."""
+        if len(self.files) == 1:
+            return self.files[0].fingerprint
+        joined = "\n".join(f.fingerprint for f in self.files)
+        return hashlib.sha256(joined.encode()).hexdigest()
+
+    @property
+    def total_samples(self) -> int:
+        return sum(f.length for f in self.files)
+
+    @property
+    def codes(self) -> list[np.ndarray]:
+        return [f.codes for f in self.files]
+
+
+def _numpy_code_dtype(levels: int) -> type[np.signedinteger]:
+    return np.int16 if levels <= 2**15 else np.int32
+
+
+def load_dataset(
+    paths: Sequence[Path],
+    config: AudioConfig,
+    quantizer: Quantizer,
+    *,
+    cache: Path | None = None,
+) -> Dataset:
+    """Decode (or take from the cache) every file, at the rate of the first file when
+    ``config.sample_rate`` is None.
+
+    Raises:
+        AudioError: a file cannot be used (see :func:`encode_file`), or the cache cannot be
+            written.
+    """
+    if not paths:
+        raise AudioError("no input files")
+    folder = cache or cache_folder()
+    # Every header first, so a file that is not audio fails before anything is decoded.
+    rates = []
+    for path in paths:
+        with open_audio(path) as (_, source):
+            rates.append(source.sample_rate)
+    rate = config.sample_rate or rates[0]
+    files = []
+    for number, path in enumerate(paths, 1):
+        if len(paths) > 1 and (number == 1 or number % 50 == 0 or number == len(paths)):
+            logger.info(f"reading input {number} of {len(paths)}: {path.name}")
+        files.append(encode_file(path, rate, config.normalize, quantizer, folder))
+    return Dataset(files=tuple(files), sample_rate=rate)
+
+
+def _cache_key(
+    path: Path, info: os.stat_result, rate: int, normalize: bool, quantizer: Quantizer
+) -> str:
+    identity = {
+        "version": CACHE_VERSION,
+        "path": str(path.resolve()),
+        "size": info.st_size,
+        "mtime_ns": info.st_mtime_ns,
+        "sample_rate": rate,
+        "normalize": normalize,
+        "quantizer": quantizer.kind,
+        "levels": quantizer.levels,
+        "block_frames": BLOCK_FRAMES,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:40]
+
+
+def encode_file(
+    path: Path, rate: int, normalize: bool, quantizer: Quantizer, cache: Path
+) -> EncodedFile:
+    """One file as cached codes at ``rate``: from the cache when it holds them, else decoded
+    (whole, or block by block when long) and written there first.
+
+    Raises:
+        AudioError: the file is missing, unreadable, not audio, empty, silent or holds NaN or
+            infinite samples, or the cache cannot be written.
+    """
+    info = check_input_file(path, AudioError)
+    key = _cache_key(path, info, rate, normalize, quantizer)
+    codes_path, meta_path = cache / f"{key}.codes", cache / f"{key}.json"
+    dtype = _numpy_code_dtype(quantizer.levels)
+    cached = _read_cache(codes_path, meta_path, dtype)
+    if cached is not None:
+        return cached
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AudioError(f"cannot create the code cache {cache}: {exc.strerror or exc}") from None
+    with open_audio(path) as (_, source):
+        long_file = source.frames > BLOCK_FRAMES
+    try:
+        if long_file:
+            meta = _encode_in_blocks(path, rate, normalize, quantizer, codes_path, dtype)
+        else:
+            meta = _encode_whole(path, rate, normalize, quantizer, codes_path, dtype)
+        atomic_write(meta_path, lambda h: h.write(json.dumps(meta).encode()), what="cache entry")
+    except OutputError as exc:
+        raise AudioError(f"{exc}; free some space or point ${CACHE_ENV} elsewhere") from None
+    cached = _read_cache(codes_path, meta_path, dtype)
+    if cached is None:
+        raise AudioError(f"the code cache {cache} does not keep what is written to it")
+    return cached
+
+
+def _read_cache(codes_path: Path, meta_path: Path, dtype: type) -> EncodedFile | None:
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        codes = np.memmap(codes_path, dtype=dtype, mode="r") if meta["length"] else None
+        if codes is None or codes.shape[0] != meta["length"]:
+            return None
+        return EncodedFile(
+            source=AudioSource(**meta["source"]),
+            codes=codes,
+            gain=float(meta["gain"]),
+            peak=float(meta["peak"]),
+            fingerprint=str(meta["fingerprint"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _meta(source: AudioSource, length: int, gain: float, peak: float, digest: str) -> dict:
+    return {
+        "source": source.to_dict(),
+        "length": length,
+        "gain": gain,
+        "peak": peak,
+        "fingerprint": digest,
+    }
+
+
+def _encode_whole(
+    path: Path, rate: int, normalize: bool, quantizer: Quantizer, target: Path, dtype: type
+) -> dict:
+    waveform = read_audio(path, AudioConfig(sample_rate=rate, normalize=normalize))
+    codes = quantizer.encode(waveform.samples).numpy().astype(dtype)
+    data = codes.tobytes()
+    atomic_write(target, lambda handle: handle.write(data), what="code cache file")
+    digest = hashlib.sha256(data).hexdigest()
+    return _meta(waveform.source, codes.shape[0], waveform.gain, waveform.source_peak, digest)
+
+
+def _mono_blocks(handle: soundfile.SoundFile, path: Path) -> Iterator[torch.Tensor]:
+    """The mono mix of an open file, BLOCK_FRAMES source frames at a time."""
+    handle.seek(0)
+    while True:
+        try:
+            data = handle.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+        except (soundfile.LibsndfileError, RuntimeError, ValueError) as exc:
+            raise AudioError(f"{path} cannot be decoded ({exc})") from None
+        if data.shape[0] == 0:
+            return
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        if bad:
+            raise AudioError(f"{path} contains non-finite samples (NaN or infinity)")
+        yield torch.from_numpy(data.mean(axis=1, dtype=np.float32))
+        if data.shape[0] < BLOCK_FRAMES:
+            return
+
+
+def _encode_in_blocks(
+    path: Path, rate: int, normalize: bool, quantizer: Quantizer, target: Path, dtype: type
+) -> dict:
+    """Two streaming passes over a long file: the peak (and length), then the codes."""
+    with open_audio(path) as (handle, source):
+        frames, peak = 0, 0.0
+        for block in _mono_blocks(handle, path):
+            frames += block.numel()
+        for block in resample_stream(_mono_blocks(handle, path), source.sample_rate, rate):
+            peak = max(peak, float(block.abs().max())) if block.numel() else peak
+        if frames == 0:
+            raise AudioError(f"{path} contains no audio samples (only a header?)")
+        if peak == 0.0:
+            raise AudioError(f"{path} is silent (every sample is zero); there is nothing to learn")
+        gain = 1.0 / peak if normalize else 1.0
+        digest = hashlib.sha256()
+        length = 0
+
+        def write(out: BinaryIO) -> None:
+            nonlocal length
+            blocks = resample_stream(_mono_blocks(handle, path), source.sample_rate, rate)
+            for block in blocks:
+                data = quantizer.encode(block * gain if gain != 1.0 else block)
+                data = data.numpy().astype(dtype).tobytes()
+                digest.update(data)
+                out.write(data)
+                length += len(data) // np.dtype(dtype).itemsize
+
+        atomic_write(target, write, what="code cache file")
+    source = AudioSource(**{**source.to_dict(), "frames": frames})  # type: ignore[arg-type]
+    return _meta(source, length, gain, peak, digest.hexdigest())
+
+
+def decode_head(file: EncodedFile, quantizer: Quantizer, samples: int) -> torch.Tensor:
+    """(N,) float32: the first ``samples`` codes of a file, decoded."""
+    head = torch.from_numpy(np.array(file.codes[:samples], dtype=np.int64))
+    return quantizer.decode(head)
