@@ -150,7 +150,13 @@ def _stop_conditions(
 def _run(start: Any, *, quiet: bool, log_every: int) -> None:
     """Set up the display, call ``start(progress)`` and report how training ended."""
     from samplernn_cli.console import TrainDisplay, setup_logging, stderr_is_terminal
+    from samplernn_cli.distributed import rank_in_environment
 
+    if rank_in_environment() > 0:  # under torchrun: rank 0 reports, the others only errors
+        setup_logging(quiet=True, rich_output=False)
+        logging.getLogger("samplernn").setLevel(logging.ERROR)
+        _exit_for(start(None))
+        return
     console = setup_logging(quiet=quiet, rich_output=stderr_is_terminal())
     with TrainDisplay(console, quiet=quiet, log_every=log_every) as display:
         result: TrainResult = start(display)
@@ -168,6 +174,10 @@ def _run(start: Any, *, quiet: bool, log_every: int) -> None:
     )
     if result.checkpoint is not None:
         print_path(result.checkpoint)
+    _exit_for(result)
+
+
+def _exit_for(result: TrainResult) -> None:
     if result.stopped_by == "SIGINT":
         raise typer.Exit(EXIT_SIGINT)
     if result.stopped_by == "SIGTERM":

@@ -46,6 +46,7 @@ from samplernn_cli.data import (
 )
 from samplernn_cli.dataset import Dataset, decode_head, find_audio_files, load_dataset
 from samplernn_cli.device import resolve_device
+from samplernn_cli.distributed import Distributed, from_environment
 from samplernn_cli.errors import (
     AudioError,
     CheckpointError,
@@ -63,6 +64,9 @@ logger = logging.getLogger("samplernn")
 
 # Consecutive iterations with a NaN or infinite loss or gradient before training gives up.
 MAX_BAD_STEPS = 20
+# A second SIGINT/SIGTERM at least this long after the first stops at once, without a
+# checkpoint; an earlier one is taken as the same request.
+SIGNAL_REPEAT_SECONDS = 1.0
 # Input files listed one by one in the log when training starts (inspect-checkpoint lists all).
 MAX_LISTED_INPUTS = 10
 # Activation values (batch x targets x hidden) per slice of the sample MLP in a training step:
@@ -124,9 +128,11 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.reason: str | None = None
+        self.since = 0.0  # time.monotonic() of the request
 
     def request(self, reason: str) -> None:
         self.reason = reason
+        self.since = time.monotonic()
 
     @property
     def requested(self) -> bool:
@@ -140,7 +146,8 @@ class StopRequest:
 
 @contextlib.contextmanager
 def stop_on_signals(stop: StopRequest) -> Iterator[None]:
-    """First SIGINT/SIGTERM: ask for a clean stop. Second: stop at once (KeyboardInterrupt)."""
+    """First SIGINT/SIGTERM: ask for a clean stop. Another, a second or more later: stop at
+    once (KeyboardInterrupt)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -148,6 +155,10 @@ def stop_on_signals(stop: StopRequest) -> Iterator[None]:
     def handler(signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
         if stop.requested:
+            # One Ctrl-C can arrive twice (under torchrun, from the terminal and again from
+            # torchrun itself): only a signal a second or more later stops at once.
+            if time.monotonic() - stop.since < SIGNAL_REPEAT_SECONDS:
+                return
             raise KeyboardInterrupt
         stop.request(name)
         logger.warning(
@@ -326,8 +337,11 @@ class Trainer:
         dataset: Dataset,
         progress: ProgressCallback | None,
         stop: StopRequest,
+        dist: Distributed | None = None,
     ) -> None:
         self.folder = run
+        self.dist = dist
+        self.is_main = dist is None or dist.is_main
         self.model_config = model_config
         self.audio_config = audio_config
         self.train_config = train_config
@@ -363,6 +377,18 @@ class Trainer:
             batch_size=train_config.batch_size,
             seed=train_config.seed,
         )
+        # This process's rows of every batch (all of them in a single process).
+        self.rows = slice(None) if dist is None else dist.rows(train_config.batch_size)
+        self.ddp: torch.nn.Module | None = None
+        if dist is not None:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.ddp = DistributedDataParallel(
+                self.model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                # A learned initial state is used only at the first chunk of a sequence.
+                find_unused_parameters=model_config.learn_h0,
+            )
         self.optimizer = make_optimizer(self.model, live.learning_rate)
         self.live = LiveSettingsFile(run.args_json, live)
         self.loss_log = LossLog(run.losses_csv)
@@ -384,6 +410,11 @@ class Trainer:
             self.model.load_state_dict(payload["model"])
             self.optimizer.load_state_dict(payload["optimizer"])
             self.state = RunState.from_checkpoint(payload, self.device)
+            if self.dist is not None and self.state.rnn_state is not None:
+                self.state.rnn_state = [
+                    None if s is None else tuple(t[:, self.rows].contiguous() for t in s)
+                    for s in self.state.rnn_state
+                ]
             torch.set_rng_state(payload["rng"]["torch"])
             if self.device.type == "cuda" and "cuda" in payload["rng"]:
                 torch.cuda.set_rng_state(payload["rng"]["cuda"], self.device)
@@ -470,8 +501,10 @@ class Trainer:
     def checkpoint_payload(self) -> dict[str, Any]:
         state = self.state
         rnn_state = None
-        if state.rnn_state is not None:
-            rnn_state = [None if s is None else [t.cpu() for t in s] for s in state.rnn_state]
+        if state.rnn_state is not None:  # (layers, B, H) tensors; every rank's rows, in order
+            rnn_state = [
+                None if s is None else [self._all_rows(t).cpu() for t in s] for s in state.rnn_state
+            ]
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
@@ -538,49 +571,70 @@ class Trainer:
             "val_samples": self.split.val_samples,
         }
 
-    def write_checkpoint(self) -> Path:
-        path = self.folder.checkpoint(self.state.last_epoch, self.state.iteration)
-        save_checkpoint(path, self.checkpoint_payload())
-        self.state.last_checkpoint = path
+    def _all_rows(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor if self.dist is None else self.dist.gather_rows(tensor, dim=1)
+
+    def write_checkpoint(self) -> Path | None:
+        """Write a checkpoint (on every rank: they all take part in gathering the RNN state;
+        rank 0 writes it)."""
+        payload = self.checkpoint_payload()
         self.state.last_checkpoint_iteration = self.state.iteration
+        if not self.is_main:
+            return None
+        path = self.folder.checkpoint(self.state.last_epoch, self.state.iteration)
+        save_checkpoint(path, payload)
+        self.state.last_checkpoint = path
         logger.info(f"checkpoint: {path}")
         return path
 
     # ----------------------------------------------------------------- evaluation
 
     def validate(self) -> float | None:
-        """Validation NLL in bits per sample (None without validation data or if stopped)."""
+        """Validation NLL in bits per sample (None without validation data or if stopped).
+
+        Distributed: called on every rank; rank 0 evaluates and the others learn its figure
+        (and take part in saving the best model)."""
         if not self.split.val:
             return None
         started = time.perf_counter()
-        self.model.eval()
-        try:
-            bits = evaluate_bits(
-                self.model,
-                self.dataset.codes,
-                self.split.val,
-                sequence_length=self.plan.sequence_length,
-                chunk_length=self.chunk_length,
-                should_stop=lambda: self.stop.interrupted,
-            )
-        finally:
-            self.model.train()
-        if bits is None:
-            return None
+        bits = None
+        if self.is_main:
+            self.model.eval()
+            try:
+                bits = evaluate_bits(
+                    self.model,
+                    self.dataset.codes,
+                    self.split.val,
+                    sequence_length=self.plan.sequence_length,
+                    chunk_length=self.chunk_length,
+                    should_stop=lambda: self.stop.interrupted,
+                )
+            finally:
+                self.model.train()
         best = self.state.best_val
         candidates = [v for v in (best[1] if best else None, self.best_on_disk) if v is not None]
         previous_best = min(candidates, default=None)
+        improved = bits is not None and (previous_best is None or bits < previous_best)
+        if self.dist is not None:
+            done, figure, better = self.dist.agree(
+                [1.0, bits, float(improved)] if bits is not None else [0.0, -math.inf, 0.0]
+            )
+            bits, improved = (figure if done else None), bool(better)
+        if bits is None:
+            return None
         self.state.val_history.append((self.state.iteration, bits))
-        improved = previous_best is None or bits < previous_best
-        note = " (best so far)" if improved else f" (best {previous_best:.4f})"
-        logger.info(
-            f"validation at iteration {self.state.iteration}: {bits:.4f} bits per sample{note} "
-            f"[{_fmt_seconds(time.perf_counter() - started)}]"
-        )
+        if self.is_main:
+            note = " (best so far)" if improved else f" (best {previous_best:.4f})"
+            logger.info(
+                f"validation at iteration {self.state.iteration}: {bits:.4f} bits per sample"
+                f"{note} [{_fmt_seconds(time.perf_counter() - started)}]"
+            )
         if improved:
-            save_checkpoint(self.folder.best_model, self.checkpoint_payload())
+            payload = self.checkpoint_payload()
             self.best_on_disk = bits
-            logger.info(f"best model so far: {self.folder.best_model}")
+            if self.is_main:
+                save_checkpoint(self.folder.best_model, payload)
+                logger.info(f"best model so far: {self.folder.best_model}")
         return bits
 
     def generate_clips(self) -> list[Path]:
@@ -655,7 +709,10 @@ class Trainer:
     def _step(self, window: torch.Tensor) -> float:
         """One optimizer step on one chunk; returns the loss in bits per sample (may be NaN)."""
         self.optimizer.zero_grad(set_to_none=True)
-        bits, new_state = forward_backward(self.model, window, self.state.rnn_state)
+        if self.ddp is None:
+            bits, new_state = forward_backward(self.model, window, self.state.rnn_state)
+        else:
+            bits, new_state = self._distributed_forward_backward(window)
         ok = math.isfinite(bits)
         if ok:
             norm = torch.nn.utils.clip_grad_norm_(
@@ -676,6 +733,44 @@ class Trainer:
                 f"({self.state.bad_steps} in a row)"
             )
         return bits
+
+    def _distributed_forward_backward(self, window: torch.Tensor) -> tuple[float, ModelState]:
+        """One forward and one backward pass through DistributedDataParallel, which averages
+        the gradients over the ranks as the backward pass produces them. (The sliced pass of
+        :func:`forward_backward` runs several backward passes per step, which DDP's
+        gradient hooks do not allow; each rank's share of the batch keeps the memory down
+        instead.) Always back-propagates, even a non-finite loss: every rank must join the
+        gradient reduction, and a NaN anywhere then makes every rank skip the step."""
+        assert self.ddp is not None and self.dist is not None
+        history = self.model.history
+        logits, new_state = self.ddp(window, self.state.rnn_state)
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), window[:, history:].reshape(-1)
+        )
+        loss.backward()
+        return self.dist.mean(loss) / LOG2, new_state
+
+    def _agree(self, session_started: float) -> tuple[str | None, LiveSettings]:
+        """Why to stop now (None: go on) and the live settings in effect, the same on every
+        rank: a stop on any rank (a signal, say) stops all; the live settings are rank 0's
+        (only rank 0 reads NAME_args.json)."""
+        reason = self._stop_reason(session_started)
+        live = self.live.current
+        if self.dist is None:
+            return reason, live
+        reasons = [None, "max_iterations", "max_epochs", "max_time", "SIGINT", "SIGTERM"]
+        values = [float(reasons.index(reason))]
+        fields = ["learning_rate", "val_every", "generate_every", "checkpoint_every"]
+        values += [float(getattr(live, f)) if self.is_main else -1.0 for f in fields]
+        agreed = self.dist.agree(values)
+        reason = reasons[int(agreed[0])]
+        if reason in ("SIGINT", "SIGTERM") and not self.stop.requested:
+            self.stop.request(reason)
+        settings = {
+            f: (v if f == "learning_rate" else int(v))
+            for f, v in zip(fields, agreed[1:], strict=True)
+        }
+        return reason, replace(live, **settings)
 
     def _advance(self) -> None:
         state, plan = self.state, self.plan
@@ -699,18 +794,25 @@ class Trainer:
         sequence_batch: torch.Tensor | None = None
         batch_key: tuple[int, int] | None = None
         stopped_by = None
+        world = 1 if self.dist is None else self.dist.world_size
         self.model.train()
         with contextlib.closing(self.loss_log):
-            while (stopped_by := self._stop_reason(session_started)) is None:
+            while True:
+                stopped_by, live = self._agree(session_started)
+                if stopped_by is not None:
+                    break
+                if self.dist is not None:
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = live.learning_rate
                 if batch_key != (state.epoch_index, state.batch):
                     batch_key = (state.epoch_index, state.batch)
-                    sequence_batch = self.plan.batch(*batch_key)
+                    sequence_batch = self.plan.batch(*batch_key, self.rows)
                 assert sequence_batch is not None
                 window = self.plan.window(sequence_batch, state.chunk).to(self.device)
                 started = time.perf_counter()
                 bits = self._step(window)
                 step_seconds = time.perf_counter() - started
-                samples_per_s = window.shape[0] * self.chunk_length / step_seconds
+                samples_per_s = world * window.shape[0] * self.chunk_length / step_seconds
                 self._advance()
                 state.training_seconds += step_seconds
                 state.losses.append(bits)
@@ -724,19 +826,19 @@ class Trainer:
                         f"checkpoint is {state.last_checkpoint or 'none'}; lower learning_rate "
                         "and resume from it"
                     )
-                live = self.live.current
                 val = None
                 if state.iteration % live.val_every == 0:
                     val = self.validate()
-                self.loss_log.append(
-                    state.iteration,
-                    bits,
-                    state.last_epoch,
-                    state.training_seconds,
-                    val,
-                    samples_per_s,
-                )
-                if self.progress is not None:
+                if self.is_main:
+                    self.loss_log.append(
+                        state.iteration,
+                        bits,
+                        state.last_epoch,
+                        state.training_seconds,
+                        val,
+                        samples_per_s,
+                    )
+                if self.progress is not None and self.is_main:
                     total = self._total_iterations()
                     done_in_epoch = state.batch * self.plan.chunks_per_sequence + state.chunk
                     fraction = done_in_epoch / self.plan.iterations_per_epoch or 1.0
@@ -755,17 +857,24 @@ class Trainer:
                             eta_seconds=self._eta(session_started, start_iteration),
                         )
                     )
-                if state.iteration % live.generate_every == 0 and not self.stop.requested:
+                if (
+                    self.is_main
+                    and state.iteration % live.generate_every == 0
+                    and not self.stop.requested
+                ):
                     self.generate_clips()
                 if state.iteration % live.checkpoint_every == 0:
                     self.write_checkpoint()
-                if (changed := self.live.poll()) is not None:
+                if self.is_main and (changed := self.live.poll()) is not None:
                     for group in self.optimizer.param_groups:
                         group["lr"] = changed.learning_rate
             # Finish: a final validation figure (unless interrupted) and a final checkpoint.
             last_val = state.last_val
+            interrupted = self.stop.interrupted
+            if self.dist is not None:  # a signal may have reached some ranks only
+                interrupted = bool(self.dist.agree([float(interrupted)])[0])
             if (
-                not self.stop.interrupted
+                not interrupted
                 and state.iteration > start_iteration
                 and (last_val is None or last_val[0] != state.iteration)
             ):
@@ -804,11 +913,21 @@ def _warn_if_quiet(dataset: Dataset) -> None:
 
 
 def _read_inputs(
-    paths: list[Path], audio: AudioConfig, model_config: ModelConfig, folder: RunFolder
+    paths: list[Path],
+    audio: AudioConfig,
+    model_config: ModelConfig,
+    folder: RunFolder,
+    dist: Distributed | None,
 ) -> Dataset:
+    """Decode the inputs (distributed: rank 0 first, filling the code cache, then the others,
+    which find the files there when the cache folder is shared with rank 0)."""
     _refuse_inputs_in_outputs(paths, folder)
     quantizer = Quantizer(model_config.quantizer, model_config.q_levels)
+    if dist is not None and not dist.is_main:
+        dist.barrier()
     dataset = load_dataset(paths, audio, quantizer)
+    if dist is not None and dist.is_main:
+        dist.barrier()
     _warn_if_quiet(dataset)
     return dataset
 
@@ -817,6 +936,9 @@ def _start(
     trainer: Trainer, *, rows: list[Any], write_examples: bool, stop: StopRequest
 ) -> TrainResult:
     """Create the run folder, write its starting files and train, holding the run's lock."""
+    if not trainer.is_main:  # the run folder is rank 0's alone
+        with stop_on_signals(stop):
+            return trainer.fit()
     folder = trainer.folder
     folder.create()
     with folder.lock():
@@ -848,23 +970,32 @@ def train(
     for config in (request.model, request.audio, request.train, request.live, request.stop):
         config.validate()
     device = resolve_device(request.device)
-    request.run.check_available(force=request.force)
-    paths = find_audio_files(request.inputs, exclude=request.run.path.parent)
-    dataset = _read_inputs(paths, request.audio, request.model, request.run)
-    stop = stop or StopRequest()
-    trainer = Trainer(
-        run=request.run,
-        model_config=request.model,
-        audio_config=request.audio,
-        train_config=request.train,
-        live=request.live,
-        stop_conditions=request.stop,
-        device=device,
-        dataset=dataset,
-        progress=progress,
-        stop=stop,
-    )
-    return _start(trainer, rows=[], write_examples=True, stop=stop)
+    dist = from_environment(device, request.train.batch_size)
+    try:
+        if dist is not None:
+            device = dist.device
+        if dist is None or dist.is_main:
+            request.run.check_available(force=request.force)
+        paths = find_audio_files(request.inputs, exclude=request.run.path.parent)
+        dataset = _read_inputs(paths, request.audio, request.model, request.run, dist)
+        stop = stop or StopRequest()
+        trainer = Trainer(
+            run=request.run,
+            model_config=request.model,
+            audio_config=request.audio,
+            train_config=request.train,
+            live=request.live,
+            stop_conditions=request.stop,
+            device=device,
+            dataset=dataset,
+            progress=progress,
+            stop=stop,
+            dist=dist,
+        )
+        return _start(trainer, rows=[], write_examples=True, stop=stop)
+    finally:
+        if dist is not None:
+            dist.close()
 
 
 @dataclass(frozen=True)
@@ -910,7 +1041,10 @@ def resume(
     own_folder = RunFolder(path=checkpoint.path.parent, name=run_name)
     folder = request.run or own_folder
     same_folder = folder.path.resolve() == own_folder.path.resolve() and folder.name == run_name
-    if same_folder:
+    device = resolve_device(request.device)
+    dist = from_environment(device, checkpoint.train.batch_size)
+    main = dist is None or dist.is_main
+    if same_folder and main:
         later = folder.artifacts_after(checkpoint.iteration)
         if later and not request.force:
             newest = max(later, key=lambda p: p.stat().st_mtime)
@@ -920,67 +1054,73 @@ def resume(
                 "would overwrite them: resume from the newest checkpoint, continue in a new "
                 "folder with -o, or pass --force"
             )
-    else:
+    elif main:
         folder.check_available(force=request.force)
 
-    device = resolve_device(request.device)
-    if request.inputs:
-        paths = find_audio_files(request.inputs, exclude=folder.path.parent)
-    else:
-        paths = [Path(entry["path"]) for entry in checkpoint_inputs(payload)]
-        missing = [path for path in paths if not path.exists()]
-        if missing:
-            others = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-            raise AudioError(
-                f"the training input {missing[0]} is missing{others}; pass -i/--in with its "
-                "new location (a file or folder; repeat -i for several)"
-            )
-    audio = replace(checkpoint.audio, sample_rate=checkpoint.sample_rate)
-    dataset = _read_inputs(paths, audio, checkpoint.model_config, folder)
-
-    live = checkpoint.live
-    if same_folder and folder.args_json.is_file():
-        try:
-            live = parse_live_settings(folder.args_json.read_text(encoding="utf-8"), live)
-        except (OSError, UnicodeDecodeError, ConfigError) as exc:
-            logger.warning(f"ignoring {folder.args_json.name} ({exc}); using the checkpoint's")
     try:
-        live = replace(live, **request.live_overrides)
-    except TypeError as exc:
-        raise ConfigError(f"unknown live setting ({exc})") from None
-    live.validate()
+        if request.inputs:
+            paths = find_audio_files(request.inputs, exclude=folder.path.parent)
+        else:
+            paths = [Path(entry["path"]) for entry in checkpoint_inputs(payload)]
+            missing = [path for path in paths if not path.exists()]
+            if missing:
+                others = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+                raise AudioError(
+                    f"the training input {missing[0]} is missing{others}; pass -i/--in with its "
+                    "new location (a file or folder; repeat -i for several)"
+                )
+        audio = replace(checkpoint.audio, sample_rate=checkpoint.sample_rate)
+        dataset = _read_inputs(paths, audio, checkpoint.model_config, folder, dist)
 
-    stop = stop or StopRequest()
-    trainer = Trainer(
-        run=folder,
-        model_config=checkpoint.model_config,
-        audio_config=checkpoint.audio,
-        train_config=checkpoint.train,
-        live=live,
-        stop_conditions=request.stop,
-        device=device,
-        dataset=dataset,
-        progress=progress,
-        stop=stop,
-    )
-    expected = payload["input"].get("codes_sha256")
-    if expected is not None and expected != trainer.fingerprint:
-        what = str(paths[0]) if len(paths) == 1 else f"the {len(paths)} input files"
-        raise AudioError(
-            f"{what} {'is' if len(paths) == 1 else 'are'} not the audio this run was trained "
-            "on (the samples differ after processing); pass -i/--in with the original input"
-        )
-    trainer.restore(checkpoint)
-    if folder.best_model.is_file():
+        live = checkpoint.live
+        if same_folder and folder.args_json.is_file():
+            try:
+                live = parse_live_settings(folder.args_json.read_text(encoding="utf-8"), live)
+            except (OSError, UnicodeDecodeError, ConfigError) as exc:
+                logger.warning(f"ignoring {folder.args_json.name} ({exc}); using the checkpoint's")
         try:
-            best = load_checkpoint(folder.best_model).payload.get("summary", {})
-            trainer.best_on_disk = best.get("last_val_loss")
-        except CheckpointError as exc:
-            logger.warning(f"{exc}; it will be replaced by the next best model")
-    logger.info(
-        f"resuming {run_name} from iteration {checkpoint.iteration} (epoch "
-        f"{checkpoint.epoch}) of {checkpoint.path.name}"
-    )
-    return _start(
-        trainer, rows=trainer.state.loss_rows(), write_examples=not same_folder, stop=stop
-    )
+            live = replace(live, **request.live_overrides)
+        except TypeError as exc:
+            raise ConfigError(f"unknown live setting ({exc})") from None
+        live.validate()
+
+        if dist is not None:
+            device = dist.device
+        stop = stop or StopRequest()
+        trainer = Trainer(
+            run=folder,
+            model_config=checkpoint.model_config,
+            audio_config=checkpoint.audio,
+            train_config=checkpoint.train,
+            live=live,
+            stop_conditions=request.stop,
+            device=device,
+            dataset=dataset,
+            progress=progress,
+            stop=stop,
+            dist=dist,
+        )
+        expected = payload["input"].get("codes_sha256")
+        if expected is not None and expected != trainer.fingerprint:
+            what = str(paths[0]) if len(paths) == 1 else f"the {len(paths)} input files"
+            raise AudioError(
+                f"{what} {'is' if len(paths) == 1 else 'are'} not the audio this run was trained "
+                "on (the samples differ after processing); pass -i/--in with the original input"
+            )
+        trainer.restore(checkpoint)
+        if main and folder.best_model.is_file():
+            try:
+                best = load_checkpoint(folder.best_model).payload.get("summary", {})
+                trainer.best_on_disk = best.get("last_val_loss")
+            except CheckpointError as exc:
+                logger.warning(f"{exc}; it will be replaced by the next best model")
+        logger.info(
+            f"resuming {run_name} from iteration {checkpoint.iteration} (epoch "
+            f"{checkpoint.epoch}) of {checkpoint.path.name}"
+        )
+        return _start(
+            trainer, rows=trainer.state.loss_rows(), write_examples=not same_folder, stop=stop
+        )
+    finally:
+        if dist is not None:
+            dist.close()
