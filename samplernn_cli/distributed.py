@@ -10,6 +10,7 @@ the live settings; is this the best model?) travel in one small all-reduce per i
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,9 +83,15 @@ class Distributed:
     def _comm_device(self) -> torch.device:
         return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
 
-    def close(self) -> None:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    def close(self, *, finished: bool) -> None:
+        """Leave the process group; after a normal end, all ranks together (one leaving
+        while another still talks to it can abort the other's communication thread)."""
+        if not dist.is_initialized():
+            return
+        if finished:
+            with contextlib.suppress(TrainingError):
+                self.barrier()
+        dist.destroy_process_group()
 
 
 def collective(operation: Callable[[], T]) -> T:

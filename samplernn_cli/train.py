@@ -46,7 +46,7 @@ from samplernn_cli.data import (
 )
 from samplernn_cli.dataset import Dataset, decode_head, find_audio_files, load_dataset
 from samplernn_cli.device import resolve_device
-from samplernn_cli.distributed import Distributed, from_environment
+from samplernn_cli.distributed import Distributed, collective, from_environment
 from samplernn_cli.errors import (
     AudioError,
     CheckpointError,
@@ -163,7 +163,7 @@ def stop_on_signals(stop: StopRequest) -> Iterator[None]:
         stop.request(name)
         logger.warning(
             f"{name} received: stopping after this iteration and writing a checkpoint "
-            "(send it again to stop at once, without a checkpoint)"
+            "(send it again, a second or more later, to stop at once without one)"
         )
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -743,11 +743,16 @@ class Trainer:
         gradient reduction, and a NaN anywhere then makes every rank skip the step."""
         assert self.ddp is not None and self.dist is not None
         history = self.model.history
-        logits, new_state = self.ddp(window, self.state.rnn_state)
-        loss = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), window[:, history:].reshape(-1)
-        )
-        loss.backward()
+        ddp = self.ddp
+
+        def step() -> tuple[torch.Tensor, ModelState]:
+            logits, new_state = ddp(window, self.state.rnn_state)
+            targets = window[:, history:].reshape(-1)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets)
+            loss.backward()  # the gradients' all-reduce happens in here
+            return loss, new_state
+
+        loss, new_state = collective(step)
         return self.dist.mean(loss) / LOG2, new_state
 
     def _agree(self, session_started: float) -> tuple[str | None, LiveSettings]:
@@ -992,10 +997,14 @@ def train(
             stop=stop,
             dist=dist,
         )
-        return _start(trainer, rows=[], write_examples=True, stop=stop)
-    finally:
+        result = _start(trainer, rows=[], write_examples=True, stop=stop)
+    except BaseException:
         if dist is not None:
-            dist.close()
+            dist.close(finished=False)
+        raise
+    if dist is not None:
+        dist.close(finished=True)
+    return result
 
 
 @dataclass(frozen=True)
@@ -1118,9 +1127,13 @@ def resume(
             f"resuming {run_name} from iteration {checkpoint.iteration} (epoch "
             f"{checkpoint.epoch}) of {checkpoint.path.name}"
         )
-        return _start(
+        result = _start(
             trainer, rows=trainer.state.loss_rows(), write_examples=not same_folder, stop=stop
         )
-    finally:
+    except BaseException:
         if dist is not None:
-            dist.close()
+            dist.close(finished=False)
+        raise
+    if dist is not None:
+        dist.close(finished=True)
+    return result
