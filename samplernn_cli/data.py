@@ -272,29 +272,50 @@ def evaluate_bits(
     """Negative log-likelihood of the ``segments`` of ``codes`` under ``model``, in bits per
     sample.
 
-    Each segment is cut into pieces of ``sequence_length`` samples, each evaluated like a
-    training sequence (state reset at its start, carried across its chunks, the real audio
-    of the same file before it as context). A segment's last piece is padded and the padding
-    is not counted. Returns None when ``should_stop`` fires.
+    Each segment is cut into pieces of ``sequence_length`` samples (or of its own length in
+    whole chunks, if shorter), each evaluated like a training sequence (state reset at its
+    start, carried across its chunks, the real audio of the same file before it as
+    context). A segment's last piece is padded and the padding is not counted. Returns None
+    when ``should_stop`` fires.
     """
-    device = next(model.parameters()).device
-    history = model.history
-    zero = model.quantizer.zero_code
     total = sum(s.length for s in segments)
     if total == 0:
         raise ValueError("nothing to evaluate")
-    longest = max(s.length for s in segments)
-    # Pieces no longer than the audio; forward-only steps may be longer than a training
-    # chunk (the state is carried either way, so the figure is the same).
     sequence_length = max(chunk_length, sequence_length // chunk_length * chunk_length)
-    sequence_length = min(sequence_length, math.ceil(longest / chunk_length) * chunk_length)
+    # Pieces of each segment, grouped by length: a segment's pieces are no longer than the
+    # segment (in whole chunks), so a short segment is not padded to a long piece, and each
+    # segment is cut the same way whatever other segments are scored with it.
+    groups: dict[int, list[tuple[int, int, int]]] = {}
+    for segment in segments:
+        length = min(sequence_length, math.ceil(segment.length / chunk_length) * chunk_length)
+        for position in range(segment.start, segment.end, length):
+            piece = (segment.file, position, min(length, segment.end - position))
+            groups.setdefault(length, []).append(piece)
+    nll_sum = torch.zeros((), dtype=torch.float64)
+    for length, pieces in groups.items():
+        part = _evaluate_pieces(model, codes, pieces, length, chunk_length, should_stop)
+        if part is None:
+            return None
+        nll_sum += part
+    return float(nll_sum) / total / LOG2
+
+
+def _evaluate_pieces(
+    model: SampleRNN,
+    codes: Sequence[np.ndarray | torch.Tensor],
+    pieces: list[tuple[int, int, int]],
+    sequence_length: int,
+    chunk_length: int,
+    should_stop: Callable[[], bool] | None,
+) -> torch.Tensor | None:
+    """Summed NLL (nats) of (file, position, counted samples) pieces of one length."""
+    device = next(model.parameters()).device
+    history = model.history
+    zero = model.quantizer.zero_code
+    # Forward-only steps may be longer than a training chunk (the state is carried either
+    # way, so the figure is the same).
     step = min(sequence_length, chunk_length * max(1, EVAL_STEP_SAMPLES // chunk_length))
     batch_size = max(1, EVAL_BATCH_SAMPLES // step)
-    pieces = [
-        (segment.file, position, min(sequence_length, segment.end - position))
-        for segment in segments
-        for position in range(segment.start, segment.end, sequence_length)
-    ]
     nll_sum = torch.zeros((), dtype=torch.float64)
     for first in range(0, len(pieces), batch_size):
         group = pieces[first : first + batch_size]
@@ -318,4 +339,4 @@ def evaluate_bits(
                 reduction="none",
             )
             nll_sum += (nll * counted[:, start : start + length].reshape(-1)).sum().cpu()
-    return float(nll_sum) / total / LOG2
+    return nll_sum

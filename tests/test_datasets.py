@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +139,13 @@ def test_training_on_a_folder_through_the_command(tmp_path: Path) -> None:
     assert [round(f["duration_s"], 3) for f in inputs["files"]] == [2.0, 1.5, 1.0]
     for file in inputs["files"]:
         assert file["val_seconds"] == pytest.approx(0.1 * file["duration_s"], abs=1 / RATE)
+    # evaluate --held-out on the run's files reproduces its validation figure.
+    scored = run_cli("evaluate", checkpoint, *find_audio_files([folder]), "--held-out", "--json",
+                     cwd=tmp_path)  # fmt: skip
+    summary = torch.load(checkpoint, weights_only=True)["summary"]
+    assert json.loads(scored.stdout)["bits_per_sample"] == pytest.approx(
+        summary["last_val_loss"], rel=1e-6
+    )
     table = run_cli("inspect-checkpoint", checkpoint, cwd=tmp_path)
     assert "3 files" in table.stdout and "c.flac" in table.stdout
     # Whole files held out: each file either trains or validates.
@@ -203,3 +212,36 @@ def test_torchrun_refuses_a_batch_that_does_not_split(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "error: --batch_size 3 does not split evenly over 2 processes" in result.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_ctrl_c_under_torchrun_ends_every_process_with_a_checkpoint(tmp_path: Path) -> None:
+    source = tmp_path / "in.wav"
+    soundfile.write(source, tone_mix(2.0, RATE), RATE)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node", "2", "-m", "samplernn_cli", "train", str(source), "-o", "run",
+               *TINY_FLAGS, "--device", "cpu", "--generate_every", "100000"]  # fmt: skip
+    # Its own process group, as a terminal's Ctrl-C reaches torchrun and every worker.
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, start_new_session=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    losses = tmp_path / "outputs" / "run" / "run_losses.csv"
+    try:
+        deadline = time.monotonic() + 120
+        while not (losses.is_file() and len(read_losses(losses)) >= 20):
+            assert process.poll() is None and time.monotonic() < deadline, "training did not run"
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert "SIGINT received" in stderr
+    checkpoints = sorted((tmp_path / "outputs" / "run").glob("run_epoch_*_model.pt"))
+    assert len(checkpoints) == 1, stderr
+    last = int(read_losses(losses)[-1]["iter"])
+    assert checkpoints[0].name.endswith(f"_iter_{last}_model.pt")
+    resumed = run_cli("resume", checkpoint := checkpoints[0], "--max-iterations", str(last + 2),
+                      cwd=tmp_path)  # fmt: skip
+    assert resumed.returncode == 0, (checkpoint, resumed.stderr)
