@@ -203,6 +203,10 @@ class SequencePlan:
         shortest = min(s.length for s in segments)
         self.requested_length = sequence_length
         self.sequence_length = whole_chunks(sequence_length, shortest, chunk_length)
+        # Whether the shortest segment, not the request, set the length.
+        self.limited_by_shortest = self.sequence_length < whole_chunks(
+            sequence_length, sequence_length, chunk_length
+        )
         self.chunk_length = chunk_length
         self.chunks_per_sequence = self.sequence_length // chunk_length
         self.history = history

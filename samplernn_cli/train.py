@@ -474,7 +474,7 @@ class Trainer:
                 f"{len(self.split.skipped)} input files are too short to train on and are "
                 f"skipped: {names}" + (f" and {more} more" if more > 0 else "")
             )
-        if self.plan.sequence_length < self.plan.requested_length and len(files) > 1:
+        if self.plan.limited_by_shortest and len(files) > 1:
             logger.warning(
                 f"sequences are {self.plan.sequence_length / rate:.2f} s, shorter than "
                 f"--sequence-length {self.plan.requested_length / rate:g}, because the "

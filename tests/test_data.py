@@ -88,7 +88,8 @@ def test_sequences_never_cross_from_one_file_into_another() -> None:
     short = SequencePlan(files, [Segment(0, 0, 270), Segment(2, 0, 70)], history=8,
                          zero_code=0, sequence_length=96, chunk_length=32, batch_size=2,
                          seed=1)  # fmt: skip
-    assert short.sequence_length == 64
+    assert short.sequence_length == 64 and short.limited_by_shortest
+    assert not plan.limited_by_shortest  # 96 of the 96 asked for
 
 
 def test_plan_is_deterministic_per_epoch_and_covers_the_audio() -> None:

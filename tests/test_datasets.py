@@ -245,3 +245,24 @@ def test_ctrl_c_under_torchrun_ends_every_process_with_a_checkpoint(tmp_path: Pa
     resumed = run_cli("resume", checkpoint := checkpoints[0], "--max-iterations", str(last + 2),
                       cwd=tmp_path)  # fmt: skip
     assert resumed.returncode == 0, (checkpoint, resumed.stderr)
+
+
+def test_torchrun_with_a_learned_initial_state_and_three_tiers(tmp_path: Path) -> None:
+    # The learned h0 is used only at a sequence's first chunk: DDP must cope with parameters
+    # that get no gradient in some steps, and still match one process.
+    source = tmp_path / "in.wav"
+    soundfile.write(source, tone_mix(1.0, RATE), RATE)
+    flags = [*TINY_FLAGS, "--frame-sizes", "2,2", "--rnn-type", "gru", "--learn-h0",
+             "--weight-norm", "--skip-connections", "--device", "cpu", "--max-iterations", "8",
+             "--val_every", "4", "--generate_every", "100"]  # fmt: skip
+    flags.remove("--frame_size")
+    flags.remove("4")  # the value of --frame_size (the first "4" in TINY_FLAGS)
+    distributed = torchrun("train", source, "-o", "dist", *flags, cwd=tmp_path)
+    assert distributed.returncode == 0, distributed.stderr
+    single = run_cli("train", source, "-o", "single", *flags, cwd=tmp_path)
+    assert single.returncode == 0, single.stderr
+    rows = read_losses(tmp_path / "outputs/dist/dist_losses.csv")
+    expected = read_losses(tmp_path / "outputs/single/single_losses.csv")
+    assert [float(r["loss"]) for r in rows] == pytest.approx(
+        [float(r["loss"]) for r in expected], abs=1e-5
+    )
