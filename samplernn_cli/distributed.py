@@ -11,6 +11,7 @@ the live settings; is this the best model?) travel in one small all-reduce per i
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,6 +89,10 @@ class Distributed:
         while another still talks to it can abort the other's communication thread)."""
         if not dist.is_initialized():
             return
+        # Gloo's worker threads may hold tensors of DistributedDataParallel's last
+        # reductions; freeing them now, while the interpreter is fully alive, avoids an abort
+        # ("terminate called without an active exception") when it shuts down.
+        gc.collect()
         if finished:
             with contextlib.suppress(TrainingError):
                 self.barrier()

@@ -998,6 +998,7 @@ def train(
             dist=dist,
         )
         result = _start(trainer, rows=[], write_examples=True, stop=stop)
+        trainer.ddp = None  # DDP holds the process group: drop it before leaving the group
     except BaseException:
         if dist is not None:
             dist.close(finished=False)
@@ -1130,6 +1131,7 @@ def resume(
         result = _start(
             trainer, rows=trainer.state.loss_rows(), write_examples=not same_folder, stop=stop
         )
+        trainer.ddp = None  # DDP holds the process group: drop it before leaving the group
     except BaseException:
         if dist is not None:
             dist.close(finished=False)
