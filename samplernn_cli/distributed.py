@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
@@ -97,6 +97,21 @@ class Distributed:
             with contextlib.suppress(TrainingError):
                 self.barrier()
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def membership(dist: Distributed | None) -> Iterator[None]:
+    """Leave the process group (if any) when the block ends: together with the other ranks
+    after a normal end, at once after an error."""
+    if dist is None:
+        yield
+        return
+    try:
+        yield
+    except BaseException:
+        dist.close(finished=False)
+        raise
+    dist.close(finished=True)
 
 
 def collective(operation: Callable[[], T]) -> T:

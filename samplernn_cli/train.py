@@ -46,7 +46,7 @@ from samplernn_cli.data import (
 )
 from samplernn_cli.dataset import Dataset, decode_head, find_audio_files, load_dataset
 from samplernn_cli.device import resolve_device
-from samplernn_cli.distributed import Distributed, collective, from_environment
+from samplernn_cli.distributed import Distributed, collective, from_environment, membership
 from samplernn_cli.errors import (
     AudioError,
     CheckpointError,
@@ -941,6 +941,15 @@ def _start(
     trainer: Trainer, *, rows: list[Any], write_examples: bool, stop: StopRequest
 ) -> TrainResult:
     """Create the run folder, write its starting files and train, holding the run's lock."""
+    try:
+        return _run_training(trainer, rows=rows, write_examples=write_examples, stop=stop)
+    finally:
+        trainer.ddp = None  # DDP holds the process group: drop it before leaving the group
+
+
+def _run_training(
+    trainer: Trainer, *, rows: list[Any], write_examples: bool, stop: StopRequest
+) -> TrainResult:
     if not trainer.is_main:  # the run folder is rank 0's alone
         with stop_on_signals(stop):
             return trainer.fit()
@@ -976,7 +985,7 @@ def train(
         config.validate()
     device = resolve_device(request.device)
     dist = from_environment(device, request.train.batch_size)
-    try:
+    with membership(dist):
         if dist is not None:
             device = dist.device
         if dist is None or dist.is_main:
@@ -997,15 +1006,7 @@ def train(
             stop=stop,
             dist=dist,
         )
-        result = _start(trainer, rows=[], write_examples=True, stop=stop)
-        trainer.ddp = None  # DDP holds the process group: drop it before leaving the group
-    except BaseException:
-        if dist is not None:
-            dist.close(finished=False)
-        raise
-    if dist is not None:
-        dist.close(finished=True)
-    return result
+        return _start(trainer, rows=[], write_examples=True, stop=stop)
 
 
 @dataclass(frozen=True)
@@ -1054,20 +1055,19 @@ def resume(
     device = resolve_device(request.device)
     dist = from_environment(device, checkpoint.train.batch_size)
     main = dist is None or dist.is_main
-    if same_folder and main:
-        later = folder.artifacts_after(checkpoint.iteration)
-        if later and not request.force:
-            newest = max(later, key=lambda p: p.stat().st_mtime)
-            raise RunFolderError(
-                f"{folder.path} has {len(later)} files written after iteration "
-                f"{checkpoint.iteration} (e.g. {newest.name}); continuing from this checkpoint "
-                "would overwrite them: resume from the newest checkpoint, continue in a new "
-                "folder with -o, or pass --force"
-            )
-    elif main:
-        folder.check_available(force=request.force)
-
-    try:
+    with membership(dist):
+        if same_folder and main:
+            later = folder.artifacts_after(checkpoint.iteration)
+            if later and not request.force:
+                newest = max(later, key=lambda p: p.stat().st_mtime)
+                raise RunFolderError(
+                    f"{folder.path} has {len(later)} files written after iteration "
+                    f"{checkpoint.iteration} (e.g. {newest.name}); continuing from this checkpoint "
+                    "would overwrite them: resume from the newest checkpoint, continue in a new "
+                    "folder with -o, or pass --force"
+                )
+        elif main:
+            folder.check_available(force=request.force)
         if request.inputs:
             paths = find_audio_files(request.inputs, exclude=folder.path.parent)
         else:
@@ -1128,14 +1128,6 @@ def resume(
             f"resuming {run_name} from iteration {checkpoint.iteration} (epoch "
             f"{checkpoint.epoch}) of {checkpoint.path.name}"
         )
-        result = _start(
+        return _start(
             trainer, rows=trainer.state.loss_rows(), write_examples=not same_folder, stop=stop
         )
-        trainer.ddp = None  # DDP holds the process group: drop it before leaving the group
-    except BaseException:
-        if dist is not None:
-            dist.close(finished=False)
-        raise
-    if dist is not None:
-        dist.close(finished=True)
-    return result
