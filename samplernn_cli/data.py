@@ -33,11 +33,6 @@ EVAL_STEP_SAMPLES = 8192
 EVAL_BATCH_SAMPLES = 131072
 
 
-def code_dtype(levels: int) -> torch.dtype:
-    """Smallest signed dtype that holds codes 0 .. levels - 1 (storage only)."""
-    return torch.int16 if levels <= 2**15 else torch.int32
-
-
 @dataclass(frozen=True)
 class Segment:
     """A stretch of one input file's codes: samples ``start .. start + length``."""

@@ -133,7 +133,8 @@ class Dataset:
         return [f.codes for f in self.files]
 
 
-def _numpy_code_dtype(levels: int) -> type[np.signedinteger]:
+def code_dtype(levels: int) -> type[np.signedinteger]:
+    """Smallest signed dtype that holds codes 0 .. levels - 1 (storage only)."""
     return np.int16 if levels <= 2**15 else np.int32
 
 
@@ -198,7 +199,7 @@ def encode_file(
     info = check_input_file(path, AudioError)
     key = _cache_key(path, info, rate, normalize, quantizer)
     codes_path, meta_path = cache / f"{key}.codes", cache / f"{key}.json"
-    dtype = _numpy_code_dtype(quantizer.levels)
+    dtype = code_dtype(quantizer.levels)
     cached = _read_cache(codes_path, meta_path, dtype)
     if cached is not None:
         return cached
