@@ -285,9 +285,15 @@ def _encode_in_blocks(
     """Two streaming passes over a long file: the peak (and length), then the codes."""
     with open_audio(path) as (handle, source):
         frames, peak = 0, 0.0
-        for block in _mono_blocks(handle, path):
-            frames += block.numel()
-        for block in resample_stream(_mono_blocks(handle, path), source.sample_rate, rate):
+
+        def counted(blocks: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
+            nonlocal frames
+            for block in blocks:
+                frames += block.numel()
+                yield block
+
+        mono = counted(_mono_blocks(handle, path))
+        for block in resample_stream(mono, source.sample_rate, rate):
             peak = max(peak, float(block.abs().max())) if block.numel() else peak
         if frames == 0:
             raise AudioError(f"{path} contains no audio samples (only a header?)")
