@@ -69,13 +69,13 @@ def child(mode: str, source: Path, cache: Path, iterations: int) -> None:
         samples = codes.numel()
     elif mode == "decode-blocks":
         from samplernn_cli.config import AudioConfig
-        from samplernn_cli.dataset import load_dataset
+        from samplernn_cli.data.cache import load_dataset
         from samplernn_cli.quantize import Quantizer
 
         data = load_dataset([source], AudioConfig(sample_rate=16000), Quantizer("linear", 256))
         samples = data.total_samples
     else:
-        from samplernn_cli.cli import main
+        from samplernn_cli.cli.app import main
 
         out = Path(tempfile.mkdtemp(prefix="samplernn-bench-"))
         args = ["train", str(source), "-o", "bench", "--output-root", str(out), "--preset",
@@ -120,7 +120,7 @@ def main() -> None:
         print(f"input: {seconds / 60:.1f} min, 44.1 kHz stereo 16-bit WAV, {size_mb:,.0f} MB; "
               f"as float32 at 44.1 kHz stereo {seconds * 44100 * 2 * 4 / 1e6:,.0f} MB, "
               f"mono at 16 kHz {seconds * 16000 * 4 / 1e6:,.0f} MB")  # fmt: skip
-        from samplernn_cli.cli_train import EXAMPLE_CLIP, _example_clip
+        from samplernn_cli.cli.train import EXAMPLE_CLIP, _example_clip
 
         long_label = f"train, {seconds / 60:.0f} min input"
         rows = [

@@ -25,7 +25,7 @@ import torch
 
 from samplernn_cli.checkpoint import load_checkpoint
 from samplernn_cli.config import ModelConfig
-from samplernn_cli.generate import generate_codes
+from samplernn_cli.generation.engine import generate_codes
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.reference import naive_generate
 

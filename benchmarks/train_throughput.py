@@ -95,10 +95,11 @@ def worker(config: str, implementation: str, iterations: int, source: Path) -> N
 
     from samplernn_cli.audio import read_audio
     from samplernn_cli.config import AudioConfig, ModelConfig
-    from samplernn_cli.data import Segment, SequencePlan
+    from samplernn_cli.data.plan import SequencePlan
+    from samplernn_cli.data.split import Segment
     from samplernn_cli.model import SampleRNN, detach_state
     from samplernn_cli.reference import naive_loss
-    from samplernn_cli.train import forward_backward, make_optimizer
+    from samplernn_cli.training.step import forward_backward, make_optimizer
 
     settings, batch, frames, _ = CONFIGS[config]
     torch.manual_seed(0)

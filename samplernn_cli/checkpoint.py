@@ -1,4 +1,4 @@
-"""Versioned, self-describing checkpoints: atomic save and safe load.
+"""The checkpoint file: the one owner of its format (write, read, validate, summarise).
 
 A checkpoint is a ``torch.save`` of a dict holding only tensors and plain data (str, int,
 float, bool, None, lists, dicts), so it loads with ``torch.load(weights_only=True)``:
@@ -6,6 +6,11 @@ loading never runs code from the file. It carries everything needed to generate 
 training data and to resume training exactly: the configs, the sample rate, the weights, the
 optimizer state, the RNG state, the position in the data plan, the carried RNN state and the
 loss history.
+
+Training describes what to write with a :class:`TrainingSnapshot` (typed); the dict layout
+is made here, by :func:`save_checkpoint`, and read back here, by :func:`load_checkpoint`,
+which accepts every format-1 file written so far (older ones lack some keys; the readers
+below fill them in).
 """
 
 from __future__ import annotations
@@ -14,25 +19,265 @@ import math
 import os
 import pickle
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from samplernn_cli import __version__
+from samplernn_cli.audio import AudioSource
 from samplernn_cli.config import AudioConfig, LiveSettings, ModelConfig, TrainConfig
 from samplernn_cli.errors import CheckpointError, ConfigError, OutputError
 from samplernn_cli.fileio import atomic_write
-from samplernn_cli.model import SampleRNN
+from samplernn_cli.model import ModelState, SampleRNN
 
 FORMAT = "samplernn-cli checkpoint"
 FORMAT_VERSION = 1
+# Settings added after format 1 was first written take the value that matches checkpoints
+# written before them.
 LEGACY_MODEL_SETTINGS = {"skip_connections": False, "weight_norm": False, "learn_h0": False}
+# What a checkpoint's "progress" must hold for training to resume from it.
+RESUME_PROGRESS = ("epoch_index", "batch", "chunk", "training_seconds")
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` (plus the format header) to ``path`` atomically.
+# --------------------------------------------------------------------- the run's state
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run stands. Checkpoints that cannot resume may hold only the first two."""
+
+    iteration: int  # optimizer steps done
+    epoch: int  # 1-based epoch of the last iteration (used in file names)
+    epoch_index: int | None = None  # 0-based epoch in progress
+    batch: int | None = None  # batch within the epoch
+    chunk: int | None = None  # chunk within the batch's sequences
+    training_seconds: float | None = None  # summed over sessions
+    iterations_per_epoch: int | None = None
+    sequence_samples: int | None = None  # the training sequence length the data plan used
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "epoch": self.epoch,
+            "epoch_index": self.epoch_index,
+            "batch": self.batch,
+            "chunk": self.chunk,
+            "training_seconds": self.training_seconds,
+            "iterations_per_epoch": self.iterations_per_epoch,
+            "sequence_samples": self.sequence_samples,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Progress:
+        def number(key: str, kind: type) -> Any:
+            value = data.get(key)
+            return None if value is None else kind(value)
+
+        return cls(
+            iteration=int(data["iteration"]),
+            epoch=int(data["epoch"]),
+            epoch_index=number("epoch_index", int),
+            batch=number("batch", int),
+            chunk=number("chunk", int),
+            training_seconds=number("training_seconds", float),
+            iterations_per_epoch=number("iterations_per_epoch", int),
+            sequence_samples=number("sequence_samples", int),
+        )
+
+
+@dataclass(frozen=True)
+class LossSummary:
+    """The last and best training and validation figures (bits per sample) with the
+    iteration of each; None where there is none."""
+
+    last_loss: float | None = None
+    last_loss_iteration: int | None = None
+    best_loss: float | None = None
+    best_loss_iteration: int | None = None
+    last_val_loss: float | None = None
+    last_val_iteration: int | None = None
+    best_val_loss: float | None = None
+    best_val_iteration: int | None = None
+
+
+@dataclass
+class LossHistory:
+    """One entry per iteration (the rows of ``NAME_losses.csv``), and every validation."""
+
+    losses: list[float] = field(default_factory=list)  # training NLL, bits per sample
+    epochs: list[int] = field(default_factory=list)
+    elapsed: list[float] = field(default_factory=list)  # training seconds, summed
+    rates: list[float] = field(default_factory=list)  # target samples per second
+    validations: list[tuple[int, float]] = field(default_factory=list)  # (iteration, bits)
+
+    def append(self, loss: float, epoch: int, elapsed: float, rate: float) -> None:
+        self.losses.append(loss)
+        self.epochs.append(epoch)
+        self.elapsed.append(elapsed)
+        self.rates.append(rate)
+
+    @property
+    def last_val(self) -> tuple[int, float] | None:
+        return self.validations[-1] if self.validations else None
+
+    @property
+    def best_val(self) -> tuple[int, float] | None:
+        return min(self.validations, key=lambda item: item[1]) if self.validations else None
+
+    def finite_losses(self) -> list[tuple[int, float]]:
+        """(iteration, bits) of every iteration whose loss was finite."""
+        return [(i + 1, v) for i, v in enumerate(self.losses) if math.isfinite(v)]
+
+    def summary(self) -> LossSummary:
+        finite = self.finite_losses()
+        best_loss = min(finite, key=lambda item: item[1]) if finite else None
+        last_val, best_val = self.last_val, self.best_val
+        return LossSummary(
+            last_loss=finite[-1][1] if finite else None,
+            last_loss_iteration=finite[-1][0] if finite else None,
+            best_loss=None if best_loss is None else best_loss[1],
+            best_loss_iteration=None if best_loss is None else best_loss[0],
+            last_val_loss=None if last_val is None else last_val[1],
+            last_val_iteration=None if last_val is None else last_val[0],
+            best_val_loss=None if best_val is None else best_val[1],
+            best_val_iteration=None if best_val is None else best_val[0],
+        )
+
+    def rows(self) -> list[tuple[int, float, int, float, float | None, float]]:
+        """The ``NAME_losses.csv`` rows so far."""
+        vals = dict(self.validations)
+        return [
+            (i + 1, loss, epoch, elapsed, vals.get(i + 1), rate)
+            for i, (loss, epoch, elapsed, rate) in enumerate(
+                zip(self.losses, self.epochs, self.elapsed, self.rates, strict=True)
+            )
+        ]
+
+    def to_dict(self) -> dict[str, torch.Tensor]:
+        return {
+            "loss": torch.tensor(self.losses, dtype=torch.float64),
+            "epoch": torch.tensor(self.epochs, dtype=torch.int64),
+            "elapsed_s": torch.tensor(self.elapsed, dtype=torch.float64),
+            "samples_per_s": torch.tensor(self.rates, dtype=torch.float64),
+            "val_iteration": torch.tensor([i for i, _ in self.validations], dtype=torch.int64),
+            "val_loss": torch.tensor([v for _, v in self.validations], dtype=torch.float64),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LossHistory:
+        """The history of a checkpoint (empty lists for what it lacks)."""
+
+        def values(key: str) -> list[Any]:
+            return data[key].tolist() if key in data else []
+
+        return cls(
+            losses=values("loss"),
+            epochs=values("epoch"),
+            elapsed=values("elapsed_s"),
+            rates=values("samples_per_s"),
+            validations=list(zip(values("val_iteration"), values("val_loss"), strict=True)),
+        )
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One training input file: what it was, how it was processed and split."""
+
+    source: AudioSource
+    gain: float  # normalisation factor (1.0 when off)
+    samples: int  # at the model's rate
+    codes_sha256: str
+    train_samples: int
+    val_samples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.source.to_dict(),
+            "duration_s": self.source.duration,
+            "gain": self.gain,
+            "samples": self.samples,
+            "codes_sha256": self.codes_sha256,
+            "train_samples": self.train_samples,
+            "val_samples": self.val_samples,
+        }
+
+
+@dataclass(frozen=True)
+class TrainingSnapshot:
+    """Everything a training checkpoint records, as training hands it over."""
+
+    run_name: str
+    model_config: ModelConfig
+    audio: AudioConfig
+    train: TrainConfig
+    live: LiveSettings
+    sample_rate: int
+    inputs: tuple[InputFile, ...]
+    codes_sha256: str  # of all input files' codes, in order
+    weights: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    progress: Progress
+    rnn_state: ModelState | None  # (layers, B, H) tensors of the whole batch, on the CPU
+    rng: dict[str, torch.Tensor]  # "torch", and "cuda" on CUDA
+    history: LossHistory
+    device: str
+
+    def to_payload(self) -> dict[str, Any]:
+        """The file's dict (without the format header)."""
+        summary = self.history.summary()
+        return {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "run_name": self.run_name,
+            "model_config": self.model_config.to_dict(),
+            "audio": self.audio.to_dict(),
+            "train": self.train.to_dict(),
+            "live": self.live.to_dict(),
+            "sample_rate": self.sample_rate,
+            "input": {
+                "files": [f.to_dict() for f in self.inputs],
+                "codes_sha256": self.codes_sha256,
+                "train_samples": sum(f.train_samples for f in self.inputs),
+                "val_samples": sum(f.val_samples for f in self.inputs),
+            },
+            "model": self.weights,
+            "optimizer": self.optimizer,
+            "progress": self.progress.to_dict(),
+            "rnn_state": None
+            if self.rnn_state is None
+            else [None if s is None else list(s) for s in self.rnn_state],
+            "rng": self.rng,
+            "history": self.history.to_dict(),
+            "summary": {
+                "last_loss": summary.last_loss,
+                "best_loss": summary.best_loss,
+                "best_loss_iteration": summary.best_loss_iteration,
+                "last_val_loss": summary.last_val_loss,
+                "last_val_iteration": summary.last_val_iteration,
+                "best_val_loss": summary.best_val_loss,
+                "best_val_iteration": summary.best_val_iteration,
+            },
+            "environment": {"torch": str(torch.__version__), "device": self.device},
+        }
+
+
+# --------------------------------------------------------------------- writing
+
+
+def save_checkpoint(path: Path, snapshot: TrainingSnapshot) -> None:
+    """Write a training checkpoint to ``path`` atomically.
+
+    Raises:
+        OutputError: the file could not be written; nothing is left under ``path``.
+    """
+    write_payload(path, snapshot.to_payload())
+
+
+def write_payload(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` behind the format header, atomically (tools and tests use it to
+    write files of unusual content; training writes through :func:`save_checkpoint`).
 
     Raises:
         OutputError: the file could not be written; nothing is left under ``path``.
@@ -43,16 +288,18 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         "package_version": __version__,
         **payload,
     }
-
     try:
         atomic_write(path, lambda handle: torch.save(payload, handle), what="checkpoint")
     except RuntimeError as exc:  # torch's zip writer reports some I/O failures this way
         raise OutputError(f"cannot write checkpoint {path}: {exc}") from None
 
 
+# --------------------------------------------------------------------- reading
+
+
 @dataclass(frozen=True)
 class Checkpoint:
-    """A loaded, validated checkpoint."""
+    """A loaded, validated checkpoint. ``payload`` is the file's dict as written."""
 
     path: Path
     payload: dict[str, Any]
@@ -61,20 +308,78 @@ class Checkpoint:
     train: TrainConfig
     live: LiveSettings
     sample_rate: int
+    progress: Progress
 
     @property
     def iteration(self) -> int:
-        return int(self.payload["progress"]["iteration"])
+        return self.progress.iteration
 
     @property
     def epoch(self) -> int:
-        return int(self.payload["progress"]["epoch"])
+        return self.progress.epoch
+
+    @property
+    def run_name(self) -> str:
+        """The run's name (older files: the checkpoint folder's name)."""
+        return str(self.payload.get("run_name") or self.path.parent.name)
+
+    @property
+    def history(self) -> LossHistory:
+        return LossHistory.from_dict(self.payload.get("history", {}))
+
+    @property
+    def input_files(self) -> list[dict[str, Any]]:
+        """The input files recorded (checkpoints of single-file runs from before several
+        files could be given record one file directly under "input")."""
+        source = self.payload.get("input", {})
+        if not isinstance(source, dict):
+            return []
+        if "files" in source:
+            return [f for f in source["files"] if isinstance(f, dict)]
+        return [source] if "path" in source else []
+
+    @property
+    def codes_sha256(self) -> str | None:
+        """The fingerprint of the processed training audio, where recorded."""
+        source = self.payload.get("input", {})
+        return source.get("codes_sha256") if isinstance(source, dict) else None
+
+    def require_training_state(self) -> None:
+        """Raise :class:`CheckpointError` unless training can resume from this file."""
+        progress = self.progress
+        missing = [key for key in RESUME_PROGRESS if getattr(progress, key) is None]
+        if "history" not in self.payload or missing:
+            raise CheckpointError(f"{self.path} lacks the training state needed to resume")
+
+    def rnn_state(self, device: torch.device) -> ModelState | None:
+        """The RNN state carried into the next chunk, on ``device`` (None: reset)."""
+        state = self.payload.get("rnn_state")
+        if state is None:
+            return None
+        return [None if s is None else tuple(t.to(device) for t in s) for s in state]
+
+    @property
+    def weights(self) -> dict[str, torch.Tensor]:
+        return self.payload["model"]
+
+    @property
+    def optimizer_state(self) -> dict[str, Any]:
+        return self.payload["optimizer"]
+
+    @property
+    def rng(self) -> dict[str, torch.Tensor]:
+        return self.payload["rng"]
+
+    @property
+    def stored_summary(self) -> dict[str, Any]:
+        """The summary written with the file (empty in files written before it)."""
+        return self.payload.get("summary", {})
 
     def build_model(self, device: torch.device | str = "cpu") -> SampleRNN:
         """The network with this checkpoint's weights, on ``device``, in eval mode."""
         model = SampleRNN(self.model_config)
         try:
-            model.load_state_dict(self.payload["model"])
+            model.load_state_dict(self.weights)
         except (RuntimeError, KeyError, TypeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(
@@ -141,16 +446,13 @@ def _validate(path: Path, payload: object) -> Checkpoint:
             f"(format {FORMAT_VERSION}): upgrade samplernn-cli to read it"
         )
     try:
-        # Settings added after format 1 was first written take the value that matches
-        # checkpoints written before them.
         model_config = ModelConfig.from_dict({**LEGACY_MODEL_SETTINGS, **payload["model_config"]})
         model_config.validate()
         audio = AudioConfig.from_dict(payload["audio"])
         train = TrainConfig.from_dict(payload["train"])
         live = LiveSettings.from_dict(payload["live"])
         sample_rate = int(payload["sample_rate"])
-        progress = payload["progress"]
-        int(progress["iteration"]), int(progress["epoch"])
+        progress = Progress.from_dict(payload["progress"])
         if not isinstance(payload["model"], dict):
             raise TypeError("weights are not a state dict")
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
@@ -163,7 +465,11 @@ def _validate(path: Path, payload: object) -> Checkpoint:
         train=train,
         live=live,
         sample_rate=sample_rate,
+        progress=progress,
     )
+
+
+# --------------------------------------------------------------------- summarising
 
 
 def _downsample(values: list[float], points: int) -> list[tuple[int, float]]:
@@ -179,24 +485,12 @@ def _downsample(values: list[float], points: int) -> list[tuple[int, float]]:
     return out
 
 
-def checkpoint_inputs(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    """The input files a checkpoint records (checkpoints of single-file runs record one file
-    directly under "input")."""
-    source = payload.get("input", {})
-    if not isinstance(source, dict):
-        return []
-    if "files" in source:
-        return [f for f in source["files"] if isinstance(f, dict)]
-    return [source] if "path" in source else []
-
-
 def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
     """Every fact ``samplernn inspect-checkpoint`` shows, as JSON-ready data."""
     payload = checkpoint.payload
     config = checkpoint.model_config
-    model_state = payload["model"]
     parts: dict[str, int] = {}
-    for name, tensor in model_state.items():
+    for name, tensor in checkpoint.weights.items():
         if name.startswith("frame_tiers."):
             index = int(name.split(".")[1])
             size = config.tier_frame_samples[index]
@@ -204,15 +498,9 @@ def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
         else:
             part = "sample tier (MLP)"
         parts[part] = parts.get(part, 0) + int(tensor.numel())
-    progress = payload["progress"]
-    history = payload.get("history", {})
-    losses = history["loss"].tolist() if "loss" in history else []
-    val_iterations = history["val_iteration"].tolist() if "val_iteration" in history else []
-    val_losses = history["val_loss"].tolist() if "val_loss" in history else []
-    finite = [(i + 1, v) for i, v in enumerate(losses) if math.isfinite(v)]
-    vals = list(zip(val_iterations, val_losses, strict=True))
-    best_loss = min(finite, key=lambda item: item[1]) if finite else None
-    best_val = min(vals, key=lambda item: item[1]) if vals else None
+    progress = checkpoint.progress
+    history = checkpoint.history
+    losses = history.summary()
     optimizer = payload.get("optimizer", {}).get("param_groups", [{}])[0]
     train = checkpoint.train
     rate = checkpoint.sample_rate
@@ -229,7 +517,7 @@ def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
             "train_seconds": entry.get("train_samples", 0) / rate,
             "val_seconds": entry.get("val_samples", 0) / rate,
         }
-        for entry in checkpoint_inputs(payload)
+        for entry in checkpoint.input_files
     ]
     return {
         "path": str(checkpoint.path),
@@ -252,8 +540,8 @@ def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
         "training": {
             "iteration": checkpoint.iteration,
             "epoch": checkpoint.epoch,
-            "iterations_per_epoch": progress.get("iterations_per_epoch"),
-            "training_seconds": progress.get("training_seconds"),
+            "iterations_per_epoch": progress.iterations_per_epoch,
+            "training_seconds": progress.training_seconds,
             **train.to_dict(),
             "chunk_samples": train.chunk_length(config),
         },
@@ -265,17 +553,7 @@ def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
             "weight_decay": optimizer.get("weight_decay"),
             "grad_clip": train.grad_clip,
         },
-        "losses": {
-            "unit": "bits per sample",
-            "last_loss": finite[-1][1] if finite else None,
-            "last_loss_iteration": finite[-1][0] if finite else None,
-            "best_loss": None if best_loss is None else best_loss[1],
-            "best_loss_iteration": None if best_loss is None else best_loss[0],
-            "last_val_loss": vals[-1][1] if vals else None,
-            "last_val_iteration": vals[-1][0] if vals else None,
-            "best_val_loss": None if best_val is None else best_val[1],
-            "best_val_iteration": None if best_val is None else best_val[0],
-        },
+        "losses": {"unit": "bits per sample", **losses.__dict__},
         "input": {
             "files": files,
             "count": len(files),
@@ -287,6 +565,6 @@ def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
         "audio": checkpoint.audio.to_dict(),
         "live": checkpoint.live.to_dict(),
         "environment": payload.get("environment", {}),
-        "loss_curve": [list(point) for point in _downsample(losses, curve_points)],
-        "val_curve": [list(point) for point in vals],
+        "loss_curve": [list(point) for point in _downsample(history.losses, curve_points)],
+        "val_curve": [list(point) for point in history.validations],
     }

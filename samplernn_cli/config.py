@@ -1,8 +1,12 @@
-"""Frozen settings objects shared by the core and the command line.
+"""Frozen settings objects shared by the core and the command line, with their rules.
 
-Each object validates itself (:meth:`validate` raises :class:`ConfigError` with a message that
-names the option) and converts to and from a plain dict of JSON types, which is how it is
-stored in checkpoints and in ``NAME_args.json``.
+Every setting's default, limits and allowed values are declared once, on its dataclass field
+(:func:`setting`): :meth:`validate` checks them (raising :class:`ConfigError` with a message
+that names the setting) and the command line builds its options from the same declarations
+(``samplernn_cli.cli.options``), so a value the options accept is one the settings accept.
+
+Each object converts to and from a plain dict of JSON types, which is how it is stored in
+checkpoints and in ``NAME_args.json``.
 """
 
 from __future__ import annotations
@@ -14,37 +18,122 @@ from typing import Any, TypeVar
 
 from samplernn_cli.errors import ConfigError
 
-RNN_TYPES = ("lstm", "gru")
-QUANTIZERS = ("linear", "mu-law", "a-law")
-
 # Upper bounds that catch typos (an extra zero or three) before they turn into an
 # out-of-memory crash minutes later. Each is far above any published SampleRNN setting.
 MAX_PARAMETERS = 2_000_000_000
-MAX_Q_LEVELS = 65536
-MIN_Q_LEVELS = 3  # with 2 levels silence would have no code of its own
-MAX_SAMPLE_RATE = 384_000
-MIN_SAMPLE_RATE = 1_000
+MAX_TOP_FRAME = 65536  # samples in the top tier's frame (the product of the frame sizes)
+# Counters and periods in iterations: any count a run could reach, well inside int64.
+MAX_COUNT = 2**62
+MAX_SEED = 2**63 - 1
 
 T = TypeVar("T")
 
 
-def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{name} must be a whole number, got {value!r}")
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+@dataclass(frozen=True)
+class Rule:
+    """What values one setting accepts.
+
+    ``kind`` is ``int``, ``float``, ``bool`` or ``str``. Numbers lie in ``low .. high``
+    (``low`` itself excluded when ``low_inclusive`` is False, which only floats use); a
+    ``str`` setting takes one of ``choices``. A tuple setting applies the rule to each
+    element; None is accepted where the field's default is None (meaning "not set").
+    """
+
+    label: str  # the setting's name in messages
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    low_inclusive: bool = True
+    choices: tuple[str, ...] = ()
+
+    def check(self, value: object) -> None:
+        """Raise :class:`ConfigError` unless ``value`` satisfies the rule."""
+        name = self.label
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name} must be true or false")
+        elif self.kind is str:
+            if value not in self.choices:
+                raise ConfigError(f"{name} must be one of {', '.join(self.choices)}, got {value!r}")
+        elif self.kind is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{name} must be a whole number, got {value!r}")
+            if not self.low <= value <= self.high:  # type: ignore[operator]
+                raise ConfigError(f"{name} must be between {self.low} and {self.high}, got {value}")
+        else:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
+            if not self.accepts_number(float(value)):
+                bound = "at least" if self.low_inclusive else "greater than"
+                raise ConfigError(
+                    f"{name} must be {bound} {self.low:g} and at most {self.high:g}, "
+                    f"got {float(value):g}"
+                )
+
+    def accepts_number(self, value: float) -> bool:
+        """Whether a number lies within the limits (finite, never NaN)."""
+        assert self.low is not None and self.high is not None
+        too_low = value < self.low if self.low_inclusive else value <= self.low
+        return math.isfinite(value) and not too_low and value <= self.high
+
+    def describe(self) -> str:
+        """The limits in words, for help texts and errors: 'greater than 0 and at most 10'."""
+        if self.kind is str:
+            return "one of " + ", ".join(self.choices)
+        if self.kind is int:
+            return f"between {self.low} and {self.high}"
+        bound = "at least" if self.low_inclusive else "greater than"
+        return f"{bound} {self.low:g} and at most {self.high:g}"
 
 
-def _check_float(
-    name: str, value: object, low: float, high: float, *, low_inclusive: bool = False
-) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    too_low = value < low if low_inclusive else value <= low
-    if not math.isfinite(value) or too_low or value > high:
-        bound = "at least" if low_inclusive else "greater than"
-        raise ConfigError(f"{name} must be {bound} {low:g} and at most {high:g}, got {value:g}")
+def setting(
+    default: Any,
+    label: str,
+    kind: type,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_inclusive: bool = True,
+    choices: tuple[str, ...] = (),
+) -> Any:
+    """A dataclass field with its default and its :class:`Rule`."""
+    rule = Rule(label, kind, low, high, low_inclusive, choices)
+    return dataclasses.field(default=default, metadata={"rule": rule})
+
+
+def rule(settings: type, name: str) -> Rule:
+    """The rule declared on field ``name`` of a settings class."""
+    for f in fields(settings):  # type: ignore[arg-type]
+        if f.name == name:
+            return f.metadata["rule"]
+    raise KeyError(f"{settings.__name__} has no setting {name!r}")
+
+
+def default(settings: type, name: str) -> Any:
+    """The default of field ``name`` of a settings class."""
+    for f in fields(settings):  # type: ignore[arg-type]
+        if f.name == name:
+            return f.default
+    raise KeyError(f"{settings.__name__} has no setting {name!r}")
+
+
+def _check_rules(obj: object) -> None:
+    """Check every field that declares a rule (tuples element by element; None allowed
+    where the default is None)."""
+    for f in fields(obj):  # type: ignore[arg-type]
+        field_rule: Rule | None = f.metadata.get("rule")
+        if field_rule is None:
+            continue
+        value = getattr(obj, f.name)
+        if value is None and f.default is None:
+            continue
+        if isinstance(f.default, tuple):
+            if not isinstance(value, tuple) or not value:
+                raise ConfigError(f"{field_rule.label} must be a non-empty list")
+            for item in value:
+                field_rule.check(item)
+        else:
+            field_rule.check(value)
 
 
 def _from_dict(cls: type[T], data: dict[str, Any], what: str) -> T:
@@ -77,16 +166,19 @@ class ModelConfig:
     model; ``(2, 4)`` is a 3-tier model with frames of 2 and 8 samples.
     """
 
-    frame_sizes: tuple[int, ...] = (16,)
-    rnn_type: str = "lstm"
-    rnn_layers: int = 5
-    hidden_size: int = 1024
-    embed_size: int = 256  # 0: one-hot input to the sample MLP
-    q_levels: int = 256
-    quantizer: str = "linear"
-    skip_connections: bool = False
-    weight_norm: bool = False
-    learn_h0: bool = False
+    frame_sizes: tuple[int, ...] = setting((16,), "frame_size", int, 1, 4096)
+    rnn_type: str = setting("lstm", "rnn type", str, choices=("lstm", "gru"))
+    rnn_layers: int = setting(5, "rnn_layers", int, 1, 64)
+    hidden_size: int = setting(1024, "hidden_size", int, 1, 16384)
+    # 0: one-hot input to the sample MLP
+    embed_size: int = setting(256, "embed_size", int, 0, 16384)
+    # Quantization levels: the model's output classes (`--quantization` on the command line).
+    # With 2 levels silence would have no code of its own.
+    q_levels: int = setting(256, "quantization", int, 3, 65536)
+    quantizer: str = setting("linear", "quantizer", str, choices=("linear", "mu-law", "a-law"))
+    skip_connections: bool = setting(False, "skip_connections", bool)
+    weight_norm: bool = setting(False, "weight_norm", bool)
+    learn_h0: bool = setting(False, "learn_h0", bool)
 
     @property
     def tier_frame_samples(self) -> tuple[int, ...]:
@@ -162,24 +254,12 @@ class ModelConfig:
     def validate(self) -> None:
         if not isinstance(self.frame_sizes, tuple) or not self.frame_sizes:
             raise ConfigError("frame sizes must be a non-empty list of whole numbers")
-        for size in self.frame_sizes:
-            _check_int("frame_size", size, 1, 4096)
-        if self.tier_frame_samples[-1] > 65536:
+        _check_rules(self)
+        if self.tier_frame_samples[-1] > MAX_TOP_FRAME:
             raise ConfigError(
                 f"the top tier's frame is {self.tier_frame_samples[-1]} samples long; "
-                "the product of the frame sizes must be at most 65536"
+                f"the product of the frame sizes must be at most {MAX_TOP_FRAME}"
             )
-        if self.rnn_type not in RNN_TYPES:
-            raise ConfigError(f"rnn type must be one of {', '.join(RNN_TYPES)}")
-        _check_int("rnn_layers", self.rnn_layers, 1, 64)
-        _check_int("hidden_size", self.hidden_size, 1, 16384)
-        _check_int("embed_size", self.embed_size, 0, 16384)
-        if self.quantizer not in QUANTIZERS:
-            raise ConfigError(f"quantizer must be one of {', '.join(QUANTIZERS)}")
-        _check_int("quantization", self.q_levels, MIN_Q_LEVELS, MAX_Q_LEVELS)
-        for name in ("skip_connections", "weight_norm", "learn_h0"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false")
         count = self.parameter_count()
         if count > MAX_PARAMETERS:
             raise ConfigError(
@@ -202,14 +282,13 @@ class AudioConfig:
     ``sample_rate`` None keeps the input file's own rate.
     """
 
-    sample_rate: int | None = 16000
-    normalize: bool = True
+    sample_rate: int | None = setting(16000, "sample rate", int, 1_000, 384_000)
+    normalize: bool = setting(True, "normalize", bool)
 
     def validate(self) -> None:
         if self.sample_rate is not None:
-            _check_int("sample rate", self.sample_rate, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE)
-        if not isinstance(self.normalize, bool):
-            raise ConfigError("normalize must be true or false")
+            rule(AudioConfig, "sample_rate").check(self.sample_rate)
+        rule(AudioConfig, "normalize").check(self.normalize)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
@@ -223,27 +302,22 @@ class AudioConfig:
 class TrainConfig:
     """Training settings fixed for the life of a run (the data plan depends on them)."""
 
-    batch_size: int = 128
-    num_frames: int = 64
-    sequence_seconds: float = 8.0
-    grad_clip: float = 1.0
-    val_fraction: float = 0.05
-    seed: int = 0
-    val_split: str = "tail"  # "tail": the end of every file validates; "files": whole files
+    batch_size: int = setting(128, "batch_size", int, 1, 65536)
+    num_frames: int = setting(64, "num_frames", int, 1, 1_000_000)
+    sequence_seconds: float = setting(8.0, "sequence length", float, 0.0, 3600.0,
+                                      low_inclusive=False)  # fmt: skip
+    grad_clip: float = setting(1.0, "grad clip", float, 0.0, 1e6, low_inclusive=False)
+    val_fraction: float = setting(0.05, "validation fraction", float, 0.0, 0.5)
+    seed: int = setting(0, "seed", int, 0, MAX_SEED)
+    # "tail": the end of every file validates; "files": whole files
+    val_split: str = setting("tail", "val_split", str, choices=("tail", "files"))
 
     def chunk_length(self, model: ModelConfig) -> int:
         """Target samples per truncated-BPTT step: ``num_frames`` top-tier frames."""
         return self.num_frames * model.tier_frame_samples[-1]
 
     def validate(self) -> None:
-        _check_int("batch_size", self.batch_size, 1, 65536)
-        _check_int("num_frames", self.num_frames, 1, 1_000_000)
-        _check_float("sequence length", self.sequence_seconds, 0.0, 3600.0)
-        _check_float("grad clip", self.grad_clip, 0.0, 1e6)
-        _check_float("validation fraction", self.val_fraction, 0.0, 0.5, low_inclusive=True)
-        _check_int("seed", self.seed, 0, 2**63 - 1)
-        if self.val_split not in ("tail", "files"):
-            raise ConfigError(f"val_split must be 'tail' or 'files', got {self.val_split!r}")
+        _check_rules(self)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
@@ -257,22 +331,16 @@ class TrainConfig:
 class LiveSettings:
     """The settings kept in ``NAME_args.json``, which may be edited while training runs."""
 
-    length: float = 5.0
-    num_generated: int = 4
-    generate_every: int = 1000
-    checkpoint_every: int = 1000
-    val_every: int = 250
-    temperature: float = 1.0
-    learning_rate: float = 1e-3
+    length: float = setting(5.0, "length", float, 0.0, 36000.0, low_inclusive=False)
+    num_generated: int = setting(4, "num_generated", int, 1, 4096)
+    generate_every: int = setting(1000, "generate_every", int, 1, MAX_COUNT)
+    checkpoint_every: int = setting(1000, "checkpoint_every", int, 1, MAX_COUNT)
+    val_every: int = setting(250, "val_every", int, 1, MAX_COUNT)
+    temperature: float = setting(1.0, "temperature", float, 0.0, 100.0, low_inclusive=False)
+    learning_rate: float = setting(1e-3, "learning_rate", float, 0.0, 10.0, low_inclusive=False)
 
     def validate(self) -> None:
-        _check_float("length", self.length, 0.0, 36000.0)
-        _check_int("num_generated", self.num_generated, 1, 4096)
-        _check_int("generate_every", self.generate_every, 1, 2**62)
-        _check_int("checkpoint_every", self.checkpoint_every, 1, 2**62)
-        _check_int("val_every", self.val_every, 1, 2**62)
-        _check_float("temperature", self.temperature, 0.0, 100.0)
-        _check_float("learning_rate", self.learning_rate, 0.0, 10.0)
+        _check_rules(self)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
@@ -290,17 +358,47 @@ class StopConditions:
     keeps counting); ``max_seconds`` is the wall-clock budget of this session.
     """
 
-    max_iterations: int | None = None
-    max_epochs: int | None = None
-    max_seconds: float | None = None
+    max_iterations: int | None = setting(None, "max iterations", int, 1, MAX_COUNT)
+    max_epochs: int | None = setting(None, "max epochs", int, 1, MAX_COUNT)
+    max_seconds: float | None = setting(None, "max time", float, 0.0, 1e9, low_inclusive=False)
 
     def validate(self) -> None:
-        if self.max_iterations is not None:
-            _check_int("max iterations", self.max_iterations, 1, 2**62)
-        if self.max_epochs is not None:
-            _check_int("max epochs", self.max_epochs, 1, 2**62)
-        if self.max_seconds is not None:
-            _check_float("max time", self.max_seconds, 0.0, 1e9)
+        _check_rules(self)
+
+
+@dataclass(frozen=True)
+class GenerateSettings:
+    """What ``samplernn generate`` makes: how many clips, how long, how they are drawn and
+    written. The model, quantizer and sample rate come from the checkpoint."""
+
+    length: float = setting(10.0, "length", float, 0.0, 36000.0, low_inclusive=False)
+    count: int = setting(1, "count", int, 1, 100_000)
+    # One temperature for all clips, or one per clip.
+    temperatures: tuple[float, ...] = setting((1.0,), "temperature", float, 0.0, 100.0,
+                                              low_inclusive=False)  # fmt: skip
+    seed: int | None = setting(None, "seed", int, 0, MAX_SEED)  # None: a random seed
+    batch_size: int = setting(16, "batch size", int, 1, 65536)
+    prime_seconds: float | None = setting(None, "prime seconds", float, 0.0, 36000.0,
+                                          low_inclusive=False)  # fmt: skip
+    keep_prime: bool = setting(False, "keep_prime", bool)
+    file_format: str = setting("wav", "format", str, choices=("wav", "flac"))
+    encoding: str = setting("pcm16", "encoding", str, choices=("pcm16", "pcm24", "float"))
+
+    def validate(self) -> None:
+        _check_rules(self)
+        if len(self.temperatures) not in (1, self.count):
+            raise ConfigError(
+                f"{len(self.temperatures)} temperatures for {self.count} clips; give one, "
+                "or one per clip"
+            )
+        if self.file_format == "flac" and self.encoding == "float":
+            raise ConfigError("FLAC holds integer samples only; use --encoding pcm16 or pcm24")
+
+    def clip_temperatures(self) -> list[float]:
+        """One temperature per clip."""
+        if len(self.temperatures) == 1:
+            return list(self.temperatures) * self.count
+        return list(self.temperatures)
 
 
 def parse_duration(text: str) -> float:

@@ -6,7 +6,6 @@ The CLI turns each into one line on stderr and the exit code below.
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_FAILURE = 1  # runtime or data error
 EXIT_USAGE = 2  # bad command line (also Typer's own code for bad flags)
 EXIT_SIGINT = 130  # stopped by Ctrl-C (128 + SIGINT)

@@ -1,13 +1,15 @@
 """Named sets of settings for ``samplernn train --preset NAME``.
 
 A preset fills in options the user did not give on the command line; explicit options
-always win. Keys are the names of ``samplernn train`` options (underscore spelling).
+always win. Keys are the names of :class:`ModelConfig` and :class:`TrainConfig` settings.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
+
+from samplernn_cli.config import ModelConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -15,7 +17,13 @@ class Preset:
     name: str
     description: str
     source: str
-    values: dict[str, Any]
+    values: dict[str, Any]  # setting name -> value
+
+    def __post_init__(self) -> None:
+        known = {f.name for f in fields(ModelConfig)} | {f.name for f in fields(TrainConfig)}
+        unknown = set(self.values) - known
+        if unknown:
+            raise ValueError(f"preset {self.name} sets unknown settings {sorted(unknown)}")
 
 
 def _preset(name: str, description: str, source: str, **values: Any) -> Preset:
@@ -25,7 +33,7 @@ def _preset(name: str, description: str, source: str, **values: Any) -> Preset:
         "weight_norm": False,
         "learn_h0": False,
         "quantizer": "linear",
-        "quantization": 256,
+        "q_levels": 256,
     }
     return Preset(name, description, source, {**defaults, **values})
 

@@ -24,7 +24,7 @@ class PreviewRequest:
 
 def default_output(input_path: Path, quantizer: Quantizer) -> Path:
     return input_path.with_name(
-        f"{input_path.stem}.quantized-{quantizer.kind}-{quantizer.levels}.wav"
+        f"{input_path.stem}.quantized-{quantizer.kind}-{quantizer.q_levels}.wav"
     )
 
 
@@ -52,7 +52,7 @@ def preview(request: PreviewRequest) -> dict[str, Any]:
         "output": str(output),
         "sample_rate": wave.sample_rate,
         "duration_s": wave.duration,
-        "quantizer": {"kind": request.quantizer.kind, "levels": request.quantizer.levels},
+        "quantizer": {"kind": request.quantizer.kind, "levels": request.quantizer.q_levels},
         "normalize": request.audio.normalize,
         "gain": wave.gain,
         **report,

@@ -25,39 +25,32 @@ from dataclasses import dataclass
 
 import torch
 
-from samplernn_cli.config import MAX_Q_LEVELS, MIN_Q_LEVELS, QUANTIZERS
-from samplernn_cli.errors import ConfigError
+from samplernn_cli.config import ModelConfig, rule
 
 A_LAW_A = 87.6
 
 
 @dataclass(frozen=True)
 class Quantizer:
-    """Maps float waveforms to ``levels`` integer codes and back."""
+    """Maps float waveforms to ``q_levels`` integer codes and back."""
 
     kind: str = "linear"
-    levels: int = 256
+    q_levels: int = 256
 
     def __post_init__(self) -> None:
-        if self.kind not in QUANTIZERS:
-            raise ConfigError(
-                f"quantizer must be one of {', '.join(QUANTIZERS)}, got {self.kind!r}"
-            )
-        if not MIN_Q_LEVELS <= self.levels <= MAX_Q_LEVELS:
-            raise ConfigError(
-                f"quantization must be between {MIN_Q_LEVELS} and {MAX_Q_LEVELS} levels, "
-                f"got {self.levels}"
-            )
+        # The model's own rules for its quantizer settings.
+        rule(ModelConfig, "quantizer").check(self.kind)
+        rule(ModelConfig, "q_levels").check(self.q_levels)
 
     @property
     def step(self) -> float:
         """Distance between neighbouring levels in the (companded) range [-1, 1]."""
-        return 2.0 / (self.levels - 1)
+        return 2.0 / (self.q_levels - 1)
 
     @property
     def zero_code(self) -> int:
         """The code of silence: the middle level."""
-        return self.levels // 2
+        return self.q_levels // 2
 
     def compand(self, x: torch.Tensor) -> torch.Tensor:
         """The companding curve, [-1, 1] -> [-1, 1] (identity for linear)."""
@@ -65,7 +58,7 @@ class Quantizer:
             return x
         magnitude = x.abs()
         if self.kind == "mu-law":
-            mu = self.levels - 1
+            mu = self.q_levels - 1
             return torch.sign(x) * torch.log1p(mu * magnitude) / math.log1p(mu)
         # a-law: linear below 1/A, logarithmic above.
         denominator = 1.0 + math.log(A_LAW_A)
@@ -79,7 +72,7 @@ class Quantizer:
             return y
         magnitude = y.abs()
         if self.kind == "mu-law":
-            mu = self.levels - 1
+            mu = self.q_levels - 1
             return torch.sign(y) * torch.expm1(magnitude * math.log1p(mu)) / mu
         denominator = 1.0 + math.log(A_LAW_A)
         small = magnitude * denominator / A_LAW_A
@@ -91,12 +84,12 @@ class Quantizer:
         y = self.compand(x.float().clamp(-1.0, 1.0))
         # Multiply by the exact half-width instead of dividing by the inexact step, so the
         # grid's own points land on integers.
-        codes = torch.round(y * ((self.levels - 1) / 2.0)).long() + self.zero_code
-        return codes.clamp_(0, self.levels - 1)
+        codes = torch.round(y * ((self.q_levels - 1) / 2.0)).long() + self.zero_code
+        return codes.clamp_(0, self.q_levels - 1)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Integer codes (any shape) -> float32 waveform in [-1, 1]."""
-        y = (codes.long() - self.zero_code).float() * (2.0 / (self.levels - 1))
+        y = (codes.long() - self.zero_code).float() * (2.0 / (self.q_levels - 1))
         # Clamp twice: the lowest level of an even count sits below -1, and exp/log round-off
         # can push the expanded extremes a hair past full scale.
         return self.expand(y.clamp_(-1.0, 1.0)).clamp_(-1.0, 1.0)
@@ -107,7 +100,7 @@ class Quantizer:
         The paper's input scaling, linear in the code index whatever the quantizer, with
         silence (the middle code) at exactly 0.
         """
-        return (codes - self.zero_code).float() * (4.0 / (self.levels - 1))
+        return (codes - self.zero_code).float() * (4.0 / (self.q_levels - 1))
 
 
 def quantization_report(x: torch.Tensor, quantizer: Quantizer) -> tuple[torch.Tensor, dict]:
@@ -130,7 +123,7 @@ def quantization_report(x: torch.Tensor, quantizer: Quantizer) -> tuple[torch.Te
     x64, y64 = x.double(), y.double()
     signal = float((x64**2).sum())
     noise = float(((y64 - x64) ** 2).sum())
-    counts = torch.bincount(codes, minlength=quantizer.levels).double()
+    counts = torch.bincount(codes, minlength=quantizer.q_levels).double()
     used = counts[counts > 0] / counts.sum()
     peak = float(y64.abs().max()) if y.numel() else 0.0
     rms = float(y64.pow(2).mean().sqrt()) if y.numel() else 0.0
@@ -141,7 +134,7 @@ def quantization_report(x: torch.Tensor, quantizer: Quantizer) -> tuple[torch.Te
     report = {
         "snr_db": 10 * math.log10(signal / noise) if noise > 0 and signal > 0 else None,
         "levels_used": int((counts > 0).sum()),
-        "levels_available": quantizer.levels,
+        "levels_available": quantizer.q_levels,
         "entropy_bits": float(-(used * used.log2()).sum()),
         "silence_fraction": float((codes == quantizer.zero_code).double().mean()),
         "clipped_fraction": float((x.abs() > 1.0).double().mean()),

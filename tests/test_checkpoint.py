@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from samplernn_cli.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, save_checkpoint
+from samplernn_cli.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, write_payload
 from samplernn_cli.config import AudioConfig, LiveSettings, TrainConfig
 from samplernn_cli.errors import CheckpointError, OutputError
 from samplernn_cli.model import SampleRNN
@@ -32,7 +32,7 @@ def minimal_payload() -> dict[str, object]:
 
 def test_round_trip_with_weights_only(tmp_path: Path) -> None:
     path = tmp_path / "a.pt"
-    save_checkpoint(path, minimal_payload())
+    write_payload(path, minimal_payload())
     raw = torch.load(path, weights_only=True)
     assert raw["format"] == FORMAT and raw["format_version"] == FORMAT_VERSION
     checkpoint = load_checkpoint(path)
@@ -50,7 +50,7 @@ class RunsCode:
 def test_bad_checkpoints_get_clear_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     good = tmp_path / "good.pt"
-    save_checkpoint(good, minimal_payload())
+    write_payload(good, minimal_payload())
     data = good.read_bytes()
 
     cases: dict[str, str] = {}
@@ -88,7 +88,7 @@ def test_bad_checkpoints_get_clear_errors(tmp_path: Path, monkeypatch: pytest.Mo
 def test_mismatched_weights_are_reported(tmp_path: Path) -> None:
     payload = minimal_payload()
     payload["model"] = {k: v for k, v in payload["model"].items() if "output" not in k}
-    save_checkpoint(tmp_path / "x.pt", payload)
+    write_payload(tmp_path / "x.pt", payload)
     with pytest.raises(CheckpointError, match="do not match"):
         load_checkpoint(tmp_path / "x.pt").build_model()
 
@@ -97,7 +97,7 @@ def test_failed_write_leaves_the_previous_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "c.pt"
-    save_checkpoint(path, minimal_payload())
+    write_payload(path, minimal_payload())
     before = path.read_bytes()
 
     def disk_full(obj: object, handle: object, *args: object, **kwargs: object) -> None:
@@ -106,6 +106,6 @@ def test_failed_write_leaves_the_previous_file(
 
     monkeypatch.setattr(torch, "save", disk_full)
     with pytest.raises(OutputError, match="No space left on device"):
-        save_checkpoint(path, minimal_payload())
+        write_payload(path, minimal_payload())
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]

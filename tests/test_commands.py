@@ -18,10 +18,11 @@ import pytest
 import soundfile
 import torch
 
-from samplernn_cli.checkpoint import save_checkpoint
+from samplernn_cli.checkpoint import write_payload
 from samplernn_cli.config import AudioConfig, StopConditions
-from samplernn_cli.runfolder import RunFolder, read_losses
-from samplernn_cli.train import TrainRequest, train
+from samplernn_cli.training.requests import TrainRequest
+from samplernn_cli.training.runfolder import RunFolder, read_losses
+from samplernn_cli.training.session import train
 
 from .conftest import SAMPLERNN, TINY_FLAGS, TINY_LIVE, TINY_MODEL, TINY_TRAIN, run_cli, tone_mix
 
@@ -160,7 +161,7 @@ def test_bad_checkpoints_are_refused_by_every_command(trained: Path, tmp_path: P
         (tmp_path / name).write_bytes(content)
     torch.save({"weight": torch.zeros(2)}, tmp_path / "foreign.pt")
     torch.save({"x": RunsCode()}, tmp_path / "evil.pt")
-    save_checkpoint(tmp_path / "future.pt", {"format_version": 99})
+    write_payload(tmp_path / "future.pt", {"format_version": 99})
     expected = {
         "empty.pt": "empty", "truncated.pt": "not a readable checkpoint",
         "text.pt": "not a readable checkpoint", "corrupt.pt": "not a readable checkpoint",

@@ -9,8 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from samplernn_cli.config import ModelConfig
-from samplernn_cli.data import DataSplit, Segment, SequencePlan, evaluate_bits, split_dataset
+from samplernn_cli.data.plan import SequencePlan
+from samplernn_cli.data.split import DataSplit, Segment, split_dataset
 from samplernn_cli.errors import AudioError
+from samplernn_cli.evaluation import evaluate_bits
 from samplernn_cli.model import SampleRNN
 
 

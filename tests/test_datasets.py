@@ -15,12 +15,14 @@ import pytest
 import soundfile
 import torch
 
-from samplernn_cli import dataset as dataset_module
 from samplernn_cli.config import AudioConfig
-from samplernn_cli.data import SequencePlan, split_dataset, tail_length
-from samplernn_cli.dataset import find_audio_files, load_dataset
+from samplernn_cli.data import cache as dataset_module
+from samplernn_cli.data.cache import load_dataset
+from samplernn_cli.data.files import find_audio_files
+from samplernn_cli.data.plan import SequencePlan
+from samplernn_cli.data.split import split_dataset, tail_length
 from samplernn_cli.quantize import Quantizer
-from samplernn_cli.runfolder import read_losses
+from samplernn_cli.training.runfolder import read_losses
 
 from .conftest import TINY_FLAGS, run_cli, tone_mix
 

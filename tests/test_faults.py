@@ -14,7 +14,7 @@ import pytest
 import soundfile
 
 from samplernn_cli.checkpoint import load_checkpoint
-from samplernn_cli.runfolder import read_losses
+from samplernn_cli.training.runfolder import read_losses
 
 from .audio_matrix import make_audio_matrix
 from .conftest import SAMPLERNN, TINY_FLAGS, run_cli, tone_mix
@@ -93,8 +93,9 @@ def test_disk_full_while_writing_keeps_the_previous_checkpoint(
     from samplernn_cli import fileio
     from samplernn_cli.config import AudioConfig, LiveSettings, StopConditions
     from samplernn_cli.errors import OutputError
-    from samplernn_cli.runfolder import RunFolder
-    from samplernn_cli.train import TrainRequest, train
+    from samplernn_cli.training.requests import TrainRequest
+    from samplernn_cli.training.runfolder import RunFolder
+    from samplernn_cli.training.session import train
 
     from .conftest import TINY_MODEL, TINY_TRAIN
 

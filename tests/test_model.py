@@ -9,12 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from samplernn_cli.config import ModelConfig
-from samplernn_cli.generate import (
-    autoregress,
-    generate_codes,
-    prime_model,
-    sample_from_logits,
-)
+from samplernn_cli.generation.engine import generate_codes, prime_model
+from samplernn_cli.generation.sampling import sample_from_logits
+from samplernn_cli.generation.stepwise import autoregress
 from samplernn_cli.model import SampleRNN, detach_state
 
 VARIANTS = {
@@ -228,7 +225,7 @@ def test_training_step_matches_the_straightforward_formulation(name: str) -> Non
     """Loss and every gradient of the optimised step (table first layer, MLP in slices)
     equal those of the straightforward formulation on the same batch."""
     from samplernn_cli.reference import naive_loss
-    from samplernn_cli.train import forward_backward
+    from samplernn_cli.training.step import forward_backward
 
     model = build(VARIANTS[name])
     window = random_window(model, 3, 4)

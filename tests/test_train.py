@@ -15,15 +15,10 @@ import torch
 from samplernn_cli.checkpoint import load_checkpoint
 from samplernn_cli.config import AudioConfig, StopConditions
 from samplernn_cli.errors import AudioError, RunFolderError, TrainingError
-from samplernn_cli.runfolder import RunFolder, read_losses
-from samplernn_cli.train import (
-    MAX_BAD_STEPS,
-    ResumeRequest,
-    TrainRequest,
-    TrainStatus,
-    resume,
-    train,
-)
+from samplernn_cli.training.loop import MAX_BAD_STEPS
+from samplernn_cli.training.requests import ResumeRequest, TrainRequest, TrainStatus
+from samplernn_cli.training.runfolder import RunFolder, read_losses
+from samplernn_cli.training.session import resume, train
 
 from .conftest import TINY_LIVE, TINY_MODEL, TINY_TRAIN, WriteAudio, tone_mix
 
@@ -157,7 +152,7 @@ def test_non_finite_losses_are_skipped_then_stop_training(
     """A NaN in the weights makes every loss NaN: steps are skipped, the weights are not
     touched by the optimizer, and training stops with a clear error after MAX_BAD_STEPS."""
     source = write_audio("in.wav", seconds=1.0, rate=RATE)
-    from samplernn_cli import train as train_module
+    from samplernn_cli.training import loop as train_module
 
     original = train_module.Trainer.fit
 

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from samplernn_cli.checkpoint import FORMAT, load_checkpoint, save_checkpoint, summarize
+from samplernn_cli.checkpoint import FORMAT, load_checkpoint, summarize, write_payload
 from samplernn_cli.config import AudioConfig, ModelConfig, StopConditions
-from samplernn_cli.generate import generate_codes
+from samplernn_cli.generation.engine import generate_codes
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.presets import PRESETS
-from samplernn_cli.runfolder import RunFolder, read_losses
-from samplernn_cli.train import ResumeRequest, TrainRequest, resume, train
+from samplernn_cli.training.requests import ResumeRequest, TrainRequest
+from samplernn_cli.training.runfolder import RunFolder, read_losses
+from samplernn_cli.training.session import resume, train
 
 from .conftest import TINY_LIVE, TINY_TRAIN, WriteAudio
 from .test_model import VARIANTS
@@ -103,7 +104,7 @@ def test_checkpoints_from_before_the_architecture_options_still_load(tmp_path: P
         "live": TINY_LIVE.to_dict(), "sample_rate": RATE,
         "progress": {"iteration": 1, "epoch": 1}, "model": SampleRNN(config).state_dict(),
     }  # fmt: skip
-    save_checkpoint(tmp_path / "old.pt", payload)
+    write_payload(tmp_path / "old.pt", payload)
     loaded = load_checkpoint(tmp_path / "old.pt")
     assert loaded.model_config == config
     loaded.build_model()

@@ -63,12 +63,6 @@ class LiveSettingsFile:
         atomic_write(self.path, lambda handle: handle.write(text.encode("utf-8")))
         self._seen = self._signature()
 
-    def adopt_file(self) -> None:
-        """Take the file's current contents as the settings in effect if they are valid (used
-        when continuing a run, whose file may have been edited since the checkpoint)."""
-        self._seen = None
-        self.poll()
-
     def _signature(self) -> tuple[int, int] | None:
         try:
             info = self.path.stat()

@@ -1,4 +1,5 @@
-"""Everything that draws on the terminal: the log handler and progress displays.
+"""Everything that draws on the terminal (Rich): the log handler, progress displays, and the
+tables of ``inspect-checkpoint``, ``evaluate`` and ``quantize-preview``.
 
 Status and progress go to stderr; stdout is kept for data (paths, JSON). On a terminal, Rich
 draws a live progress bar with log messages above it; otherwise (a pipe, a file, a batch
@@ -22,8 +23,8 @@ from rich.text import Text
 if TYPE_CHECKING:  # the module itself must not import torch
     from typing_extensions import Self
 
-    from samplernn_cli.generate import GenerateStatus
-    from samplernn_cli.train import TrainStatus
+    from samplernn_cli.generation.clips import GenerateStatus
+    from samplernn_cli.training.requests import TrainStatus
 
 LOGGER_NAME = "samplernn"
 

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from samplernn_cli.cli_common import print_path, reporting_errors
-from samplernn_cli.errors import EXIT_SIGINT, EXIT_SIGTERM, AudioError, UsageError
-from samplernn_cli.options import (
+from samplernn_cli.cli.boundary import exit_code_for_stop, stop_on_signals
+from samplernn_cli.cli.options import (
     AUDIO_DEFAULTS,
+    DEFAULT_QUANTIZER,
     DEFAULT_RNN_TYPE,
+    DEFAULT_VAL_SPLIT,
     INPUT,
-    LIVE_DEFAULTS,
     MODEL_DEFAULTS,
     TRAIN_DEFAULTS,
     BatchSizeOption,
@@ -42,7 +42,6 @@ from samplernn_cli.options import (
     OutputRootOption,
     PresetOption,
     QuantizationOption,
-    QuantizerKind,
     QuantizerOption,
     QuietOption,
     RnnLayersOption,
@@ -56,18 +55,32 @@ from samplernn_cli.options import (
     TrainingInputOption,
     ValEveryOption,
     ValFractionOption,
-    ValSplit,
     ValSplitOption,
     WeightNormOption,
     split_numbers,
 )
+from samplernn_cli.cli.output import print_path
+from samplernn_cli.config import (
+    AudioConfig,
+    LiveSettings,
+    ModelConfig,
+    StopConditions,
+    TrainConfig,
+    parse_duration,
+)
+from samplernn_cli.errors import AudioError, UsageError
+from samplernn_cli.fileio import check_input_file
 
 if TYPE_CHECKING:
-    from samplernn_cli.config import StopConditions
-    from samplernn_cli.train import TrainResult
+    from samplernn_cli.training.requests import StopRequest, TrainResult
 
 EXAMPLE_CLIP = "speech_allison_10s.flac"
 logger = logging.getLogger("samplernn")
+# The model and batch settings a preset may fill in: the command's parameters of these names.
+PRESET_SETTINGS = (
+    "hidden_size", "rnn_layers", "rnn_type", "frame_sizes", "embed_size", "q_levels",
+    "quantizer", "batch_size", "num_frames", "skip_connections", "weight_norm", "learn_h0",
+)  # fmt: skip
 
 
 def _example_clip() -> Path:
@@ -129,15 +142,14 @@ def _model_settings(
     return settings
 
 
-def _given(**values: Any) -> dict[str, Any]:
+def _live_given(**values: Any) -> dict[str, Any]:
+    """The live settings given on the command line (None: not given)."""
     return {key: value for key, value in values.items() if value is not None}
 
 
 def _stop_conditions(
     max_iterations: int | None, max_epochs: int | None, max_time: str | None
 ) -> StopConditions:
-    from samplernn_cli.config import StopConditions, parse_duration
-
     stop = StopConditions(
         max_iterations=max_iterations,
         max_epochs=max_epochs,
@@ -147,19 +159,23 @@ def _stop_conditions(
     return stop
 
 
-def _run(start: Any, *, quiet: bool, log_every: int) -> None:
-    """Set up the display, call ``start(progress)`` and report how training ended."""
-    from samplernn_cli.console import TrainDisplay, setup_logging, stderr_is_terminal
-    from samplernn_cli.distributed import rank_in_environment
+def _run(session: Any, *, quiet: bool, log_every: int) -> int:
+    """Set up the display and signals, call ``session(progress, stop)`` and report how
+    training ended; returns the exit code."""
+    from samplernn_cli.cli.console import TrainDisplay, setup_logging, stderr_is_terminal
+    from samplernn_cli.training.distributed import rank_in_environment
+    from samplernn_cli.training.requests import StopRequest
 
+    stop: StopRequest = StopRequest()
     if rank_in_environment() > 0:  # under torchrun: rank 0 reports, the others only errors
         setup_logging(quiet=True, rich_output=False)
         logging.getLogger("samplernn").setLevel(logging.ERROR)
-        _exit_for(start(None))
-        return
+        with stop_on_signals(stop):
+            result: TrainResult = session(None, stop)
+        return exit_code_for_stop(result.stopped_by)
     console = setup_logging(quiet=quiet, rich_output=stderr_is_terminal())
-    with TrainDisplay(console, quiet=quiet, log_every=log_every) as display:
-        result: TrainResult = start(display)
+    with TrainDisplay(console, quiet=quiet, log_every=log_every) as display, stop_on_signals(stop):
+        result = session(display, stop)
     reasons = {
         "max_iterations": "reached --max-iterations",
         "max_epochs": "reached --max-epochs",
@@ -174,14 +190,7 @@ def _run(start: Any, *, quiet: bool, log_every: int) -> None:
     )
     if result.checkpoint is not None:
         print_path(result.checkpoint)
-    _exit_for(result)
-
-
-def _exit_for(result: TrainResult) -> None:
-    if result.stopped_by == "SIGINT":
-        raise typer.Exit(EXIT_SIGINT)
-    if result.stopped_by == "SIGTERM":
-        raise typer.Exit(EXIT_SIGTERM)
+    return exit_code_for_stop(result.stopped_by)
 
 
 def train(
@@ -212,8 +221,8 @@ def train(
     keep_sample_rate: KeepSampleRateOption = False,
     normalize: NormalizeOption = AUDIO_DEFAULTS.normalize,
     preset: PresetOption = None,
-    quantization: QuantizationOption = MODEL_DEFAULTS.q_levels,
-    quantizer: QuantizerOption = QuantizerKind.linear,
+    q_levels: QuantizationOption = MODEL_DEFAULTS.q_levels,
+    quantizer: QuantizerOption = DEFAULT_QUANTIZER,
     rnn_type: RnnTypeOption = DEFAULT_RNN_TYPE,
     hidden_size: HiddenSizeOption = MODEL_DEFAULTS.hidden_size,
     rnn_layers: RnnLayersOption = MODEL_DEFAULTS.rnn_layers,
@@ -225,10 +234,10 @@ def train(
     learn_h0: LearnH0Option = MODEL_DEFAULTS.learn_h0,
     batch_size: BatchSizeOption = TRAIN_DEFAULTS.batch_size,
     num_frames: NumFramesOption = TRAIN_DEFAULTS.num_frames,
-    sequence_length: SequenceLengthOption = TRAIN_DEFAULTS.sequence_seconds,
+    sequence_seconds: SequenceLengthOption = TRAIN_DEFAULTS.sequence_seconds,
     grad_clip: GradClipOption = TRAIN_DEFAULTS.grad_clip,
     val_fraction: ValFractionOption = TRAIN_DEFAULTS.val_fraction,
-    val_split: ValSplitOption = ValSplit.tail,
+    val_split: ValSplitOption = DEFAULT_VAL_SPLIT,
     seed: SeedOption = TRAIN_DEFAULTS.seed,
     device: DeviceOption = "auto",
     learning_rate: LearningRateOption = None,
@@ -243,7 +252,7 @@ def train(
     max_time: MaxTimeOption = None,
     quiet: QuietOption = False,
     log_every: LogEveryOption = 50,
-) -> None:
+) -> int:
     """Train a new model on audio files or folders.
 
     With several files (or folders, searched recursively), sequences never cross from one
@@ -254,101 +263,88 @@ def train(
     clips and a loss log. With no stop condition, training runs until Ctrl-C, which writes a
     checkpoint first. The path of the last checkpoint is printed on stdout.
     """
-    with reporting_errors():
-        sources = _training_inputs(input_paths, in_option, example)
-        if keep_sample_rate and sample_rate is not None:
-            raise UsageError("--sample-rate and --keep-sample-rate contradict each other")
+    sources = _training_inputs(input_paths, in_option, example)
+    if keep_sample_rate and sample_rate is not None:
+        raise UsageError("--sample-rate and --keep-sample-rate contradict each other")
+    for source in sources:  # before the slow torch import
+        if not source.is_dir():
+            check_input_file(source, AudioError)
 
-        from samplernn_cli.fileio import check_input_file
+    from samplernn_cli.training.runfolder import RunFolder, resolve_output_root
 
-        for source in sources:  # before the slow torch import
-            if not source.is_dir():
-                check_input_file(source, AudioError)
+    run = RunFolder.locate(
+        out or ("example" if example else _default_name(sources[0])),
+        resolve_output_root(output_root),
+    )
+    settings = _model_settings(
+        ctx,
+        preset=None if preset is None else preset.value,
+        given={
+            "hidden_size": hidden_size,
+            "rnn_layers": rnn_layers,
+            "rnn_type": rnn_type.value,
+            "frame_sizes": None if frame_sizes is None else split_numbers(frame_sizes),
+            "embed_size": embed_size,
+            "q_levels": q_levels,
+            "quantizer": quantizer.value,
+            "batch_size": batch_size,
+            "num_frames": num_frames,
+            "skip_connections": skip_connections,
+            "weight_norm": weight_norm,
+            "learn_h0": learn_h0,
+        },
+        frame_size=frame_size,
+    )
+    model_config = ModelConfig(
+        **{k: v for k, v in settings.items() if k not in ("batch_size", "num_frames")}
+    )
+    audio_config = AudioConfig(
+        sample_rate=None if keep_sample_rate else (sample_rate or AUDIO_DEFAULTS.sample_rate),
+        normalize=normalize,
+    )
+    train_config = TrainConfig(
+        batch_size=settings["batch_size"],
+        num_frames=settings["num_frames"],
+        sequence_seconds=sequence_seconds,
+        grad_clip=grad_clip,
+        val_fraction=val_fraction,
+        seed=seed,
+        val_split=val_split.value,
+    )
+    live = LiveSettings(
+        **_live_given(
+            length=length,
+            num_generated=num_generated,
+            generate_every=generate_every,
+            checkpoint_every=checkpoint_every,
+            val_every=val_every,
+            temperature=temperature,
+            learning_rate=learning_rate,
+        )
+    )
+    stop_conditions = _stop_conditions(max_iterations, max_epochs, max_time)
+    for config in (model_config, audio_config, train_config, live):
+        config.validate()
 
-        from samplernn_cli.config import AudioConfig, LiveSettings, ModelConfig, TrainConfig
-        from samplernn_cli.runfolder import RunFolder, resolve_output_root
+    from samplernn_cli.training import session  # imports torch: after the quick checks
+    from samplernn_cli.training.requests import TrainRequest
 
-        run = RunFolder.locate(
-            out or ("example" if example else _default_name(sources[0])),
-            resolve_output_root(output_root),
-        )
-        settings = _model_settings(
-            ctx,
-            preset=None if preset is None else preset.value,
-            given={
-                "hidden_size": hidden_size,
-                "rnn_layers": rnn_layers,
-                "rnn_type": rnn_type.value,
-                "frame_sizes": None if frame_sizes is None else split_numbers(frame_sizes),
-                "embed_size": embed_size,
-                "quantization": quantization,
-                "quantizer": quantizer.value,
-                "batch_size": batch_size,
-                "num_frames": num_frames,
-                "skip_connections": skip_connections,
-                "weight_norm": weight_norm,
-                "learn_h0": learn_h0,
-            },
-            frame_size=frame_size,
-        )
-        model_config = ModelConfig(
-            frame_sizes=settings["frame_sizes"],
-            rnn_type=settings["rnn_type"],
-            rnn_layers=settings["rnn_layers"],
-            hidden_size=settings["hidden_size"],
-            embed_size=settings["embed_size"],
-            q_levels=settings["quantization"],
-            quantizer=settings["quantizer"],
-            skip_connections=settings["skip_connections"],
-            weight_norm=settings["weight_norm"],
-            learn_h0=settings["learn_h0"],
-        )
-        audio_config = AudioConfig(
-            sample_rate=None if keep_sample_rate else (sample_rate or AUDIO_DEFAULTS.sample_rate),
-            normalize=normalize,
-        )
-        train_config = TrainConfig(
-            batch_size=settings["batch_size"],
-            num_frames=settings["num_frames"],
-            sequence_seconds=sequence_length,
-            grad_clip=grad_clip,
-            val_fraction=val_fraction,
-            seed=seed,
-            val_split=val_split.value,
-        )
-        live = LiveSettings(
-            **{
-                **LIVE_DEFAULTS.to_dict(),
-                **_given(
-                    length=length,
-                    num_generated=num_generated,
-                    generate_every=generate_every,
-                    checkpoint_every=checkpoint_every,
-                    val_every=val_every,
-                    temperature=temperature,
-                    learning_rate=learning_rate,
-                ),
-            }
-        )
-        stop = _stop_conditions(max_iterations, max_epochs, max_time)
-        for config in (model_config, audio_config, train_config, live):
-            config.validate()
-
-        from samplernn_cli import train as core  # imports torch: after the quick checks
-
-        request = core.TrainRequest(
-            inputs=tuple(sources),
-            run=run,
-            model=model_config,
-            audio=audio_config,
-            train=train_config,
-            live=live,
-            stop=stop,
-            device=device,
-            force=force,
-        )
-        _run(lambda progress: core.train(request, progress=progress), quiet=quiet,
-             log_every=log_every)  # fmt: skip
+    request = TrainRequest(
+        inputs=tuple(sources),
+        run=run,
+        model=model_config,
+        audio=audio_config,
+        train=train_config,
+        live=live,
+        stop=stop_conditions,
+        device=device,
+        force=force,
+    )
+    return _run(
+        lambda progress, stop: session.train(request, progress=progress, stop=stop),
+        quiet=quiet,
+        log_every=log_every,
+    )
 
 
 def resume(
@@ -375,7 +371,7 @@ def resume(
     max_time: MaxTimeOption = None,
     quiet: QuietOption = False,
     log_every: LogEveryOption = 50,
-) -> None:
+) -> int:
     """Continue training exactly where a checkpoint left off.
 
     Same architecture, weights, optimizer and RNG state, data position, counters and loss
@@ -384,39 +380,41 @@ def resume(
     live settings, device) may be given; architecture and data settings come from the
     checkpoint. The training audio must still be readable (-i if it moved).
     """  # fmt: skip
-    with reporting_errors():
-        from samplernn_cli.errors import CheckpointError
-        from samplernn_cli.fileio import check_input_file
+    from samplernn_cli.errors import CheckpointError
 
-        check_input_file(checkpoint, CheckpointError)
-        stop = _stop_conditions(max_iterations, max_epochs, max_time)
-        run = None
-        if out is not None:
-            from samplernn_cli.runfolder import RunFolder, resolve_output_root
+    check_input_file(checkpoint, CheckpointError)
+    stop_conditions = _stop_conditions(max_iterations, max_epochs, max_time)
+    run = None
+    if out is not None:
+        from samplernn_cli.training.runfolder import RunFolder, resolve_output_root
 
-            run = RunFolder.locate(out, resolve_output_root(output_root))
-        elif output_root is not None:
-            raise UsageError("--output-root needs -o NAME (without it, resume continues in "
-                             "the checkpoint's own folder)")  # fmt: skip
+        run = RunFolder.locate(out, resolve_output_root(output_root))
+    elif output_root is not None:
+        raise UsageError("--output-root needs -o NAME (without it, resume continues in "
+                         "the checkpoint's own folder)")  # fmt: skip
 
-        from samplernn_cli import train as core  # imports torch
+    from samplernn_cli.training import session  # imports torch
+    from samplernn_cli.training.requests import ResumeRequest
 
-        request = core.ResumeRequest(
-            checkpoint=checkpoint,
-            run=run,
-            inputs=tuple(in_option or ()),
-            live_overrides=_given(
-                length=length,
-                num_generated=num_generated,
-                generate_every=generate_every,
-                checkpoint_every=checkpoint_every,
-                val_every=val_every,
-                temperature=temperature,
-                learning_rate=learning_rate,
-            ),
-            stop=stop,
-            device=device,
-            force=force,
-        )
-        _run(lambda progress: core.resume(request, progress=progress), quiet=quiet,
-             log_every=log_every)  # fmt: skip
+    request = ResumeRequest(
+        checkpoint=checkpoint,
+        run=run,
+        inputs=tuple(in_option or ()),
+        live_overrides=_live_given(
+            length=length,
+            num_generated=num_generated,
+            generate_every=generate_every,
+            checkpoint_every=checkpoint_every,
+            val_every=val_every,
+            temperature=temperature,
+            learning_rate=learning_rate,
+        ),
+        stop=stop_conditions,
+        device=device,
+        force=force,
+    )
+    return _run(
+        lambda progress, stop: session.resume(request, progress=progress, stop=stop),
+        quiet=quiet,
+        log_every=log_every,
+    )

@@ -1,5 +1,5 @@
-"""Training audio from one or many files: finding them, decoding each once into a cache of
-codes, and reading the codes lazily.
+"""Training audio from one or many files: decoding each once into a cache of codes, and
+reading the codes lazily.
 
 Every file is brought to the model's rate and mono (and peak-normalised on its own when
 normalisation is on), quantized, and written to the code cache as 2 bytes per sample
@@ -36,10 +36,6 @@ from samplernn_cli.quantize import Quantizer
 
 logger = logging.getLogger("samplernn")
 
-# File names (lower-case suffixes) picked up when a folder is given; a file named
-# explicitly is read whatever its name.
-AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
-                  ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64")  # fmt: skip
 # Source frames decoded at a time. Files up to this length are decoded whole (as
 # `generate` and `evaluate` read them); longer ones block by block: 4 M frames is 95 s at
 # 44.1 kHz, 16 MB of floats per channel.
@@ -56,42 +52,6 @@ def cache_folder() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("samplernn", appauthor=False)) / "codes"
-
-
-def find_audio_files(paths: Sequence[Path], *, exclude: Path | None = None) -> list[Path]:
-    """The files to train on: files as given, folders searched recursively (in name order,
-    skipping hidden files and folders, and ``exclude``), duplicates dropped.
-
-    Raises:
-        AudioError: a path is missing or unreadable, or a folder holds no audio files.
-    """
-    files: list[Path] = []
-    seen: set[Path] = set()
-    skip = None if exclude is None else exclude.resolve()
-    for path in paths:
-        if path.is_dir():
-            found = []
-            for candidate in sorted(path.rglob("*")):
-                relative = candidate.relative_to(path).parts
-                if any(part.startswith(".") for part in relative):
-                    continue
-                if candidate.suffix.lower() not in AUDIO_SUFFIXES or not candidate.is_file():
-                    continue
-                if skip is not None and skip in candidate.resolve().parents:
-                    continue
-                found.append(candidate)
-            if not found:
-                kinds = ", ".join(s.lstrip(".").upper() for s in AUDIO_SUFFIXES[:7])
-                raise AudioError(f"{path} holds no audio files ({kinds}, ...)")
-        else:
-            check_input_file(path, AudioError)
-            found = [path]
-        for file in found:
-            key = file.resolve()
-            if key not in seen:
-                seen.add(key)
-                files.append(file)
-    return files
 
 
 @dataclass(frozen=True)
@@ -133,9 +93,9 @@ class Dataset:
         return [f.codes for f in self.files]
 
 
-def code_dtype(levels: int) -> type[np.signedinteger]:
+def code_dtype(q_levels: int) -> type[np.signedinteger]:
     """Smallest signed dtype that holds codes 0 .. levels - 1 (storage only)."""
-    return np.int16 if levels <= 2**15 else np.int32
+    return np.int16 if q_levels <= 2**15 else np.int32
 
 
 def load_dataset(
@@ -180,7 +140,7 @@ def _cache_key(
         "sample_rate": rate,
         "normalize": normalize,
         "quantizer": quantizer.kind,
-        "levels": quantizer.levels,
+        "levels": quantizer.q_levels,
         "block_frames": BLOCK_FRAMES,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:40]
@@ -199,7 +159,7 @@ def encode_file(
     info = check_input_file(path, AudioError)
     key = _cache_key(path, info, rate, normalize, quantizer)
     codes_path, meta_path = cache / f"{key}.codes", cache / f"{key}.json"
-    dtype = code_dtype(quantizer.levels)
+    dtype = code_dtype(quantizer.q_levels)
     cached = _read_cache(codes_path, meta_path, dtype)
     if cached is not None:
         return cached

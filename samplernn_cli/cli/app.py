@@ -1,0 +1,74 @@
+"""The ``samplernn`` command line (Typer): the app, its commands and its entry point.
+
+Each command lives in a module of this package: it parses options, builds settings, calls
+one core function and turns the result into output (data on stdout, messages on stderr).
+Every command runs inside :func:`boundary.guarded`, where errors become one ``error: ...``
+line and the exit code documented in README.md. Nothing here imports torch at module level,
+so ``samplernn --help`` and shell completion are fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from samplernn_cli import __version__
+from samplernn_cli.cli import generate, inspection, train
+from samplernn_cli.cli.boundary import guarded, print_error, report_usage_error
+from samplernn_cli.cli.options import FIXED_AT_RESUME
+from samplernn_cli.errors import EXIT_FAILURE, EXIT_USAGE
+
+app = typer.Typer(
+    name="samplernn",
+    no_args_is_help=True,
+    # --install-completion and --show-completion: commands, options, choices and file paths
+    # complete in bash, zsh, fish and PowerShell.
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("train")(guarded(train.train))
+app.command("resume")(guarded(train.resume))
+app.command("generate")(guarded(generate.generate))
+app.command("evaluate")(guarded(inspection.evaluate))
+app.command("inspect-checkpoint")(guarded(inspection.inspect_checkpoint))
+app.command("quantize-preview")(guarded(inspection.quantize_preview))
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"samplernn {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Train SampleRNN on your own audio and generate new audio from it.
+
+    Exit codes: 0 success, 1 error, 2 usage error, 130 Ctrl-C, 143 SIGTERM (see README).
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point.
+
+    Usage errors (a bad or missing option) are printed as one ``error:`` line, like every
+    other error, instead of Typer's framed block, and exit with code 2.
+    """
+    try:
+        code = app(argv, prog_name="samplernn", standalone_mode=False)
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help was printed already
+            sys.exit(EXIT_USAGE)
+        sys.exit(report_usage_error(exc, FIXED_AT_RESUME))
+    except typer.Abort:
+        print_error("aborted")
+        sys.exit(EXIT_FAILURE)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,128 @@
+"""``samplernn generate``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from samplernn_cli.cli.options import (
+    DEFAULT_ENCODING,
+    DEFAULT_FILE_FORMAT,
+    GENERATE_DEFAULTS,
+    OUTPUT,
+    CountOption,
+    DeviceOption,
+    EncodingOption,
+    FileFormatOption,
+    GenerateBatchSizeOption,
+    GenerateLengthOption,
+    GenerateSeedOption,
+    KeepPrimeOption,
+    PrimeOption,
+    PrimeSecondsOption,
+    QuietOption,
+    TemperaturesOption,
+    split_numbers,
+)
+from samplernn_cli.cli.output import print_path
+from samplernn_cli.config import GenerateSettings
+from samplernn_cli.errors import CheckpointError, UsageError
+from samplernn_cli.fileio import check_input_file
+
+logger = logging.getLogger("samplernn")
+
+
+def generate(
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="Checkpoint to generate from; nothing else is needed.", show_default=False
+        ),
+    ],
+    length: GenerateLengthOption = GENERATE_DEFAULTS.length,
+    count: CountOption = None,
+    temperatures: TemperaturesOption = None,
+    seed: GenerateSeedOption = None,
+    prime: PrimeOption = None,
+    prime_seconds: PrimeSecondsOption = None,
+    keep_prime: KeepPrimeOption = GENERATE_DEFAULTS.keep_prime,
+    batch_size: GenerateBatchSizeOption = GENERATE_DEFAULTS.batch_size,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out-dir",
+            "-d",
+            help="Folder for the clips (default: the checkpoint's folder).",
+            show_default=False,
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    prefix: Annotated[
+        str | None,
+        typer.Option(
+            "--prefix",
+            help="File names are PREFIX_N.EXT, N continuing after any "
+            "such files already there (default: RUN_iter_I_gen).",
+            show_default=False,
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    file_format: FileFormatOption = DEFAULT_FILE_FORMAT,
+    encoding: EncodingOption = DEFAULT_ENCODING,
+    device: DeviceOption = "auto",
+    quiet: QuietOption = False,
+) -> None:
+    """Generate new audio from a checkpoint.
+
+    Writes --count clips of --length seconds at the checkpoint's sample rate, generated
+    together in batches, and prints the path of each file on stdout, one per line.
+    Existing files are never overwritten.
+    """  # fmt: skip
+    check_input_file(checkpoint, CheckpointError)
+    values = (
+        GENERATE_DEFAULTS.temperatures
+        if temperatures is None
+        else split_numbers(temperatures, float)
+    )
+    if count is None:
+        count = len(values)
+    if len(values) not in (1, count):
+        raise UsageError(
+            f"--temperature lists {len(values)} values for --count {count}; give one "
+            "value, or one per clip"
+        )
+    if prime is None and (prime_seconds is not None or keep_prime):
+        raise UsageError("--prime-seconds and --keep-prime need --prime FILE")
+    if prefix is not None and (not prefix or "/" in prefix or prefix.strip() != prefix):
+        raise UsageError(f"invalid --prefix {prefix!r}: a file name stem without '/'")
+    settings = GenerateSettings(
+        length=length,
+        count=count,
+        temperatures=values,
+        seed=seed,
+        batch_size=batch_size,
+        prime_seconds=prime_seconds,
+        keep_prime=keep_prime,
+        file_format=file_format.value,
+        encoding=encoding.value,
+    )
+    settings.validate()
+
+    from samplernn_cli.cli.console import GenerateDisplay, setup_logging, stderr_is_terminal
+    from samplernn_cli.generation.clips import GenerateRequest, generate_files  # imports torch
+
+    request = GenerateRequest(
+        checkpoint=checkpoint, settings=settings, out_dir=out_dir, prefix=prefix, prime=prime,
+        device=device,
+    )  # fmt: skip
+    console = setup_logging(quiet=quiet, rich_output=stderr_is_terminal())
+    with GenerateDisplay(console, quiet=quiet) as display:
+        result = generate_files(request, progress=display, on_file=print_path)
+    logger.info(
+        f"generated {len(result.paths)} clips of {length:g} s with seed "
+        f"{result.seed} in {result.seconds:.1f} s: {result.samples_per_s:,.0f} samples/s, "
+        f"{result.realtime_factor:.2f}x real time"
+    )

@@ -1,0 +1,153 @@
+"""``samplernn inspect-checkpoint``, ``samplernn evaluate`` and ``samplernn quantize-preview``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from samplernn_cli.cli.options import (
+    AUDIO_DEFAULTS,
+    DEFAULT_QUANTIZER,
+    MODEL_DEFAULTS,
+    OUTPUT,
+    PREVIEW_ENCODING,
+    DeviceOption,
+    EncodingOption,
+    ForceOption,
+    JsonOption,
+    KeepSampleRateOption,
+    NormalizeOption,
+    QuantizationOption,
+    QuantizerOption,
+    SampleRateOption,
+)
+from samplernn_cli.cli.output import print_json
+from samplernn_cli.config import AudioConfig
+from samplernn_cli.errors import AudioError, CheckpointError, UsageError
+from samplernn_cli.fileio import check_input_file
+
+
+def inspect_checkpoint(
+    checkpoint: Annotated[Path, typer.Argument(help="The checkpoint file.", show_default=False)],
+    as_json: JsonOption = False,
+) -> None:
+    """Show what a checkpoint holds: architecture, training state, losses, input.
+
+    Works on the checkpoint file alone; loading never runs code from the file.
+    """
+    check_input_file(checkpoint, CheckpointError)
+    from samplernn_cli.checkpoint import load_checkpoint, summarize  # imports torch
+
+    summary = summarize(load_checkpoint(checkpoint))
+    if as_json:
+        print_json(summary)
+    else:
+        from samplernn_cli.cli.console import render_checkpoint
+
+        render_checkpoint(summary)
+
+
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="The checkpoint file.", show_default=False)],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(metavar="AUDIO...", help="Audio files to score.", show_default=False),
+    ],
+    held_out: Annotated[
+        bool,
+        typer.Option(
+            "--held-out",
+            help="Score only the tail of each file that training held "
+            "out for validation (give the training file to reproduce the run's "
+            "validation figure).",
+        ),
+    ] = False,
+    device: DeviceOption = "auto",
+    as_json: JsonOption = False,
+) -> None:
+    """Score audio with a model: negative log-likelihood in bits per sample.
+
+    The audio is processed exactly as the training audio was and scored exactly as
+    validation is, so figures compare across checkpoints of a run (lower is better).
+    """  # fmt: skip
+    check_input_file(checkpoint, CheckpointError)
+    for path in inputs:
+        check_input_file(path, AudioError)
+    from samplernn_cli.evaluation import EvaluateRequest, evaluate_files  # imports torch
+
+    report = evaluate_files(
+        EvaluateRequest(checkpoint, tuple(inputs), held_out=held_out, device=device)
+    )
+    if as_json:
+        print_json(report)
+    else:
+        from samplernn_cli.cli.console import render_evaluation
+
+        render_evaluation(report)
+
+
+def quantize_preview(
+    input_path: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="Audio file to preview.", show_default=False)
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Where to write the preview (default: next to the "
+            "input, INPUT.quantized-KIND-LEVELS.wav).",
+            show_default=False,
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    sample_rate: SampleRateOption = None,
+    keep_sample_rate: KeepSampleRateOption = False,
+    normalize: NormalizeOption = AUDIO_DEFAULTS.normalize,
+    q_levels: QuantizationOption = MODEL_DEFAULTS.q_levels,
+    quantizer: QuantizerOption = DEFAULT_QUANTIZER,
+    encoding: EncodingOption = PREVIEW_ENCODING,
+    force: ForceOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Hear and measure what quantization does to a file before training on it.
+
+    Applies exactly the loading, mixing, resampling, normalisation and quantization that
+    `samplernn train` would, writes the result (as 32-bit float WAV by default, so the file
+    holds exactly the dequantized values) and reports SNR, levels used, code entropy, DC
+    offset, peak and RMS level and clipping.
+    """  # fmt: skip
+    if keep_sample_rate and sample_rate is not None:
+        raise UsageError("--sample-rate and --keep-sample-rate contradict each other")
+    check_input_file(input_path, AudioError)
+    if output is not None and output.suffix.lower() not in (".wav", ".flac"):
+        raise UsageError(f"{output}: the preview is written as .wav or .flac")
+    if output is not None and output.suffix.lower() == ".flac" and encoding.value == "float":
+        raise UsageError("FLAC holds integer samples only; use --encoding pcm16 or pcm24")
+
+    from samplernn_cli.preview import PreviewRequest, preview  # imports torch
+    from samplernn_cli.quantize import Quantizer
+
+    report = preview(
+        PreviewRequest(
+            input_path=input_path,
+            audio=AudioConfig(
+                sample_rate=None
+                if keep_sample_rate
+                else (sample_rate or AUDIO_DEFAULTS.sample_rate),
+                normalize=normalize,
+            ),
+            quantizer=Quantizer(quantizer.value, q_levels),
+            output=output,
+            encoding=encoding.value,
+            force=force,
+        )
+    )
+    if as_json:
+        print_json(report)
+    else:
+        from samplernn_cli.cli.console import render_preview
+
+        render_preview(report)

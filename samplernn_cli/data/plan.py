@@ -1,0 +1,135 @@
+"""Turning the training parts of the input files into truncated-BPTT batches.
+
+The training audio is cut into long sequences (8 s by default). A batch is ``batch_size``
+sequences; each optimizer step (one *iteration*) sees the next chunk of ``chunk_length``
+samples of every sequence in the batch, carrying the RNN state from chunk to chunk, and the
+state is reset when the next batch of sequences starts. So the model learns context as long
+as a sequence, and generation, which runs for seconds from a reset state, matches what
+training saw.
+
+Which sequences make up epoch ``e`` depends only on (seed, e), so a run can be stopped and
+resumed at any iteration and see exactly the same data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from samplernn_cli.data.split import Segment
+from samplernn_cli.seeding import mix_seed
+
+
+def whole_chunks(requested: int, available: int, chunk_length: int) -> int:
+    """A sequence length in samples: whole chunks, at most ``available``, at least one chunk."""
+    return max(1, min(requested, available) // chunk_length) * chunk_length
+
+
+def read_rows(
+    codes: Sequence[np.ndarray | torch.Tensor],
+    picks: Sequence[tuple[int, int]],
+    *,
+    before: int,
+    length: int,
+    fill: int,
+) -> torch.Tensor:
+    """(len(picks), before + length) int64 codes: for each (file, position), that file's codes
+    from ``position - before`` to ``position + length``; ``fill`` (silence) where this runs
+    past the file's start or end, never into another file. Reads only those samples, so the
+    codes may be memory-mapped."""
+    rows = np.full((len(picks), before + length), fill, dtype=np.int64)
+    for row, (file, position) in enumerate(picks):
+        source = codes[file]
+        first = max(0, position - before)
+        last = min(int(source.shape[0]), position + length)
+        if last > first:
+            rows[row, first - (position - before) : last - (position - before)] = np.asarray(
+                source[first:last]
+            )
+    return torch.from_numpy(rows)
+
+
+class SequencePlan:
+    """The deterministic schedule of training sequences, batches and chunks.
+
+    Sequences of ``sequence_length`` samples (whole chunks, at most the shortest training
+    segment) start at evenly spaced offsets covering each training segment, never crossing
+    its end; there are at least ``batch_size`` of them (overlapping more where needed, the
+    extra ones going to the longest segments) and a whole number of batches. Each epoch
+    visits them all in an order drawn from (seed, epoch). Every sequence carries ``history``
+    samples of real context before its first target (silence before the start of a file).
+    """
+
+    def __init__(
+        self,
+        codes: Sequence[np.ndarray | torch.Tensor],
+        segments: Sequence[Segment],
+        *,
+        history: int,
+        zero_code: int,
+        sequence_length: int,
+        chunk_length: int,
+        batch_size: int,
+        seed: int,
+    ) -> None:
+        if not segments or min(s.length for s in segments) < chunk_length:
+            raise ValueError("a training segment is shorter than one chunk")
+        self.codes = codes
+        shortest = min(s.length for s in segments)
+        self.requested_length = sequence_length
+        self.sequence_length = whole_chunks(sequence_length, shortest, chunk_length)
+        # Whether the shortest segment, not the request, set the length.
+        self.limited_by_shortest = self.sequence_length < whole_chunks(
+            sequence_length, sequence_length, chunk_length
+        )
+        self.chunk_length = chunk_length
+        self.chunks_per_sequence = self.sequence_length // chunk_length
+        self.history = history
+        self.zero_code = zero_code
+        self.batch_size = batch_size
+        self.seed = seed
+        counts = [math.ceil(s.length / self.sequence_length) for s in segments]
+        wanted = max(sum(counts), batch_size)
+        self.num_sequences = math.ceil(wanted / batch_size) * batch_size
+        extra = self.num_sequences - sum(counts)
+        by_length = sorted(range(len(segments)), key=lambda i: -segments[i].length)
+        for turn in range(extra):
+            counts[by_length[turn % len(by_length)]] += 1
+        files, starts = [], []
+        for segment, count in zip(segments, counts, strict=True):
+            span = segment.length - self.sequence_length
+            for k in range(count):
+                offset = 0 if count == 1 else round(k * span / (count - 1))
+                files.append(segment.file)
+                starts.append(segment.start + offset)
+        self.files = torch.tensor(files, dtype=torch.long)
+        self.starts = torch.tensor(starts, dtype=torch.long)  # within each file
+        self.batches_per_epoch = self.num_sequences // batch_size
+
+    @property
+    def iterations_per_epoch(self) -> int:
+        return self.batches_per_epoch * self.chunks_per_sequence
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """Permutation of the sequences for ``epoch`` (0-based)."""
+        generator = torch.Generator().manual_seed(mix_seed(self.seed, epoch))
+        return torch.randperm(self.num_sequences, generator=generator)
+
+    def batch(self, epoch: int, index: int, rows: slice = slice(None)) -> torch.Tensor:
+        """(B, history + sequence_length) int64 codes of batch ``index`` of ``epoch`` (or
+        only its ``rows``)."""
+        chosen = self.order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
+        chosen = chosen[rows]
+        picks = list(zip(self.files[chosen].tolist(), self.starts[chosen].tolist(), strict=True))
+        return read_rows(
+            self.codes, picks, before=self.history, length=self.sequence_length,
+            fill=self.zero_code,
+        )  # fmt: skip
+
+    def window(self, batch: torch.Tensor, chunk: int) -> torch.Tensor:
+        """(B, history + chunk_length) int64 codes of chunk ``chunk`` of a batch."""
+        start = chunk * self.chunk_length
+        return batch[:, start : start + self.history + self.chunk_length].long()

@@ -1,0 +1,123 @@
+"""Sampling new audio from a trained model, all clips of a batch at once.
+
+Generation starts from the model's reset state with a silent history, exactly as a training
+sequence at the start of a file does, or from the state reached by running the network over
+a prime (real audio to continue). On the CPU the compiled sampler
+(:mod:`samplernn_cli.generation.fast`) runs; elsewhere the step-by-step PyTorch one
+(:mod:`samplernn_cli.generation.stepwise`). Both draw the same samples for the same seed
+(see :mod:`samplernn_cli.generation.sampling`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from samplernn_cli.generation.fast import FastSampler
+from samplernn_cli.generation.sampling import (
+    ClipNoise,
+    GenerateProgress,
+    sample_from_logits,
+    temperature_column,
+)
+from samplernn_cli.generation.stepwise import autoregress
+from samplernn_cli.model import ModelState, SampleRNN
+
+# Samples of prime audio run through the frame tiers per forward call.
+PRIME_STEP_SAMPLES = 65536
+
+
+@torch.no_grad()
+def prime_model(
+    model: SampleRNN, prime: torch.Tensor, count: int
+) -> tuple[torch.Tensor, ModelState]:
+    """Run the frame tiers over ``prime`` (teacher forcing) to warm up their state.
+
+    The prime is padded with silence at the front to whole top-tier frames, like a training
+    sequence at the start of a file, and processed over its whole length.
+
+    Args:
+        prime: (P,) codes.
+        count: clips that will continue from it.
+
+    Returns:
+        (count, history) codes (the prime's last samples) and the frame tiers' state, both
+        ready for :func:`autoregress`.
+    """
+    device = next(model.parameters()).device
+    top = model.config.tier_frame_samples[-1]
+    history = model.history
+    padding = (-prime.numel()) % top + history
+    stream = torch.cat(
+        [torch.full((padding,), model.quantizer.zero_code, dtype=torch.long), prime.long().cpu()]
+    ).to(device)
+    step = top * max(1, PRIME_STEP_SAMPLES // top)
+    state: ModelState | None = None
+    for start in range(0, stream.numel() - history, step):
+        window = stream[start : start + history + step].unsqueeze(0)
+        _, state = model.frame_tiers_pass(window, state)
+    assert state is not None
+    expanded: ModelState = [
+        None if s is None else tuple(t.expand(-1, count, -1).contiguous() for t in s) for s in state
+    ]
+    return stream[-history:].unsqueeze(0).expand(count, -1).clone(), expanded
+
+
+def generate_codes(
+    model: SampleRNN,
+    count: int,
+    num_samples: int,
+    *,
+    temperature: float | Sequence[float] = 1.0,
+    seed: int = 0,
+    first_clip: int = 0,
+    prime: torch.Tensor | None = None,
+    progress: GenerateProgress | None = None,
+    implementation: str = "auto",
+) -> torch.Tensor:
+    """Generate ``count`` clips of ``num_samples`` codes each, together as one batch.
+
+    Args:
+        model: the network (its device is used), in eval mode.
+        temperature: one value for all clips or one per clip; 1.0 samples the model's own
+            distribution, lower is more conservative, higher more adventurous.
+        seed, first_clip: clip ``first_clip + i`` draws from the stream seeded by
+            ``(seed, first_clip + i)``.
+        prime: (P,) codes to continue from (see :func:`prime_model`), or None.
+        progress: see :data:`GenerateProgress`.
+        implementation: ``"fast"`` (:class:`FastSampler`, CPU only), ``"reference"``
+            (:func:`autoregress`, any device) or ``"auto"`` (fast on the CPU).
+
+    Returns:
+        (count, num_samples) int64 codes (the prime is not included).
+    """
+    device = next(model.parameters()).device
+    temperatures = temperature_column(temperature, count, device)
+    noise = ClipNoise(seed, first_clip, count)
+    history, state = (None, None) if prime is None else prime_model(model, prime, count)
+    if implementation == "auto":
+        implementation = "fast" if device.type == "cpu" else "reference"
+    if implementation == "fast":
+        sampler = FastSampler(model, count, temperatures.squeeze(1).tolist())
+        return sampler.run(
+            num_samples,
+            lambda block: noise.draw(block, torch.device("cpu")).numpy(),
+            history=history,
+            state=state,
+            progress=progress,
+        )
+    if implementation != "reference":
+        raise ValueError(f"unknown implementation {implementation!r}")
+    block = model.config.tier_frame_samples[-1]
+    uniforms = torch.empty(0)
+
+    def sample(t: int, logits: torch.Tensor) -> torch.Tensor:
+        nonlocal uniforms
+        if t % block == 0:
+            uniforms = noise.draw(block, device)
+        return sample_from_logits(logits, temperatures, uniforms[:, t % block])
+
+    return autoregress(
+        model, count, num_samples, sample, history=history, state=state, progress=progress
+    )

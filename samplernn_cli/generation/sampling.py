@@ -1,0 +1,71 @@
+"""What every sampler shares: per-clip random streams, drawing a code from logits, and the
+progress protocol.
+
+Randomness: clip ``i`` of a request with seed ``s`` draws its samples by inverting the
+softmax's cumulative distribution at uniform numbers from its own stream, seeded from
+``(s, i)``. So a clip depends only on the seed, its index, its temperature and the model: not
+on the batch size, the other clips or the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from samplernn_cli.seeding import mix_seed
+
+# Called with (samples done, samples total) of the current batch once per top-tier frame;
+# returning True stops generation (GenerationStopped).
+GenerateProgress = Callable[[int, int], bool | None]
+
+
+class GenerationStopped(Exception):
+    """Raised when the progress callback asks generation to stop."""
+
+
+class ClipNoise:
+    """Per-clip streams of uniform random numbers, drawn a block at a time."""
+
+    def __init__(self, seed: int, first_clip: int, count: int) -> None:
+        self.generators = [
+            torch.Generator().manual_seed(mix_seed(seed, first_clip + i)) for i in range(count)
+        ]
+
+    def draw(self, length: int, device: torch.device) -> torch.Tensor:
+        """(count, length) uniforms in [0, 1)."""
+        rows = [torch.rand(length, generator=g, dtype=torch.float64) for g in self.generators]
+        return torch.stack(rows).to(device=device, dtype=torch.float32)
+
+
+def sample_from_logits(
+    logits: torch.Tensor, temperatures: torch.Tensor, uniforms: torch.Tensor
+) -> torch.Tensor:
+    """Draw one code per row by inverting the softmax's CDF at ``uniforms``.
+
+    Args:
+        logits: (B, levels).
+        temperatures: (B, 1).
+        uniforms: (B,) in [0, 1).
+
+    Returns:
+        (B,) int64 codes, distributed as ``softmax(logits / temperature)``.
+    """
+    cdf = torch.softmax(logits / temperatures, dim=-1).cumsum(dim=-1)
+    # right=True: the first level whose cumulative probability exceeds the draw, so a level
+    # of probability zero is never chosen.
+    target = (uniforms * cdf[:, -1]).unsqueeze(1)
+    return torch.searchsorted(cdf, target, right=True).squeeze(1).clamp_(max=logits.shape[-1] - 1)
+
+
+def temperature_column(
+    temperature: float | Sequence[float], count: int, device: torch.device
+) -> torch.Tensor:
+    """(count, 1) temperatures from one value or one per clip."""
+    if isinstance(temperature, (int, float)):
+        values = [float(temperature)] * count
+    else:
+        values = [float(value) for value in temperature]
+    if len(values) != count:
+        raise ValueError(f"{len(values)} temperatures for {count} clips")
+    return torch.tensor(values, dtype=torch.float32, device=device).unsqueeze(1)

@@ -1,0 +1,61 @@
+"""What changes as a run trains: its place in the data plan, the RNN state carried between
+chunks, and the loss history. Saved in every checkpoint, restored on resume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from samplernn_cli.checkpoint import Checkpoint, LossHistory, Progress
+from samplernn_cli.model import ModelState
+
+
+@dataclass
+class RunState:
+    """The position of a run, and what it has measured so far."""
+
+    iteration: int = 0  # optimizer steps done
+    epoch_index: int = 0  # 0-based epoch in progress
+    batch: int = 0  # batch within the epoch
+    chunk: int = 0  # chunk within the batch's sequences
+    last_epoch: int = 1  # 1-based epoch of the last iteration (used in file names)
+    training_seconds: float = 0.0
+    rnn_state: ModelState | None = None
+    history: LossHistory = field(default_factory=LossHistory)
+    bad_steps: int = 0  # consecutive iterations with a non-finite loss or gradient
+    last_checkpoint: Path | None = None
+    last_checkpoint_iteration: int = -1
+
+    def progress(self, *, iterations_per_epoch: int, sequence_samples: int) -> Progress:
+        return Progress(
+            iteration=self.iteration,
+            epoch=self.last_epoch,
+            epoch_index=self.epoch_index,
+            batch=self.batch,
+            chunk=self.chunk,
+            training_seconds=self.training_seconds,
+            iterations_per_epoch=iterations_per_epoch,
+            sequence_samples=sequence_samples,
+        )
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint, device: torch.device) -> RunState:
+        """The state a checkpoint recorded (it must hold the training state)."""
+        checkpoint.require_training_state()
+        progress = checkpoint.progress
+        assert progress.epoch_index is not None and progress.batch is not None
+        assert progress.chunk is not None and progress.training_seconds is not None
+        return cls(
+            iteration=progress.iteration,
+            epoch_index=progress.epoch_index,
+            batch=progress.batch,
+            chunk=progress.chunk,
+            last_epoch=progress.epoch,
+            training_seconds=progress.training_seconds,
+            rnn_state=checkpoint.rnn_state(device),
+            history=checkpoint.history,
+            last_checkpoint=checkpoint.path,
+            last_checkpoint_iteration=progress.iteration,
+        )

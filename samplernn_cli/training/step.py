@@ -1,0 +1,120 @@
+"""One training step's numerics: the loss and gradients of a truncated-BPTT chunk (in slices
+of bounded memory, or through DistributedDataParallel), and the optimizer."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from samplernn_cli.evaluation import LOG2
+from samplernn_cli.model import ModelState, SampleRNN
+from samplernn_cli.training.distributed import Distributed, collective
+
+# Activation values (batch x targets x hidden) per slice of the sample MLP in a training step:
+# 16 M floats (64 MB) keeps the MLP's part of the memory small at any size, while each slice
+# still feeds the matrix units large products (at the default size, 128 targets x batch 128).
+MLP_SLICE_FLOATS = 16 * 2**20
+
+
+def forward_backward(
+    model: SampleRNN,
+    window: torch.Tensor,
+    state: ModelState | None,
+    *,
+    slice_floats: int = MLP_SLICE_FLOATS,
+) -> tuple[float, ModelState]:
+    """Loss and gradients of one truncated-BPTT chunk, with bounded memory.
+
+    The frame tiers run over the whole chunk. The sample-level MLP, whose activations are
+    (batch x targets x hidden) and dominate memory, runs in slices of whole bottom-tier frames
+    of at most about ``slice_floats`` activation values each, together with the bottom tier's
+    upsampling (whose output, one vector per target, is the largest tensor of the chunk):
+    every slice's loss is back-propagated at once (into the MLP and upsampling weights, the
+    bottom tier's per-frame vectors and the first layer's tables), freeing its activations,
+    and the accumulated gradients then flow through the frame tiers and the tables in one
+    backward pass. Same loss and gradients as one pass over the chunk, up to float summation
+    order. Nothing is back-propagated when the loss is not finite.
+
+    Args:
+        window: (B, history + L) codes.
+
+    Returns:
+        The mean loss in bits per sample (NaN or infinite if so) and the state after the
+        chunk (not detached).
+    """
+    history = model.history
+    tier = model.sample_tier
+    batch = window.shape[0]
+    length = window.shape[1] - history
+    targets = window[:, history:]
+    # (B, L, FS): the frame_size codes before each target (a view, not a copy).
+    previous = window[:, history - tier.frame_size : -1].unfold(1, tier.frame_size, 1)
+    step = max(1, slice_floats // (batch * tier.input.out_features))
+    if step >= length:
+        conditioning, new_state = model.frame_tiers_pass(window, state)
+        logits = tier(previous, conditioning)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        bits = loss.item() / LOG2
+        if math.isfinite(bits):
+            loss.backward()
+        return bits, new_state
+    bottom = model.frame_tiers[0]
+    features, new_state = model.frame_tiers_pass(window, state, upsample=False)
+    frames_per_slice = max(1, step // bottom.ratio)
+    tables = tier.input_tables()
+    features_leaf = features.detach().requires_grad_()
+    tables_leaf = tables.detach().requires_grad_()
+    total = torch.zeros((), dtype=torch.float64, device=window.device)
+    for first in range(0, features.shape[1], frames_per_slice):
+        frames = slice(first, first + frames_per_slice)
+        part = slice(first * bottom.ratio, min((first + frames_per_slice) * bottom.ratio, length))
+        conditioning = bottom.upsample_frames(features_leaf[:, frames])
+        logits = tier(previous[:, part], conditioning, tables_leaf)
+        loss = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), targets[:, part].reshape(-1), reduction="sum"
+        ) / (batch * length)
+        loss.backward()
+        total += loss.detach()
+    bits = float(total) / LOG2
+    if math.isfinite(bits):
+        torch.autograd.backward([features, tables], [features_leaf.grad, tables_leaf.grad])
+    return bits, new_state
+
+
+def distributed_forward_backward(
+    ddp: torch.nn.Module,
+    dist: Distributed,
+    window: torch.Tensor,
+    state: ModelState | None,
+    history: int,
+) -> tuple[float, ModelState]:
+    """One forward and one backward pass through DistributedDataParallel, which averages
+    the gradients over the ranks as the backward pass produces them. (The sliced pass of
+    :func:`forward_backward` runs several backward passes per step, which DDP's gradient
+    hooks do not allow; each rank's share of the batch keeps the memory down instead.)
+    Always back-propagates, even a non-finite loss: every rank must join the gradient
+    reduction, and a NaN anywhere then makes every rank skip the step.
+
+    Returns:
+        The loss averaged over the ranks in bits per sample, and this rank's new state.
+    """
+
+    def step() -> tuple[torch.Tensor, ModelState]:
+        logits, new_state = ddp(window, state)
+        targets = window[:, history:].reshape(-1)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets)
+        loss.backward()  # the gradients' all-reduce happens in here
+        return loss, new_state
+
+    loss, new_state = collective(step)
+    return dist.mean(loss) / LOG2, new_state
+
+
+def make_optimizer(model: SampleRNN, learning_rate: float) -> torch.optim.Optimizer:
+    """Adam, with PyTorch's fused implementation (one kernel for all parameters) where the
+    device has one: the same update as the per-parameter loop, several times faster."""
+    device = next(model.parameters()).device
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.Adam(model.parameters(), lr=learning_rate, fused=fused or None)
