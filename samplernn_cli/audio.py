@@ -8,6 +8,7 @@ DSP (resampling): its own ``load``/``save`` need FFmpeg and TorchCodec.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 from collections.abc import Iterator
@@ -47,15 +48,7 @@ class AudioSource:
         return self.frames / self.sample_rate
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "path": self.path,
-            "name": self.name,
-            "sample_rate": self.sample_rate,
-            "channels": self.channels,
-            "frames": self.frames,
-            "format": self.format,
-            "subtype": self.subtype,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)

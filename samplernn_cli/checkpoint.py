@@ -15,6 +15,7 @@ below fill them in).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import pickle
@@ -59,33 +60,17 @@ class Progress:
     sequence_samples: int | None = None  # the training sequence length the data plan used
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "iteration": self.iteration,
-            "epoch": self.epoch,
-            "epoch_index": self.epoch_index,
-            "batch": self.batch,
-            "chunk": self.chunk,
-            "training_seconds": self.training_seconds,
-            "iterations_per_epoch": self.iterations_per_epoch,
-            "sequence_samples": self.sequence_samples,
-        }
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Progress:
-        def number(key: str, kind: type) -> Any:
-            value = data.get(key)
-            return None if value is None else kind(value)
-
-        return cls(
-            iteration=int(data["iteration"]),
-            epoch=int(data["epoch"]),
-            epoch_index=number("epoch_index", int),
-            batch=number("batch", int),
-            chunk=number("chunk", int),
-            training_seconds=number("training_seconds", float),
-            iterations_per_epoch=number("iterations_per_epoch", int),
-            sequence_samples=number("sequence_samples", int),
-        )
+        """The progress a file records (None for what older files lack)."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            value = data[f.name] if f.name in ("iteration", "epoch") else data.get(f.name)
+            kind = float if f.name == "training_seconds" else int
+            values[f.name] = None if value is None else kind(value)
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -553,7 +538,7 @@ def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
             "weight_decay": optimizer.get("weight_decay"),
             "grad_clip": train.grad_clip,
         },
-        "losses": {"unit": "bits per sample", **losses.__dict__},
+        "losses": {"unit": "bits per sample", **dataclasses.asdict(losses)},
         "input": {
             "files": files,
             "count": len(files),

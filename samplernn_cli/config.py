@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from samplernn_cli.errors import ConfigError
 
@@ -26,7 +26,7 @@ MAX_TOP_FRAME = 65536  # samples in the top tier's frame (the product of the fra
 MAX_COUNT = 2**62
 MAX_SEED = 2**63 - 1
 
-T = TypeVar("T")
+S = TypeVar("S", bound="Settings")
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,14 @@ def setting(
     *,
     low_inclusive: bool = True,
     choices: tuple[str, ...] = (),
+    optional: bool = False,
 ) -> Any:
-    """A dataclass field with its default and its :class:`Rule`."""
+    """A dataclass field with its default and its :class:`Rule`; ``optional`` settings (and
+    those whose default is None) also accept None, meaning "not set"."""
     rule = Rule(label, kind, low, high, low_inclusive, choices)
-    return dataclasses.field(default=default, metadata={"rule": rule})
+    return dataclasses.field(
+        default=default, metadata={"rule": rule, "optional": optional or default is None}
+    )
 
 
 def rule(settings: type, name: str) -> Rule:
@@ -119,13 +123,13 @@ def default(settings: type, name: str) -> Any:
 
 def _check_rules(obj: object) -> None:
     """Check every field that declares a rule (tuples element by element; None allowed
-    where the default is None)."""
+    where the setting is optional)."""
     for f in fields(obj):  # type: ignore[arg-type]
         field_rule: Rule | None = f.metadata.get("rule")
         if field_rule is None:
             continue
         value = getattr(obj, f.name)
-        if value is None and f.default is None:
+        if value is None and f.metadata["optional"]:
             continue
         if isinstance(f.default, tuple):
             if not isinstance(value, tuple) or not value:
@@ -136,28 +140,37 @@ def _check_rules(obj: object) -> None:
             field_rule.check(value)
 
 
-def _from_dict(cls: type[T], data: dict[str, Any], what: str) -> T:
-    """Build a dataclass from a dict, refusing unknown keys (missing keys take defaults)."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{what} must be a JSON object, got {type(data).__name__}")
-    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{what} has unknown settings: {', '.join(unknown)}")
-    values = dict(data)
-    for f in fields(cls):  # type: ignore[arg-type]
-        if f.name in values and isinstance(values[f.name], list):
-            values[f.name] = tuple(values[f.name])
-    return cls(**values)
+class Settings:
+    """Base of the settings dataclasses: checking the rules, and plain-dict conversion."""
 
+    what: ClassVar[str] = "settings"  # how messages name the whole set
 
-def _to_dict(obj: object) -> dict[str, Any]:
-    out = dataclasses.asdict(obj)  # type: ignore[call-overload]
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first setting that breaks its rule."""
+        _check_rules(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)  # type: ignore[call-overload]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    @classmethod
+    def from_dict(cls: type[S], data: dict[str, Any]) -> S:
+        """Build from a dict, refusing unknown keys (missing keys take defaults)."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{cls.what} must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{cls.what} has unknown settings: {', '.join(unknown)}")
+        values = dict(data)
+        for f in fields(cls):  # type: ignore[arg-type]
+            if f.name in values and isinstance(values[f.name], list):
+                values[f.name] = tuple(values[f.name])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Settings):
     """The architecture: everything needed to rebuild the network and read its output.
 
     ``frame_sizes`` lists the frame tiers from the bottom up: the first entry is the bottom
@@ -165,6 +178,8 @@ class ModelConfig:
     frames of the tier below make one frame of the next tier up. ``(16,)`` is the 2-tier
     model; ``(2, 4)`` is a 3-tier model with frames of 2 and 8 samples.
     """
+
+    what: ClassVar[str] = "model settings"
 
     frame_sizes: tuple[int, ...] = setting((16,), "frame_size", int, 1, 4096)
     rnn_type: str = setting("lstm", "rnn type", str, choices=("lstm", "gru"))
@@ -254,7 +269,7 @@ class ModelConfig:
     def validate(self) -> None:
         if not isinstance(self.frame_sizes, tuple) or not self.frame_sizes:
             raise ConfigError("frame sizes must be a non-empty list of whole numbers")
-        _check_rules(self)
+        super().validate()
         if self.tier_frame_samples[-1] > MAX_TOP_FRAME:
             raise ConfigError(
                 f"the top tier's frame is {self.tier_frame_samples[-1]} samples long; "
@@ -267,40 +282,25 @@ class ModelConfig:
                 "lower hidden_size, rnn_layers, embed_size, frame_size or quantization"
             )
 
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        return _from_dict(cls, data, "model settings")
-
 
 @dataclass(frozen=True)
-class AudioConfig:
+class AudioConfig(Settings):
     """How input audio becomes the model's waveform.
 
     ``sample_rate`` None keeps the input file's own rate.
     """
 
-    sample_rate: int | None = setting(16000, "sample rate", int, 1_000, 384_000)
+    what: ClassVar[str] = "audio settings"
+
+    sample_rate: int | None = setting(16000, "sample rate", int, 1_000, 384_000, optional=True)
     normalize: bool = setting(True, "normalize", bool)
-
-    def validate(self) -> None:
-        if self.sample_rate is not None:
-            rule(AudioConfig, "sample_rate").check(self.sample_rate)
-        rule(AudioConfig, "normalize").check(self.normalize)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AudioConfig:
-        return _from_dict(cls, data, "audio settings")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Settings):
     """Training settings fixed for the life of a run (the data plan depends on them)."""
+
+    what: ClassVar[str] = "training settings"
 
     batch_size: int = setting(128, "batch_size", int, 1, 65536)
     num_frames: int = setting(64, "num_frames", int, 1, 1_000_000)
@@ -316,20 +316,12 @@ class TrainConfig:
         """Target samples per truncated-BPTT step: ``num_frames`` top-tier frames."""
         return self.num_frames * model.tier_frame_samples[-1]
 
-    def validate(self) -> None:
-        _check_rules(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        return _from_dict(cls, data, "training settings")
-
 
 @dataclass(frozen=True)
-class LiveSettings:
+class LiveSettings(Settings):
     """The settings kept in ``NAME_args.json``, which may be edited while training runs."""
+
+    what: ClassVar[str] = "live settings"
 
     length: float = setting(5.0, "length", float, 0.0, 36000.0, low_inclusive=False)
     num_generated: int = setting(4, "num_generated", int, 1, 4096)
@@ -339,37 +331,28 @@ class LiveSettings:
     temperature: float = setting(1.0, "temperature", float, 0.0, 100.0, low_inclusive=False)
     learning_rate: float = setting(1e-3, "learning_rate", float, 0.0, 10.0, low_inclusive=False)
 
-    def validate(self) -> None:
-        _check_rules(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LiveSettings:
-        return _from_dict(cls, data, "live settings")
-
 
 @dataclass(frozen=True)
-class StopConditions:
+class StopConditions(Settings):
     """When a training session ends by itself; all None means: train until interrupted.
 
     ``max_iterations`` and ``max_epochs`` count from the start of the run (a resumed run
     keeps counting); ``max_seconds`` is the wall-clock budget of this session.
     """
 
+    what: ClassVar[str] = "stop conditions"
+
     max_iterations: int | None = setting(None, "max iterations", int, 1, MAX_COUNT)
     max_epochs: int | None = setting(None, "max epochs", int, 1, MAX_COUNT)
     max_seconds: float | None = setting(None, "max time", float, 0.0, 1e9, low_inclusive=False)
 
-    def validate(self) -> None:
-        _check_rules(self)
-
 
 @dataclass(frozen=True)
-class GenerateSettings:
+class GenerateSettings(Settings):
     """What ``samplernn generate`` makes: how many clips, how long, how they are drawn and
     written. The model, quantizer and sample rate come from the checkpoint."""
+
+    what: ClassVar[str] = "generation settings"
 
     length: float = setting(10.0, "length", float, 0.0, 36000.0, low_inclusive=False)
     count: int = setting(1, "count", int, 1, 100_000)
@@ -385,7 +368,7 @@ class GenerateSettings:
     encoding: str = setting("pcm16", "encoding", str, choices=("pcm16", "pcm24", "float"))
 
     def validate(self) -> None:
-        _check_rules(self)
+        super().validate()
         if len(self.temperatures) not in (1, self.count):
             raise ConfigError(
                 f"{len(self.temperatures)} temperatures for {self.count} clips; give one, "

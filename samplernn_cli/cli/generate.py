@@ -25,9 +25,9 @@ from samplernn_cli.cli.options import (
     PrimeSecondsOption,
     QuietOption,
     TemperaturesOption,
-    split_numbers,
 )
 from samplernn_cli.cli.output import print_path
+from samplernn_cli.cli.rules import split_numbers
 from samplernn_cli.config import GenerateSettings
 from samplernn_cli.errors import CheckpointError, UsageError
 from samplernn_cli.fileio import check_input_file

@@ -1,6 +1,6 @@
 """Command-line options shared between commands: one definition per option.
 
-An option that sets a stored setting is made by :func:`setting_option` from the setting's
+An option that sets a stored setting is made by :func:`.rules.setting_option` from the setting's
 declaration in :mod:`samplernn_cli.config`: its limits (Typer's ``min``/``max`` for whole
 numbers, a range check for decimals) and allowed values (an Enum) are the setting's own, so
 a bad number exits with code 2 and a one-line message before anything is read or written,
@@ -12,27 +12,31 @@ to None, meaning "not given"; each command fills in its own default.
 
 from __future__ import annotations
 
-import typing
-from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from samplernn_cli.cli.rules import (
+    SETTING_OPTIONS,
+    checked_duration,
+    choices,
+    default_note,
+    each_within,
+    setting_option,
+    spellings,
+)
 from samplernn_cli.config import (
     AudioConfig,
     GenerateSettings,
     LiveSettings,
     ModelConfig,
-    Rule,
     StopConditions,
     TrainConfig,
     default,
-    parse_duration,
     rule,
 )
-from samplernn_cli.errors import ConfigError
 from samplernn_cli.presets import PRESETS
 
 INPUT = "Input audio"
@@ -46,18 +50,11 @@ GENERATION = "Generation"
 # Settings that define a run: fixed for its life, so `resume` takes them from the checkpoint.
 RUN_SETTINGS = (ModelConfig, AudioConfig, TrainConfig)
 
-
-def _choices(settings: type, name: str, enum_name: str) -> type[Enum]:
-    """A str Enum of a setting's allowed values (what Typer shows and checks)."""
-    values = rule(settings, name).choices
-    return Enum(enum_name, {value: value for value in values}, type=str)  # type: ignore[return-value]
-
-
-QuantizerKind = _choices(ModelConfig, "quantizer", "QuantizerKind")
-RnnType = _choices(ModelConfig, "rnn_type", "RnnType")
-ValSplit = _choices(TrainConfig, "val_split", "ValSplit")
-Encoding = _choices(GenerateSettings, "encoding", "Encoding")
-FileFormat = _choices(GenerateSettings, "file_format", "FileFormat")
+QuantizerKind = choices(ModelConfig, "quantizer", "QuantizerKind")
+RnnType = choices(ModelConfig, "rnn_type", "RnnType")
+ValSplit = choices(TrainConfig, "val_split", "ValSplit")
+Encoding = choices(GenerateSettings, "encoding", "Encoding")
+FileFormat = choices(GenerateSettings, "file_format", "FileFormat")
 PresetName = Enum("PresetName", {name: name for name in PRESETS}, type=str)  # type: ignore[misc]
 
 # The settings' defaults, for the commands' parameter defaults.
@@ -74,89 +71,6 @@ DEFAULT_ENCODING = Encoding(GENERATE_DEFAULTS.encoding)
 PREVIEW_ENCODING = Encoding("float")
 
 
-def _within(setting_rule: Rule) -> Callable[[Any], Any]:
-    """A parse-time check of a decimal against its setting's rule."""
-
-    def check(value: float | None) -> float | None:
-        if value is not None and not setting_rule.accepts_number(value):
-            raise typer.BadParameter(f"must be {setting_rule.describe()}, got {value:g}")
-        return value
-
-    return check
-
-
-def _each_within(setting_rule: Rule, kind: type) -> Callable[[str | None], str | None]:
-    """A parse-time check of a comma-separated list (``16,4``, ``0.8,1.0``) whose every
-    element must satisfy the setting's rule; the command splits it."""
-    what = "whole numbers" if kind is int else "numbers"
-
-    def check(text: str | None) -> str | None:
-        if text is None:
-            return None
-        parts = text.replace(",", " ").split()
-        try:
-            values = [kind(part) for part in parts]
-        except ValueError:
-            values = []
-        if not values:
-            raise typer.BadParameter(f"{text!r}: give {what} separated by commas")
-        for value in values:
-            try:
-                setting_rule.check(value)
-            except ConfigError:
-                raise typer.BadParameter(
-                    f"{text!r}: each value must be {setting_rule.describe()}"
-                ) from None
-        return text
-
-    return check
-
-
-def split_numbers(text: str, kind: type = int) -> tuple[Any, ...]:
-    """The values of a comma-separated option checked by :func:`_each_within`."""
-    return tuple(kind(part) for part in text.replace(",", " ").split())
-
-
-def _checked_duration(text: str | None) -> str | None:
-    """``--max-time``: a readable duration within the stop condition's limits."""
-    if text is None:
-        return None
-    try:
-        rule(StopConditions, "max_seconds").check(parse_duration(text))
-    except ConfigError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    return text
-
-
-def setting_option(settings: type, name: str, *decls: str, **options: Any) -> Any:
-    """A Typer option for setting ``name`` of ``settings``, checked by the setting's rule.
-
-    The option remembers its setting (``.setting``), which is how the tests and
-    :data:`FIXED_AT_RESUME` find it.
-    """
-    setting_rule = rule(settings, name)
-    if "callback" not in options:
-        if setting_rule.kind is int:
-            options.update(min=setting_rule.low, max=setting_rule.high)
-        elif setting_rule.kind is float:
-            options["callback"] = _within(setting_rule)
-        elif setting_rule.kind is str:
-            options.setdefault("case_sensitive", False)
-    info = typer.Option(*decls, **options)
-    info.setting = (settings, name)  # type: ignore[attr-defined]
-    _SETTING_OPTIONS.append(info)
-    return info
-
-
-_SETTING_OPTIONS: list[Any] = []
-
-
-def _default_note(settings: type, name: str, unit: str = "") -> str:
-    value = default(settings, name)
-    shown = f"{value:g}" if isinstance(value, float) else str(value)
-    return f" (default: {shown}{unit})"
-
-
 # ---------------------------------------------------------------- input audio
 
 SampleRateOption = Annotated[
@@ -164,7 +78,7 @@ SampleRateOption = Annotated[
     setting_option(
         AudioConfig, "sample_rate", "--sample-rate", "--sample_rate",
         help="Rate in Hz the audio is resampled to and the model runs at"
-        + _default_note(AudioConfig, "sample_rate") + ".",
+        + default_note(AudioConfig, "sample_rate") + ".",
         show_default=False, rich_help_panel=INPUT,
     ),
 ]  # fmt: skip
@@ -250,7 +164,7 @@ FrameSizesOption = Annotated[
     str | None,
     setting_option(
         ModelConfig, "frame_sizes", "--frame-sizes", "--frame_sizes",
-        callback=_each_within(rule(ModelConfig, "frame_sizes"), int),
+        callback=each_within(rule(ModelConfig, "frame_sizes"), int),
         help="All frame tiers, bottom up: the bottom tier's frame in samples, then for each "
         "further tier how many frames of the tier below make one of its frames. 16 is the "
         "2-tier model; 2,4 a 3-tier model with frames of 2 and 8 samples (default: "
@@ -369,7 +283,7 @@ LearningRateOption = Annotated[
     float | None,
     setting_option(
         LiveSettings, "learning_rate", "--learning-rate", "--learning_rate", "--lr",
-        help="Adam learning rate" + _default_note(LiveSettings, "learning_rate") + ".",
+        help="Adam learning rate" + default_note(LiveSettings, "learning_rate") + ".",
         show_default=False, rich_help_panel=LIVE,
     ),
 ]  # fmt: skip
@@ -378,7 +292,7 @@ GenerateEveryOption = Annotated[
     setting_option(
         LiveSettings, "generate_every", "--generate-every", "--generate_every",
         help="Generate num_generated clips every this many iterations"
-        + _default_note(LiveSettings, "generate_every") + ".",
+        + default_note(LiveSettings, "generate_every") + ".",
         show_default=False, rich_help_panel=LIVE,
     ),
 ]  # fmt: skip
@@ -387,7 +301,7 @@ CheckpointEveryOption = Annotated[
     setting_option(
         LiveSettings, "checkpoint_every", "--checkpoint-every", "--checkpoint_every",
         help="Write a checkpoint every this many iterations"
-        + _default_note(LiveSettings, "checkpoint_every") + ".",
+        + default_note(LiveSettings, "checkpoint_every") + ".",
         show_default=False, rich_help_panel=LIVE,
     ),
 ]  # fmt: skip
@@ -396,7 +310,7 @@ ValEveryOption = Annotated[
     setting_option(
         LiveSettings, "val_every", "--val-every", "--val_every",
         help="Measure validation bits per sample every this many iterations"
-        + _default_note(LiveSettings, "val_every") + ".",
+        + default_note(LiveSettings, "val_every") + ".",
         show_default=False, rich_help_panel=LIVE,
     ),
 ]  # fmt: skip
@@ -405,7 +319,7 @@ LengthOption = Annotated[
     setting_option(
         LiveSettings, "length", "--length",
         help="Length in seconds of each clip generated during training"
-        + _default_note(LiveSettings, "length") + ".",
+        + default_note(LiveSettings, "length") + ".",
         show_default=False, rich_help_panel=LIVE,
     ),
 ]  # fmt: skip
@@ -414,7 +328,7 @@ NumGeneratedOption = Annotated[
     setting_option(
         LiveSettings, "num_generated", "--num-generated", "--num_generated",
         help="Number of clips generated (together, in one batch) each time"
-        + _default_note(LiveSettings, "num_generated") + ".",
+        + default_note(LiveSettings, "num_generated") + ".",
         show_default=False, rich_help_panel=LIVE,
     ),
 ]  # fmt: skip
@@ -423,7 +337,7 @@ TemperatureOption = Annotated[
     setting_option(
         LiveSettings, "temperature", "--temperature",
         help="Sampling temperature of the clips generated during training"
-        + _default_note(LiveSettings, "temperature") + ".",
+        + default_note(LiveSettings, "temperature") + ".",
         show_default=False, rich_help_panel=LIVE,
     ),
 ]  # fmt: skip
@@ -450,7 +364,7 @@ MaxTimeOption = Annotated[
     str | None,
     setting_option(
         StopConditions, "max_seconds", "--max-time", "--max_time",
-        callback=_checked_duration,
+        callback=checked_duration,
         help="Stop after this much wall-clock time in this session: 90s, 45m, 12h, 2d, 1h30m.",
         show_default=False, rich_help_panel=STOP,
     ),
@@ -475,7 +389,7 @@ TemperaturesOption = Annotated[
     str | None,
     setting_option(
         GenerateSettings, "temperatures", "--temperature",
-        callback=_each_within(rule(GenerateSettings, "temperatures"), float),
+        callback=each_within(rule(GenerateSettings, "temperatures"), float),
         help="Sampling temperature: one value for every clip, or a comma-separated list with "
         "one per clip (0.8,1.0,1.2). 1.0 samples the model's own distribution; lower is "
         "tamer (default: 1.0).",
@@ -595,17 +509,7 @@ JsonOption = Annotated[
 ]  # fmt: skip
 
 
-def spellings(option: object) -> list[str]:
-    """Every command-line spelling of an option (e.g. --hidden-size, --hidden_size)."""
-    info = typing.get_args(option)[1] if typing.get_args(option) else option
-    declared = list(info.param_decls)  # type: ignore[attr-defined]
-    first = info.default  # type: ignore[attr-defined]
-    if isinstance(first, str) and first.startswith("-"):
-        declared.insert(0, first)  # Typer keeps the first spelling in `default`
-    return [name for decl in declared for name in decl.split("/") if name.startswith("-")]
-
-
 # Options that set what defines a run; `resume` takes them from the checkpoint.
 FIXED_AT_RESUME = {
-    name for info in _SETTING_OPTIONS if info.setting[0] in RUN_SETTINGS for name in spellings(info)
+    name for info in SETTING_OPTIONS if info.setting[0] in RUN_SETTINGS for name in spellings(info)
 } | {"--example", *spellings(PresetOption), *spellings(KeepSampleRateOption)}

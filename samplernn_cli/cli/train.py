@@ -57,9 +57,9 @@ from samplernn_cli.cli.options import (
     ValFractionOption,
     ValSplitOption,
     WeightNormOption,
-    split_numbers,
 )
 from samplernn_cli.cli.output import print_path
+from samplernn_cli.cli.rules import split_numbers
 from samplernn_cli.config import (
     AudioConfig,
     LiveSettings,

@@ -22,7 +22,7 @@ from samplernn_cli.checkpoint import (
     TrainingSnapshot,
     save_checkpoint,
 )
-from samplernn_cli.config import AudioConfig, LiveSettings, ModelConfig, StopConditions, TrainConfig
+from samplernn_cli.config import LiveSettings
 from samplernn_cli.data.cache import Dataset
 from samplernn_cli.data.plan import SequencePlan
 from samplernn_cli.data.split import DataSplit, split_dataset
@@ -36,10 +36,11 @@ from samplernn_cli.training.live import LiveSettingsFile
 from samplernn_cli.training.requests import (
     ProgressCallback,
     StopRequest,
+    TrainRequest,
     TrainResult,
     TrainStatus,
 )
-from samplernn_cli.training.runfolder import LossLog, RunFolder
+from samplernn_cli.training.runfolder import LossLog
 from samplernn_cli.training.state import RunState
 from samplernn_cli.training.step import (
     distributed_forward_backward,
@@ -61,30 +62,25 @@ class Trainer:
 
     def __init__(
         self,
+        request: TrainRequest,
         *,
-        run: RunFolder,
-        model_config: ModelConfig,
-        audio_config: AudioConfig,
-        train_config: TrainConfig,
-        live: LiveSettings,
-        stop_conditions: StopConditions,
         device: torch.device,
         dataset: Dataset,
         progress: ProgressCallback | None,
         stop: StopRequest,
         dist: Distributed | None = None,
     ) -> None:
-        self.folder = run
-        self.dist = dist
-        self.is_main = dist is None or dist.is_main
-        self.model_config = model_config
-        self.audio_config = audio_config
-        self.train_config = train_config
-        self.stop_conditions = stop_conditions
+        """``request`` holds the run's settings (for a resumed run, the checkpoint's with
+        this session's run folder, live settings and stop conditions)."""
+        self.request = request
+        self.run = request.run
         self.device = device
+        self.dataset = dataset
         self.progress = progress
         self.stop = stop
-        self.dataset = dataset
+        self.dist = dist
+        self.is_main = dist is None or dist.is_main
+        model_config, train_config = request.model, request.train
         self.sample_rate = dataset.sample_rate
         self.chunk_length = train_config.chunk_length(model_config)
 
@@ -122,9 +118,9 @@ class Trainer:
                 # A learned initial state is used only at the first chunk of a sequence.
                 find_unused_parameters=model_config.learn_h0,
             )
-        self.optimizer = make_optimizer(self.model, live.learning_rate)
-        self.live = LiveSettingsFile(run.args_json, live)
-        self.loss_log = LossLog(run.losses_csv)
+        self.optimizer = make_optimizer(self.model, request.live.learning_rate)
+        self.live = LiveSettingsFile(self.run.args_json, request.live)
+        self.loss_log = LossLog(self.run.losses_csv)
         self.state = RunState()
         # Validation figure of NAME_best_model.pt when continuing a run that has one: it is
         # only replaced by a better model.
@@ -187,10 +183,10 @@ class Trainer:
             for index, file in enumerate(self.dataset.files)
         )
         return TrainingSnapshot(
-            run_name=self.folder.name,
-            model_config=self.model_config,
-            audio=self.audio_config,
-            train=self.train_config,
+            run_name=self.run.name,
+            model_config=self.request.model,
+            audio=self.request.audio,
+            train=self.request.train,
             live=self.live.current,
             sample_rate=self.sample_rate,
             inputs=inputs,
@@ -217,7 +213,7 @@ class Trainer:
         self.state.last_checkpoint_iteration = self.state.iteration
         if not self.is_main:
             return
-        path = self.folder.checkpoint(self.state.last_epoch, self.state.iteration)
+        path = self.run.checkpoint(self.state.last_epoch, self.state.iteration)
         save_checkpoint(path, snapshot)
         self.state.last_checkpoint = path
         logger.info(f"checkpoint: {path}")
@@ -270,14 +266,14 @@ class Trainer:
             snapshot = self.training_snapshot()
             self.best_on_disk = bits
             if self.is_main:
-                save_checkpoint(self.folder.best_model, snapshot)
-                logger.info(f"best model so far: {self.folder.best_model}")
+                save_checkpoint(self.run.best_model, snapshot)
+                logger.info(f"best model so far: {self.run.best_model}")
         return bits
 
     # ----------------------------------------------------------------- the loop
 
     def _stop_reason(self, session_started: float) -> str | None:
-        conditions, state = self.stop_conditions, self.state
+        conditions, state = self.request.stop, self.state
         if self.stop.reason is not None:
             return self.stop.reason
         if conditions.max_iterations is not None and state.iteration >= conditions.max_iterations:
@@ -292,7 +288,7 @@ class Trainer:
         return None
 
     def _total_iterations(self) -> int | None:
-        conditions = self.stop_conditions
+        conditions = self.request.stop
         totals = []
         if conditions.max_iterations is not None:
             totals.append(conditions.max_iterations)
@@ -307,8 +303,8 @@ class Trainer:
         total = self._total_iterations()
         if total is not None and done > 0:
             candidates.append(max(0, total - self.state.iteration) * elapsed / done)
-        if self.stop_conditions.max_seconds is not None:
-            candidates.append(max(0.0, self.stop_conditions.max_seconds - elapsed))
+        if self.request.stop.max_seconds is not None:
+            candidates.append(max(0.0, self.request.stop.max_seconds - elapsed))
         return min(candidates) if candidates else None
 
     def _step(self, window: torch.Tensor) -> float:
@@ -324,7 +320,7 @@ class Trainer:
         ok = math.isfinite(bits)
         if ok:
             norm = torch.nn.utils.clip_grad_norm_(
-                self.model.parameters(), self.train_config.grad_clip
+                self.model.parameters(), self.request.train.grad_clip
             )
             ok = bool(torch.isfinite(norm))
         if ok:
@@ -416,7 +412,7 @@ class Trainer:
         last_val = self.state.history.last_val
         losses = self.state.history.losses
         return TrainResult(
-            run_dir=self.folder.path,
+            run_dir=self.run.path,
             iteration=self.state.iteration,
             epoch=self.state.last_epoch,
             checkpoint=self.state.last_checkpoint,
@@ -479,10 +475,10 @@ class Trainer:
             ):
                 generate_clips(
                     self.model,
-                    self.folder,
+                    self.run,
                     self.live.current,
                     sample_rate=self.sample_rate,
-                    seed=mix_seed(self.train_config.seed, state.iteration),
+                    seed=mix_seed(self.request.train.seed, state.iteration),
                     epoch=state.last_epoch,
                     iteration=state.iteration,
                     should_stop=lambda: self.stop.interrupted,

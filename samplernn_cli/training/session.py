@@ -2,17 +2,20 @@
 through one code path (:func:`_open`): check the run folder, find and decode the input,
 build the trainer (restored from the checkpoint when continuing), write the run folder's
 starting files, and train while holding the folder's lock.
+
+A continued run is opened as a :class:`TrainRequest` built from its checkpoint's settings
+(with this session's folder, input, live settings and stop conditions), plus the checkpoint.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from samplernn_cli.checkpoint import Checkpoint, load_checkpoint
-from samplernn_cli.config import AudioConfig, LiveSettings, ModelConfig, StopConditions, TrainConfig
+from samplernn_cli.config import AudioConfig, ModelConfig
 from samplernn_cli.data.cache import Dataset, load_dataset
 from samplernn_cli.data.files import find_audio_files
 from samplernn_cli.device import resolve_device
@@ -34,24 +37,6 @@ from samplernn_cli.training.runfolder import RunFolder
 logger = logging.getLogger("samplernn")
 
 
-@dataclass(frozen=True)
-class _Session:
-    """A session to open: a new run's settings, or a checkpoint's with run-time changes."""
-
-    run: RunFolder
-    model: ModelConfig
-    audio: AudioConfig  # as recorded for the run
-    sample_rate: int | None  # the rate the input is read at (None: the first file's)
-    train: TrainConfig
-    live: LiveSettings
-    stop: StopConditions
-    device: str
-    force: bool
-    inputs: tuple[Path, ...]  # files and folders given; empty: the checkpoint's files
-    checkpoint: Checkpoint | None = None  # continue from this
-    same_folder: bool = False  # continue in the checkpoint's own run folder
-
-
 def train(
     request: TrainRequest,
     *,
@@ -68,19 +53,7 @@ def train(
     """
     for config in (request.model, request.audio, request.train, request.live, request.stop):
         config.validate()
-    session = _Session(
-        run=request.run,
-        model=request.model,
-        audio=request.audio,
-        sample_rate=request.audio.sample_rate,
-        train=request.train,
-        live=request.live,
-        stop=request.stop,
-        device=request.device,
-        force=request.force,
-        inputs=request.inputs,
-    )
-    return _open(session, progress, stop or StopRequest())
+    return _open(request, progress, stop or StopRequest())
 
 
 def resume(
@@ -121,36 +94,45 @@ def resume(
     except TypeError as exc:
         raise ConfigError(f"unknown live setting ({exc})") from None
     live.validate()
-    session = _Session(
+    # The run's own settings, with this session's folder, input, live settings and limits.
+    continued = TrainRequest(
+        inputs=request.inputs,
         run=folder,
         model=checkpoint.model_config,
         audio=checkpoint.audio,
-        sample_rate=checkpoint.sample_rate,
         train=checkpoint.train,
         live=live,
         stop=request.stop,
         device=request.device,
         force=request.force,
-        inputs=request.inputs,
-        checkpoint=checkpoint,
-        same_folder=same_folder,
     )
-    return _open(session, progress, stop or StopRequest())
+    return _open(continued, progress, stop or StopRequest(), checkpoint, same_folder=same_folder)
 
 
-def _open(session: _Session, progress: ProgressCallback | None, stop: StopRequest) -> TrainResult:
-    """Check the folder, read the input, build (and restore) the trainer, and train."""
-    checkpoint = session.checkpoint
-    device = resolve_device(session.device)
-    dist = from_environment(device, session.train.batch_size)
+def _open(
+    request: TrainRequest,
+    progress: ProgressCallback | None,
+    stop: StopRequest,
+    checkpoint: Checkpoint | None = None,
+    *,
+    same_folder: bool = False,
+) -> TrainResult:
+    """The one way a session opens: check the folder, read the input, build the trainer
+    (restored from ``checkpoint`` when continuing, in its own folder if ``same_folder``),
+    and train."""
+    device = resolve_device(request.device)
+    dist = from_environment(device, request.train.batch_size)
     with membership(dist):
         if dist is not None:
             device = dist.device
         if dist is None or dist.is_main:
-            _check_folder(session)
-        paths = _input_paths(session)
-        audio = replace(session.audio, sample_rate=session.sample_rate)
-        dataset = _read_inputs(paths, audio, session.model, session.run, dist)
+            _check_folder(request, checkpoint if same_folder else None)
+        paths = _input_paths(request, checkpoint)
+        # A continued run reads its input at the rate it was trained at (the first file's,
+        # when it kept the input's own rate).
+        rate = request.audio.sample_rate if checkpoint is None else checkpoint.sample_rate
+        audio = replace(request.audio, sample_rate=rate)
+        dataset = _read_inputs(paths, audio, request.model, request.run, dist)
         expected = None if checkpoint is None else checkpoint.codes_sha256
         if expected is not None and expected != dataset.fingerprint:
             what = str(paths[0]) if len(paths) == 1 else f"the {len(paths)} input files"
@@ -159,23 +141,13 @@ def _open(session: _Session, progress: ProgressCallback | None, stop: StopReques
                 "on (the samples differ after processing); pass -i/--in with the original input"
             )
         trainer = Trainer(
-            run=session.run,
-            model_config=session.model,
-            audio_config=session.audio,
-            train_config=session.train,
-            live=session.live,
-            stop_conditions=session.stop,
-            device=device,
-            dataset=dataset,
-            progress=progress,
-            stop=stop,
-            dist=dist,
+            request, device=device, dataset=dataset, progress=progress, stop=stop, dist=dist
         )
         if checkpoint is not None:
             trainer.restore(checkpoint)
-            if trainer.is_main and session.run.best_model.is_file():
+            if trainer.is_main and request.run.best_model.is_file():
                 try:
-                    best = load_checkpoint(session.run.best_model).stored_summary
+                    best = load_checkpoint(request.run.best_model).stored_summary
                     trainer.best_on_disk = best.get("last_val_loss")
                 except CheckpointError as exc:
                     logger.warning(f"{exc}; it will be replaced by the next best model")
@@ -184,34 +156,34 @@ def _open(session: _Session, progress: ProgressCallback | None, stop: StopReques
                 f"{checkpoint.epoch}) of {checkpoint.path.name}"
             )
         try:
-            return _train(trainer, write_examples=not session.same_folder)
+            return _train(trainer, write_examples=not same_folder)
         finally:
             trainer.ddp = None  # DDP holds the process group: drop it before leaving the group
 
 
-def _check_folder(session: _Session) -> None:
+def _check_folder(request: TrainRequest, continuing: Checkpoint | None) -> None:
     """A new run (or a continuation in another folder) needs a free folder; continuing in
     the checkpoint's own folder must not overwrite files written after the checkpoint."""
-    folder, checkpoint = session.run, session.checkpoint
-    if checkpoint is None or not session.same_folder:
-        folder.check_available(force=session.force)
+    folder = request.run
+    if continuing is None:
+        folder.check_available(force=request.force)
         return
-    later = folder.artifacts_after(checkpoint.iteration)
-    if later and not session.force:
+    later = folder.artifacts_after(continuing.iteration)
+    if later and not request.force:
         newest = max(later, key=lambda p: p.stat().st_mtime)
         raise RunFolderError(
             f"{folder.path} has {len(later)} files written after iteration "
-            f"{checkpoint.iteration} (e.g. {newest.name}); continuing from this checkpoint "
+            f"{continuing.iteration} (e.g. {newest.name}); continuing from this checkpoint "
             "would overwrite them: resume from the newest checkpoint, continue in a new "
             "folder with -o, or pass --force"
         )
 
 
-def _input_paths(session: _Session) -> list[Path]:
+def _input_paths(request: TrainRequest, checkpoint: Checkpoint | None) -> list[Path]:
     """The files to read: those given (folders searched), else those the checkpoint lists."""
-    if session.inputs or session.checkpoint is None:
-        return find_audio_files(session.inputs, exclude=session.run.path.parent)
-    paths = [Path(entry["path"]) for entry in session.checkpoint.input_files]
+    if request.inputs or checkpoint is None:
+        return find_audio_files(request.inputs, exclude=request.run.path.parent)
+    paths = [Path(entry["path"]) for entry in checkpoint.input_files]
     missing = [path for path in paths if not path.exists()]
     if missing:
         others = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -257,7 +229,7 @@ def _train(trainer: Trainer, *, write_examples: bool) -> TrainResult:
     (the run folder is rank 0's alone)."""
     if not trainer.is_main:
         return trainer.fit()
-    folder = trainer.folder
+    folder = trainer.run
     folder.create()
     with folder.lock():
         for path in folder.remove_stale_temp_files():
@@ -268,8 +240,8 @@ def _train(trainer: Trainer, *, write_examples: bool) -> TrainResult:
             trainer.split,
             trainer.plan,
             trainer.model,
-            trainer.train_config,
-            trainer.audio_config.normalize,
+            trainer.request.train,
+            trainer.request.audio.normalize,
             trainer.device,
         )
         trainer.live.write()

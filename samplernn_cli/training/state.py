@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from samplernn_cli.checkpoint import Checkpoint, LossHistory, Progress
+from samplernn_cli.checkpoint import RESUME_PROGRESS, Checkpoint, LossHistory, Progress
 from samplernn_cli.model import ModelState
 
 
@@ -29,15 +29,13 @@ class RunState:
     last_checkpoint_iteration: int = -1
 
     def progress(self, *, iterations_per_epoch: int, sequence_samples: int) -> Progress:
+        position = {name: getattr(self, name) for name in RESUME_PROGRESS}
         return Progress(
             iteration=self.iteration,
             epoch=self.last_epoch,
-            epoch_index=self.epoch_index,
-            batch=self.batch,
-            chunk=self.chunk,
-            training_seconds=self.training_seconds,
             iterations_per_epoch=iterations_per_epoch,
             sequence_samples=sequence_samples,
+            **position,
         )
 
     @classmethod
@@ -45,17 +43,13 @@ class RunState:
         """The state a checkpoint recorded (it must hold the training state)."""
         checkpoint.require_training_state()
         progress = checkpoint.progress
-        assert progress.epoch_index is not None and progress.batch is not None
-        assert progress.chunk is not None and progress.training_seconds is not None
+        position = {name: getattr(progress, name) for name in RESUME_PROGRESS}
         return cls(
             iteration=progress.iteration,
-            epoch_index=progress.epoch_index,
-            batch=progress.batch,
-            chunk=progress.chunk,
             last_epoch=progress.epoch,
-            training_seconds=progress.training_seconds,
             rnn_state=checkpoint.rnn_state(device),
             history=checkpoint.history,
             last_checkpoint=checkpoint.path,
             last_checkpoint_iteration=progress.iteration,
+            **position,
         )
