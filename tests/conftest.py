@@ -113,3 +113,28 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+RunApp = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def run_app(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> RunApp:
+    """Run the ``samplernn`` app in this process, for command lines that fail while their
+    options are checked (no subprocess needed); returns what ``run_cli`` returns."""
+    from samplernn_cli.cli.app import main
+
+    monkeypatch.delenv("SAMPLERNN_DEBUG", raising=False)
+
+    def run(*args: str | os.PathLike[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        try:
+            main([str(arg) for arg in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+    return run

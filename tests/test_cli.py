@@ -16,7 +16,7 @@ import torch
 
 from samplernn_cli.training.runfolder import read_losses
 
-from .conftest import SAMPLERNN, TINY_FLAGS, WriteAudio, run_cli
+from .conftest import SAMPLERNN, TINY_FLAGS, RunApp, WriteAudio, run_cli
 
 
 def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
@@ -162,21 +162,34 @@ def make_bad_inputs(
     }  # fmt: skip
 
 
-def test_bad_inputs_get_one_line_and_an_exit_code(tmp_path: Path, write_audio: WriteAudio) -> None:
+# Refused while the command line is checked, before torch is imported: run in this process.
+CHECKED_BEFORE_READING = {
+    "no input", "zero hidden", "negative length", "non-numeric", "zero max-time",
+    "bad max-time", "too many levels", "absurd model", "both rates",
+}  # fmt: skip
+
+
+def test_bad_inputs_get_one_line_and_an_exit_code(
+    tmp_path: Path, write_audio: WriteAudio, run_app: RunApp
+) -> None:
     cases = make_bad_inputs(tmp_path, write_audio)
 
     def attempt(label: str) -> str | None:
         args, code, text = cases[label]
         flags = [] if "hidden" in label or "model" in label else ["--hidden_size", "8"]
-        result = run_cli("train", *args, *flags, "--max-iterations", "1", cwd=tmp_path)
+        run = run_app if label in CHECKED_BEFORE_READING else run_cli
+        result = run("train", *args, *flags, "--max-iterations", "1", cwd=tmp_path)
         try:
             assert_one_error_line(result, code, text)
         except AssertionError as exc:
             return f"{label}: {exc}"
         return None
 
+    failures = [attempt(label) for label in CHECKED_BEFORE_READING]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        failures = [f for f in pool.map(attempt, cases) if f is not None]
+        others = [label for label in cases if label not in CHECKED_BEFORE_READING]
+        failures += list(pool.map(attempt, others))
+    failures = [f for f in failures if f is not None]
     assert not failures, failures
     # Nothing was written into the existing run, and no other run folder appeared.
     assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["taken"]

@@ -24,7 +24,16 @@ from samplernn_cli.training.requests import TrainRequest
 from samplernn_cli.training.runfolder import RunFolder, read_losses
 from samplernn_cli.training.session import train
 
-from .conftest import SAMPLERNN, TINY_FLAGS, TINY_LIVE, TINY_MODEL, TINY_TRAIN, run_cli, tone_mix
+from .conftest import (
+    SAMPLERNN,
+    TINY_FLAGS,
+    TINY_LIVE,
+    TINY_MODEL,
+    TINY_TRAIN,
+    RunApp,
+    run_cli,
+    tone_mix,
+)
 
 RATE = 8000
 
@@ -111,7 +120,7 @@ def test_generate_with_a_prime(trained: Path, tmp_path: Path) -> None:
     np.testing.assert_array_equal(kept_audio[4000:], cut_audio)
 
 
-def test_generate_usage_errors(trained: Path, tmp_path: Path) -> None:
+def test_generate_usage_errors(trained: Path, tmp_path: Path, run_app: RunApp) -> None:
     cases = [
         (["--count", "2", "--temperature", "0.5,1,2"], 2, "3 values for --count 2"),
         (["--temperature", "0"], 2, "greater than 0"),
@@ -121,7 +130,10 @@ def test_generate_usage_errors(trained: Path, tmp_path: Path) -> None:
         (["-d", str(tmp_path / "nope")], 2, "does not exist"),
     ]
     for args, code, text in cases:
-        result = run_cli("generate", trained, *args, cwd=tmp_path)
+        # Refused while the command line is checked (in this process), or once the
+        # checkpoint is loaded (a real process).
+        run = run_cli if "-d" in args else run_app
+        result = run("generate", trained, *args, cwd=tmp_path)
         assert result.returncode == code, (args, result.stderr)
         assert result.stderr.startswith("error: ") and text in result.stderr, result.stderr
         assert result.stdout == ""
@@ -255,9 +267,12 @@ def test_resume_after_ctrl_c_matches_a_straight_run(tmp_path: Path) -> None:
     assert [r["loss"] for r in rows] == [r["loss"] for r in straight_rows]
 
 
-def test_resume_refuses_architecture_options(trained: Path, tmp_path: Path) -> None:
-    for option in (["--hidden_size", "32"], ["--batch-size", "2"], ["--quantizer", "mu-law"]):
-        result = run_cli("resume", trained, *option, cwd=tmp_path)
+def test_resume_refuses_architecture_options(
+    trained: Path, tmp_path: Path, run_app: RunApp
+) -> None:
+    for option in (["--hidden_size", "32"], ["--batch-size", "2"], ["--quantizer", "mu-law"],
+                   ["--val-split", "files"], ["--seed", "3"]):  # fmt: skip
+        result = run_app("resume", trained, *option, cwd=tmp_path)
         assert result.returncode == 2
         assert "stored in the checkpoint and cannot change when resuming" in result.stderr
 

@@ -17,7 +17,7 @@ from samplernn_cli.checkpoint import load_checkpoint
 from samplernn_cli.training.runfolder import read_losses
 
 from .audio_matrix import make_audio_matrix
-from .conftest import SAMPLERNN, TINY_FLAGS, run_cli, tone_mix
+from .conftest import SAMPLERNN, TINY_FLAGS, RunApp, run_cli, tone_mix
 
 RATE = 8000
 # A model big enough that writing its checkpoint (every iteration) takes a good share of the
@@ -148,7 +148,7 @@ BAD_VALUES = ["-1", "abc", "1e400", "99999999999999999999999", ""]
 
 
 @pytest.mark.parametrize("command", NUMERIC_OPTIONS)
-def test_bad_numbers_are_usage_errors(command: str, tmp_path: Path) -> None:
+def test_bad_numbers_are_usage_errors(command: str, tmp_path: Path, run_app: RunApp) -> None:
     """Negative, non-numeric, infinite, absurd and empty values for every numeric option:
     exit code 2, one line naming the option, before anything is read or written."""
     target = tmp_path / "in.wav" if command == "train" else tmp_path / "ckpt.pt"
@@ -159,7 +159,7 @@ def test_bad_numbers_are_usage_errors(command: str, tmp_path: Path) -> None:
         if option not in ("--embed_size", "--seed", "--val-fraction"):
             values.append("0")
         for value in values:
-            result = run_cli(command, target, option, value, cwd=tmp_path)
+            result = run_app(command, target, option, value, cwd=tmp_path)
             lines = result.stderr.strip().splitlines()
             ok = (
                 result.returncode == 2

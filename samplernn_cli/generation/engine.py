@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 import torch
 
-from samplernn_cli.generation.fast import FastSampler
 from samplernn_cli.generation.sampling import (
     ClipNoise,
     GenerateProgress,
@@ -86,7 +85,7 @@ def generate_codes(
             ``(seed, first_clip + i)``.
         prime: (P,) codes to continue from (see :func:`prime_model`), or None.
         progress: see :data:`GenerateProgress`.
-        implementation: ``"fast"`` (:class:`FastSampler`, CPU only), ``"reference"``
+        implementation: ``"fast"`` (:class:`~samplernn_cli.generation.fast.FastSampler`, CPU only), ``"reference"``
             (:func:`autoregress`, any device) or ``"auto"`` (fast on the CPU).
 
     Returns:
@@ -99,6 +98,9 @@ def generate_codes(
     if implementation == "auto":
         implementation = "fast" if device.type == "cpu" else "reference"
     if implementation == "fast":
+        # Imported here: Numba, which compiles its kernels, loads only when it runs.
+        from samplernn_cli.generation.fast import FastSampler
+
         sampler = FastSampler(model, count, temperatures.squeeze(1).tolist())
         return sampler.run(
             num_samples,
