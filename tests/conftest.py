@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -138,3 +139,9 @@ def run_app(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch)
         return subprocess.CompletedProcess(list(args), code, out, err)
 
     return run
+
+
+def read_losses(path: Path) -> list[dict[str, str]]:
+    """The rows of a run's NAME_losses.csv as dicts of strings."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))

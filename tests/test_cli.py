@@ -14,9 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from samplernn_cli.training.runfolder import read_losses
-
-from .conftest import SAMPLERNN, TINY_FLAGS, RunApp, WriteAudio, run_cli
+from .conftest import SAMPLERNN, TINY_FLAGS, RunApp, WriteAudio, read_losses, run_cli
 
 
 def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:

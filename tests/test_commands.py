@@ -21,7 +21,7 @@ import torch
 from samplernn_cli.checkpoint import write_payload
 from samplernn_cli.config import AudioConfig, StopConditions
 from samplernn_cli.training.requests import TrainRequest
-from samplernn_cli.training.runfolder import RunFolder, read_losses
+from samplernn_cli.training.runfolder import RunFolder
 from samplernn_cli.training.session import train
 
 from .conftest import (
@@ -31,6 +31,7 @@ from .conftest import (
     TINY_MODEL,
     TINY_TRAIN,
     RunApp,
+    read_losses,
     run_cli,
     tone_mix,
 )

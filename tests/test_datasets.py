@@ -22,9 +22,8 @@ from samplernn_cli.data.files import find_audio_files
 from samplernn_cli.data.plan import SequencePlan
 from samplernn_cli.data.split import split_dataset, tail_length
 from samplernn_cli.quantize import Quantizer
-from samplernn_cli.training.runfolder import read_losses
 
-from .conftest import TINY_FLAGS, run_cli, tone_mix
+from .conftest import TINY_FLAGS, read_losses, run_cli, tone_mix
 
 RATE = 8000
 QUANTIZER = Quantizer("linear", 32)

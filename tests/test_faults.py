@@ -14,10 +14,9 @@ import pytest
 import soundfile
 
 from samplernn_cli.checkpoint import load_checkpoint
-from samplernn_cli.training.runfolder import read_losses
 
 from .audio_matrix import make_audio_matrix
-from .conftest import SAMPLERNN, TINY_FLAGS, RunApp, run_cli, tone_mix
+from .conftest import SAMPLERNN, TINY_FLAGS, RunApp, read_losses, run_cli, tone_mix
 
 RATE = 8000
 # A model big enough that writing its checkpoint (every iteration) takes a good share of the

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from samplernn_cli.errors import ConfigError, RunFolderError
-from samplernn_cli.training.runfolder import LossLog, RunFolder, read_losses, resolve_output_root
+from samplernn_cli.training.runfolder import LossLog, RunFolder, resolve_output_root
+
+from .conftest import read_losses
 
 
 def test_output_root_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,10 +15,10 @@ from samplernn_cli.generation.engine import generate_codes
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.presets import PRESETS
 from samplernn_cli.training.requests import ResumeRequest, TrainRequest
-from samplernn_cli.training.runfolder import RunFolder, read_losses
+from samplernn_cli.training.runfolder import RunFolder
 from samplernn_cli.training.session import resume, train
 
-from .conftest import TINY_LIVE, TINY_TRAIN, WriteAudio
+from .conftest import TINY_LIVE, TINY_TRAIN, WriteAudio, read_losses
 from .test_model import VARIANTS
 
 RATE = 8000

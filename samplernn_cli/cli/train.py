@@ -76,11 +76,6 @@ if TYPE_CHECKING:
 
 EXAMPLE_CLIP = "speech_allison_10s.flac"
 logger = logging.getLogger("samplernn")
-# The model and batch settings a preset may fill in: the command's parameters of these names.
-PRESET_SETTINGS = (
-    "hidden_size", "rnn_layers", "rnn_type", "frame_sizes", "embed_size", "q_levels",
-    "quantizer", "batch_size", "num_frames", "skip_connections", "weight_norm", "learn_h0",
-)  # fmt: skip
 
 
 def _example_clip() -> Path:

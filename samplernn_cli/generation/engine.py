@@ -85,8 +85,9 @@ def generate_codes(
             ``(seed, first_clip + i)``.
         prime: (P,) codes to continue from (see :func:`prime_model`), or None.
         progress: see :data:`GenerateProgress`.
-        implementation: ``"fast"`` (:class:`~samplernn_cli.generation.fast.FastSampler`, CPU only), ``"reference"``
-            (:func:`autoregress`, any device) or ``"auto"`` (fast on the CPU).
+        implementation: ``"fast"`` (:class:`~samplernn_cli.generation.fast.FastSampler`,
+            CPU only), ``"reference"`` (:func:`autoregress`, any device) or ``"auto"`` (fast
+            on the CPU).
 
     Returns:
         (count, num_samples) int64 codes (the prime is not included).

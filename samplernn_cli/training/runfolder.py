@@ -13,7 +13,6 @@ platform's user config folder, or the file named by ``SAMPLERNN_CONFIG``), ``./o
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import math
 import os
@@ -292,9 +291,3 @@ def _format_row(
 
 def _number(value: float, digits: int) -> str:
     return f"{value:.{digits}f}" if math.isfinite(value) else str(value)
-
-
-def read_losses(path: Path) -> list[dict[str, str]]:
-    """Rows of a losses CSV as dicts (for tests and tools)."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        return list(csv.DictReader(handle))
