@@ -2,7 +2,7 @@
 
 Both implementations train the same model on the same batches of the same clip:
 
-* optimised (`samplernn_cli.train.forward_backward` and `make_optimizer`, what `samplernn
+* optimised (`samplernn_cli.training.step.forward_backward` and `make_optimizer`, what `samplernn
   train` runs): the MLP's first layer as a gather from per-position tables, the MLP and the
   bottom tier's upsampling in slices of bounded memory, fused Adam;
 * straightforward (`samplernn_cli.reference.naive_loss`, as the 2022 tool did): the first

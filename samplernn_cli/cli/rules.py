@@ -15,6 +15,9 @@ import typer
 from samplernn_cli.config import Rule, StopConditions, default, parse_duration, rule
 from samplernn_cli.errors import ConfigError
 
+# Every option made by setting_option, in the order declared.
+SETTING_OPTIONS: list[Any] = []
+
 
 def choices(settings: type, name: str, enum_name: str) -> type[Enum]:
     """A str Enum of a setting's allowed values (what Typer shows and checks)."""
@@ -80,7 +83,7 @@ def setting_option(settings: type, name: str, *decls: str, **options: Any) -> An
     """A Typer option for setting ``name`` of ``settings``, checked by the setting's rule.
 
     The option remembers its setting (``.setting``), which is how the tests and
-    :data:`FIXED_AT_RESUME` find it.
+    ``options.FIXED_AT_RESUME`` find it.
     """
     setting_rule = rule(settings, name)
     if "callback" not in options:
@@ -96,13 +99,11 @@ def setting_option(settings: type, name: str, *decls: str, **options: Any) -> An
     return info
 
 
-SETTING_OPTIONS: list[Any] = []
-
-
-def default_note(settings: type, name: str, unit: str = "") -> str:
+def default_note(settings: type, name: str) -> str:
+    """' (default: 0.001)', for the help of options whose default is "not given"."""
     value = default(settings, name)
     shown = f"{value:g}" if isinstance(value, float) else str(value)
-    return f" (default: {shown}{unit})"
+    return f" (default: {shown})"
 
 
 def spellings(option: object) -> list[str]:
