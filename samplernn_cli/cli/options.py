@@ -279,67 +279,50 @@ DeviceOption = Annotated[
 
 # ---------------------------------------------------------------- live settings
 
+
+def live_option(name: str, *decls: str, help: str) -> object:
+    """An option for a live setting: "not given" by default (then the run's NAME_args.json
+    or the setting's default decides), listed with the live settings."""
+    return setting_option(
+        LiveSettings, name, *decls, help=help + default_note(LiveSettings, name) + ".",
+        show_default=False, rich_help_panel=LIVE,
+    )  # fmt: skip
+
+
 LearningRateOption = Annotated[
     float | None,
-    setting_option(
-        LiveSettings, "learning_rate", "--learning-rate", "--learning_rate", "--lr",
-        help="Adam learning rate" + default_note(LiveSettings, "learning_rate") + ".",
-        show_default=False, rich_help_panel=LIVE,
-    ),
+    live_option("learning_rate", "--learning-rate", "--learning_rate", "--lr",
+                help="Adam learning rate"),
 ]  # fmt: skip
 GenerateEveryOption = Annotated[
     int | None,
-    setting_option(
-        LiveSettings, "generate_every", "--generate-every", "--generate_every",
-        help="Generate num_generated clips every this many iterations"
-        + default_note(LiveSettings, "generate_every") + ".",
-        show_default=False, rich_help_panel=LIVE,
-    ),
+    live_option("generate_every", "--generate-every", "--generate_every",
+                help="Generate num_generated clips every this many iterations"),
 ]  # fmt: skip
 CheckpointEveryOption = Annotated[
     int | None,
-    setting_option(
-        LiveSettings, "checkpoint_every", "--checkpoint-every", "--checkpoint_every",
-        help="Write a checkpoint every this many iterations"
-        + default_note(LiveSettings, "checkpoint_every") + ".",
-        show_default=False, rich_help_panel=LIVE,
-    ),
+    live_option("checkpoint_every", "--checkpoint-every", "--checkpoint_every",
+                help="Write a checkpoint every this many iterations"),
 ]  # fmt: skip
 ValEveryOption = Annotated[
     int | None,
-    setting_option(
-        LiveSettings, "val_every", "--val-every", "--val_every",
-        help="Measure validation bits per sample every this many iterations"
-        + default_note(LiveSettings, "val_every") + ".",
-        show_default=False, rich_help_panel=LIVE,
-    ),
+    live_option("val_every", "--val-every", "--val_every",
+                help="Measure validation bits per sample every this many iterations"),
 ]  # fmt: skip
 LengthOption = Annotated[
     float | None,
-    setting_option(
-        LiveSettings, "length", "--length",
-        help="Length in seconds of each clip generated during training"
-        + default_note(LiveSettings, "length") + ".",
-        show_default=False, rich_help_panel=LIVE,
-    ),
+    live_option("length", "--length", help="Length in seconds of each clip generated during "
+                "training"),
 ]  # fmt: skip
 NumGeneratedOption = Annotated[
     int | None,
-    setting_option(
-        LiveSettings, "num_generated", "--num-generated", "--num_generated",
-        help="Number of clips generated (together, in one batch) each time"
-        + default_note(LiveSettings, "num_generated") + ".",
-        show_default=False, rich_help_panel=LIVE,
-    ),
+    live_option("num_generated", "--num-generated", "--num_generated",
+                help="Number of clips generated (together, in one batch) each time"),
 ]  # fmt: skip
 TemperatureOption = Annotated[
     float | None,
-    setting_option(
-        LiveSettings, "temperature", "--temperature",
-        help="Sampling temperature of the clips generated during training"
-        + default_note(LiveSettings, "temperature") + ".",
-        show_default=False, rich_help_panel=LIVE,
-    ),
+    live_option("temperature", "--temperature",
+                help="Sampling temperature of the clips generated during training"),
 ]  # fmt: skip
 
 # ---------------------------------------------------------------- stop conditions

@@ -15,6 +15,8 @@ import typer
 from samplernn_cli.config import Rule, StopConditions, default, parse_duration, rule
 from samplernn_cli.errors import ConfigError
 
+# Upper limits of whole numbers above this are checked but not shown in the help.
+SHOWN_LIMIT = 2**31
 # Every option made by setting_option, in the order declared.
 SETTING_OPTIONS: list[Any] = []
 
@@ -26,11 +28,17 @@ def choices(settings: type, name: str, enum_name: str) -> type[Enum]:
 
 
 def within(setting_rule: Rule) -> Callable[[Any], Any]:
-    """A parse-time check of a decimal against its setting's rule."""
+    """A parse-time check of a number against its setting's rule."""
 
     def check(value: float | None) -> float | None:
-        if value is not None and not setting_rule.accepts_number(value):
-            raise typer.BadParameter(f"must be {setting_rule.describe()}, got {value:g}")
+        if value is not None:
+            try:
+                setting_rule.check(value)
+            except ConfigError:
+                shown = f"{value:g}" if isinstance(value, float) else str(value)
+                raise typer.BadParameter(
+                    f"must be {setting_rule.describe()}, got {shown}"
+                ) from None
         return value
 
     return check
@@ -88,7 +96,13 @@ def setting_option(settings: type, name: str, *decls: str, **options: Any) -> An
     setting_rule = rule(settings, name)
     if "callback" not in options:
         if setting_rule.kind is int:
-            options.update(min=setting_rule.low, max=setting_rule.high)
+            # Typer checks the range (and shows it in the help); an upper limit far beyond
+            # any real value (counters, seeds) is checked without cluttering the help.
+            options["min"] = setting_rule.low
+            if setting_rule.high <= SHOWN_LIMIT:  # type: ignore[operator]
+                options["max"] = setting_rule.high
+            else:
+                options["callback"] = within(setting_rule)
         elif setting_rule.kind is float:
             options["callback"] = within(setting_rule)
         elif setting_rule.kind is str:
