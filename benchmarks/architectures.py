@@ -3,8 +3,8 @@
 Every configuration has the same small size (hidden 256, 2 RNN layers per tier, embed 64,
 batch 16, 256 linear levels, 256-sample truncated-BPTT steps) and the same budget of process
 CPU time (user + system, all threads; immune to other load on the machine, unlike wall
-time). Each trains with `samplernn_cli.training.session.train` on a clip of the development corpus and
-reports the validation NLL on the clip's held-out tail (5 %) when its budget runs out.
+time). Each trains with `samplernn_cli.training.session.train` on a clip of the development
+corpus and reports the validation NLL on the clip's held-out tail (5 %) when its budget runs out.
 Leading and trailing silence (below -60 dBFS) is trimmed first, so the held-out tail is
 music or speech rather than the fade-out.
 
