@@ -457,9 +457,8 @@ def _validate(path: Path, payload: object) -> Checkpoint:
 # --------------------------------------------------------------------- summarising
 
 
-def _downsample(values: list[float], points: int) -> list[tuple[int, float]]:
-    """(iteration, mean value) over ``points`` equal buckets of a per-iteration series."""
-    finite = [(i + 1, v) for i, v in enumerate(values) if math.isfinite(v)]
+def _downsample(finite: list[tuple[int, float]], points: int) -> list[tuple[int, float]]:
+    """(iteration, mean value) over ``points`` equal buckets of (iteration, value) pairs."""
     if len(finite) <= points:
         return finite
     size = len(finite) / points
@@ -550,6 +549,6 @@ def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
         "audio": checkpoint.audio.to_dict(),
         "live": checkpoint.live.to_dict(),
         "environment": payload.get("environment", {}),
-        "loss_curve": [list(point) for point in _downsample(history.losses, curve_points)],
+        "loss_curve": [list(p) for p in _downsample(history.finite_losses(), curve_points)],
         "val_curve": [list(point) for point in history.validations],
     }

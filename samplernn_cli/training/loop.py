@@ -86,7 +86,6 @@ class Trainer:
 
         torch.manual_seed(train_config.seed)
         self.model = SampleRNN(model_config).to(device)
-        self.quantizer = self.model.quantizer
         self.split: DataSplit = split_dataset(
             [f.length for f in dataset.files],
             [f.source.name for f in dataset.files],
@@ -100,7 +99,7 @@ class Trainer:
             dataset.codes,
             self.split.train,
             history=model_config.history,
-            zero_code=self.quantizer.zero_code,
+            zero_code=self.model.quantizer.zero_code,
             sequence_length=round(train_config.sequence_seconds * self.sample_rate),
             chunk_length=self.chunk_length,
             batch_size=train_config.batch_size,
