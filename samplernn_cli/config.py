@@ -54,21 +54,17 @@ class Rule:
                 raise ConfigError(f"{name} must be true or false")
         elif self.kind is str:
             if value not in self.choices:
-                raise ConfigError(f"{name} must be one of {', '.join(self.choices)}, got {value!r}")
+                raise ConfigError(f"{name} must be {self.describe()}, got {value!r}")
         elif self.kind is int:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"{name} must be a whole number, got {value!r}")
             if not self.low <= value <= self.high:  # type: ignore[operator]
-                raise ConfigError(f"{name} must be between {self.low} and {self.high}, got {value}")
+                raise ConfigError(f"{name} must be {self.describe()}, got {value}")
         else:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{name} must be a number, got {value!r}")
             if not self.accepts_number(float(value)):
-                bound = "at least" if self.low_inclusive else "greater than"
-                raise ConfigError(
-                    f"{name} must be {bound} {self.low:g} and at most {self.high:g}, "
-                    f"got {float(value):g}"
-                )
+                raise ConfigError(f"{name} must be {self.describe()}, got {float(value):g}")
 
     def accepts_number(self, value: float) -> bool:
         """Whether a number lies within the limits (finite, never NaN)."""

@@ -22,9 +22,9 @@ from samplernn_cli.cli.options import (
     QuantizationOption,
     QuantizerOption,
     SampleRateOption,
+    audio_settings,
 )
 from samplernn_cli.cli.output import print_json
-from samplernn_cli.config import AudioConfig
 from samplernn_cli.errors import AudioError, CheckpointError, UsageError
 from samplernn_cli.fileio import check_input_file
 
@@ -119,8 +119,7 @@ def quantize_preview(
     holds exactly the dequantized values) and reports SNR, levels used, code entropy, DC
     offset, peak and RMS level and clipping.
     """  # fmt: skip
-    if keep_sample_rate and sample_rate is not None:
-        raise UsageError("--sample-rate and --keep-sample-rate contradict each other")
+    audio = audio_settings(sample_rate, keep_sample_rate, normalize)
     check_input_file(input_path, AudioError)
     if output is not None and output.suffix.lower() not in (".wav", ".flac"):
         raise UsageError(f"{output}: the preview is written as .wav or .flac")
@@ -133,12 +132,7 @@ def quantize_preview(
     report = preview(
         PreviewRequest(
             input_path=input_path,
-            audio=AudioConfig(
-                sample_rate=None
-                if keep_sample_rate
-                else (sample_rate or AUDIO_DEFAULTS.sample_rate),
-                normalize=normalize,
-            ),
+            audio=audio,
             quantizer=Quantizer(quantizer.value, q_levels),
             output=output,
             encoding=encoding.value,

@@ -37,6 +37,7 @@ from samplernn_cli.config import (
     default,
     rule,
 )
+from samplernn_cli.errors import UsageError
 from samplernn_cli.presets import PRESETS
 
 INPUT = "Input audio"
@@ -67,6 +68,17 @@ DEFAULT_RNN_TYPE = RnnType(MODEL_DEFAULTS.rnn_type)
 DEFAULT_VAL_SPLIT = ValSplit(TRAIN_DEFAULTS.val_split)
 DEFAULT_FILE_FORMAT = FileFormat(GENERATE_DEFAULTS.file_format)
 DEFAULT_ENCODING = Encoding(GENERATE_DEFAULTS.encoding)
+
+
+def audio_settings(sample_rate: int | None, keep_sample_rate: bool, normalize: bool) -> AudioConfig:
+    """The audio settings of ``--sample-rate``, ``--keep-sample-rate`` and ``--normalize``
+    (train and quantize-preview process input the same way)."""
+    if keep_sample_rate and sample_rate is not None:
+        raise UsageError("--sample-rate and --keep-sample-rate contradict each other")
+    rate = None if keep_sample_rate else (sample_rate or AUDIO_DEFAULTS.sample_rate)
+    return AudioConfig(sample_rate=rate, normalize=normalize)
+
+
 # quantize-preview writes 32-bit float: exactly the dequantized values its report describes.
 PREVIEW_ENCODING = Encoding("float")
 

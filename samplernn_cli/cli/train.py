@@ -57,11 +57,11 @@ from samplernn_cli.cli.options import (
     ValFractionOption,
     ValSplitOption,
     WeightNormOption,
+    audio_settings,
 )
 from samplernn_cli.cli.output import print_path
 from samplernn_cli.cli.rules import split_numbers
 from samplernn_cli.config import (
-    AudioConfig,
     LiveSettings,
     ModelConfig,
     StopConditions,
@@ -259,8 +259,7 @@ def train(
     checkpoint first. The path of the last checkpoint is printed on stdout.
     """
     sources = _training_inputs(input_paths, in_option, example)
-    if keep_sample_rate and sample_rate is not None:
-        raise UsageError("--sample-rate and --keep-sample-rate contradict each other")
+    audio_config = audio_settings(sample_rate, keep_sample_rate, normalize)
     for source in sources:  # before the slow torch import
         if not source.is_dir():
             check_input_file(source, AudioError)
@@ -292,10 +291,6 @@ def train(
     )
     model_config = ModelConfig(
         **{k: v for k, v in settings.items() if k not in ("batch_size", "num_frames")}
-    )
-    audio_config = AudioConfig(
-        sample_rate=None if keep_sample_rate else (sample_rate or AUDIO_DEFAULTS.sample_rate),
-        normalize=normalize,
     )
     train_config = TrainConfig(
         batch_size=settings["batch_size"],
