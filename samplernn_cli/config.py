@@ -326,6 +326,8 @@ class LiveSettings(Settings):
     val_every: int = setting(250, "val_every", int, 1, MAX_COUNT)
     temperature: float = setting(1.0, "temperature", float, 0.0, 100.0, low_inclusive=False)
     learning_rate: float = setting(1e-3, "learning_rate", float, 0.0, 10.0, low_inclusive=False)
+    # Write TensorBoard event files to the run folder's tensorboard/ (needs the extra).
+    tensorboard: bool = setting(False, "tensorboard", bool)
 
 
 @dataclass(frozen=True)

@@ -46,3 +46,7 @@ class TrainingError(SampleRNNError):
 
 class OutputError(SampleRNNError):
     """A file cannot be written (disk full, permission denied, would overwrite)."""
+
+
+class MissingDependencyError(SampleRNNError):
+    """An optional dependency that a requested feature needs is not installed."""

@@ -24,7 +24,7 @@ from samplernn_cli.cli.options import (
     SampleRateOption,
     audio_settings,
 )
-from samplernn_cli.cli.output import print_json
+from samplernn_cli.cli.output import print_json, print_path
 from samplernn_cli.errors import AudioError, CheckpointError, UsageError
 from samplernn_cli.fileio import check_input_file
 
@@ -32,21 +32,67 @@ from samplernn_cli.fileio import check_input_file
 def inspect_checkpoint(
     checkpoint: Annotated[Path, typer.Argument(help="The checkpoint file.", show_default=False)],
     as_json: JsonOption = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            metavar="PICTURE",
+            help="Draw the run's training and validation loss curves (bits per sample "
+            "against iteration) into this .png, .svg or .pdf file, and print its path "
+            "instead of the summary.",
+            show_default=False,
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="With --plot: overwrite the picture if it exists.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
 ) -> None:
     """Show what a checkpoint holds: architecture, training state, losses, input.
 
     Works on the checkpoint file alone; loading never runs code from the file.
-    """
+    """  # fmt: skip
     check_input_file(checkpoint, CheckpointError)
+    if plot is not None:
+        _check_plot_path(plot, force=force, as_json=as_json)
+    elif force:
+        raise UsageError("--force applies to --plot only (inspect-checkpoint writes nothing else)")
     from samplernn_cli.checkpoint import load_checkpoint, summarize  # imports torch
 
-    summary = summarize(load_checkpoint(checkpoint))
+    loaded = load_checkpoint(checkpoint)
+    if plot is not None:
+        from samplernn_cli.pictures import save_loss_plot
+
+        heading = f"{loaded.run_name}: {checkpoint.name}, iteration {loaded.iteration}"
+        print_path(save_loss_plot(plot, loaded.history, heading, overwrite=force))
+        return
+    summary = summarize(loaded)
     if as_json:
         print_json(summary)
     else:
         from samplernn_cli.cli.console import render_checkpoint
 
         render_checkpoint(summary)
+
+
+def _check_plot_path(plot: Path, *, force: bool, as_json: bool) -> None:
+    """Before loading anything: a picture format, and no file overwritten unasked."""
+    from samplernn_cli.pictures import PICTURE_FORMATS  # imports torch, not matplotlib
+
+    if as_json:
+        raise UsageError("--plot prints the picture's path; give --json or --plot, not both")
+    if plot.suffix.lower().lstrip(".") not in PICTURE_FORMATS:
+        kinds = ", ".join(f".{kind}" for kind in PICTURE_FORMATS)
+        raise UsageError(f"{plot}: the plot is written as {kinds}")
+    if plot.is_dir():
+        raise UsageError(f"{plot} is a folder; give the picture's file name")
+    if plot.exists() and not force:
+        raise UsageError(f"{plot} already exists; choose another name or pass --force")
 
 
 def evaluate(

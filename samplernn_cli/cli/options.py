@@ -337,6 +337,15 @@ TemperatureOption = Annotated[
                 help="Sampling temperature of the clips generated during training"),
 ]  # fmt: skip
 
+TensorBoardOption = Annotated[
+    bool | None,
+    live_option("tensorboard", "--tensorboard/--no-tensorboard",
+                help="Write TensorBoard event files (losses, learning rate, gradient norm, "
+                "speed, clips, spectrograms) to the run folder's tensorboard/; needs pip "
+                'install "samplernn-cli\\[tensorboard]". resume keeps the run\'s choice unless '
+                "given"),
+]  # fmt: skip
+
 # ---------------------------------------------------------------- stop conditions
 
 MaxIterationsOption = Annotated[

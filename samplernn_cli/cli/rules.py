@@ -116,7 +116,10 @@ def setting_option(settings: type, name: str, *decls: str, **options: Any) -> An
 def default_note(settings: type, name: str) -> str:
     """' (default: 0.001)', for the help of options whose default is "not given"."""
     value = default(settings, name)
-    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, bool):
+        shown = "on" if value else "off"
+    else:
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
     return f" (default: {shown})"
 
 

@@ -52,6 +52,7 @@ from samplernn_cli.cli.options import (
     SequenceLengthOption,
     SkipConnectionsOption,
     TemperatureOption,
+    TensorBoardOption,
     TrainingInputOption,
     ValEveryOption,
     ValFractionOption,
@@ -242,6 +243,7 @@ def train(
     length: LengthOption = None,
     num_generated: NumGeneratedOption = None,
     temperature: TemperatureOption = None,
+    tensorboard: TensorBoardOption = None,
     max_iterations: MaxIterationsOption = None,
     max_epochs: MaxEpochsOption = None,
     max_time: MaxTimeOption = None,
@@ -310,6 +312,7 @@ def train(
             val_every=val_every,
             temperature=temperature,
             learning_rate=learning_rate,
+            tensorboard=tensorboard,
         )
     )
     stop_conditions = _stop_conditions(max_iterations, max_epochs, max_time)
@@ -356,6 +359,7 @@ def resume(
     length: LengthOption = None,
     num_generated: NumGeneratedOption = None,
     temperature: TemperatureOption = None,
+    tensorboard: TensorBoardOption = None,
     max_iterations: MaxIterationsOption = None,
     max_epochs: MaxEpochsOption = None,
     max_time: MaxTimeOption = None,
@@ -398,6 +402,7 @@ def resume(
             val_every=val_every,
             temperature=temperature,
             learning_rate=learning_rate,
+            tensorboard=tensorboard,
         ),
         stop=stop_conditions,
         device=device,

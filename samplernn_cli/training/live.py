@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
@@ -49,11 +50,21 @@ def parse_live_settings(text: str, current: LiveSettings) -> LiveSettings:
 
 
 class LiveSettingsFile:
-    """Keeps ``NAME_args.json`` and the settings in effect in step."""
+    """Keeps ``NAME_args.json`` and the settings in effect in step.
 
-    def __init__(self, path: Path, settings: LiveSettings) -> None:
+    ``check`` may refuse settings this installation cannot honour (raising
+    :class:`ConfigError`): such an edit is reported and ignored like an invalid one.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        settings: LiveSettings,
+        check: Callable[[LiveSettings], None] | None = None,
+    ) -> None:
         self.path = path
         self.current = settings
+        self.check = check
         self._seen: tuple[int, int] | None = None
         self._reported: str | None = None
 
@@ -91,6 +102,8 @@ class LiveSettingsFile:
         try:
             text = self.path.read_text(encoding="utf-8")
             settings = parse_live_settings(text, self.current)
+            if self.check is not None:
+                self.check(settings)
         except (OSError, UnicodeDecodeError) as exc:
             self._report_once(f"unreadable:{signature}", f"cannot read {self.path.name}: {exc}")
             return None

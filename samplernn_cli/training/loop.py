@@ -30,7 +30,13 @@ from samplernn_cli.errors import CheckpointError, TrainingError
 from samplernn_cli.evaluation import evaluate_bits
 from samplernn_cli.model import SampleRNN, detach_state
 from samplernn_cli.seeding import mix_seed
-from samplernn_cli.training.artifacts import format_seconds, generate_clips
+from samplernn_cli.training.artifacts import (
+    GeneratedClips,
+    format_seconds,
+    generate_clips,
+    training_piece,
+    write_round_picture,
+)
 from samplernn_cli.training.distributed import Distributed
 from samplernn_cli.training.live import LiveSettingsFile
 from samplernn_cli.training.requests import (
@@ -47,6 +53,7 @@ from samplernn_cli.training.step import (
     forward_backward,
     make_optimizer,
 )
+from samplernn_cli.training.tensorboard_log import TensorBoardLog, check_live_settings
 
 logger = logging.getLogger("samplernn")
 
@@ -118,8 +125,10 @@ class Trainer:
                 find_unused_parameters=model_config.learn_h0,
             )
         self.optimizer = make_optimizer(self.model, request.live.learning_rate)
-        self.live = LiveSettingsFile(self.run.args_json, request.live)
+        self.live = LiveSettingsFile(self.run.args_json, request.live, check_live_settings)
         self.loss_log = LossLog(self.run.losses_csv)
+        self.board = TensorBoardLog(self.run.tensorboard)  # rank 0 opens it
+        self.grad_norm = math.nan  # of the last step, before clipping (NaN: none)
         self.state = RunState()
         # Validation figure of NAME_best_model.pt when continuing a run that has one: it is
         # only replaced by a better model.
@@ -212,6 +221,7 @@ class Trainer:
         self.state.last_checkpoint_iteration = self.state.iteration
         if not self.is_main:
             return
+        self.board.flush()  # the events up to the checkpoint survive a kill after it
         path = self.run.checkpoint(self.state.last_epoch, self.state.iteration)
         save_checkpoint(path, snapshot)
         self.state.last_checkpoint = path
@@ -256,6 +266,7 @@ class Trainer:
             return None
         history.validations.append((self.state.iteration, bits))
         if self.is_main:
+            self.board.scalars(self.state.iteration, {"bits_per_sample/validation": bits})
             note = " (best so far)" if improved else f" (best {previous_best:.4f})"
             logger.info(
                 f"validation at iteration {self.state.iteration}: {bits:.4f} bits per sample"
@@ -309,6 +320,7 @@ class Trainer:
     def _step(self, window: torch.Tensor) -> float:
         """One optimizer step on one chunk; returns the loss in bits per sample (may be NaN)."""
         self.optimizer.zero_grad(set_to_none=True)
+        self.grad_norm = math.nan
         if self.ddp is None:
             bits, new_state = forward_backward(self.model, window, self.state.rnn_state)
         else:
@@ -321,7 +333,8 @@ class Trainer:
             norm = torch.nn.utils.clip_grad_norm_(
                 self.model.parameters(), self.request.train.grad_clip
             )
-            ok = bool(torch.isfinite(norm))
+            self.grad_norm = float(norm)
+            ok = math.isfinite(self.grad_norm)
         if ok:
             self.optimizer.step()
             self.state.rnn_state = detach_state(new_state)
@@ -371,6 +384,13 @@ class Trainer:
                 state.batch = 0
                 state.epoch_index += 1
 
+    def _show_round(self, clips: GeneratedClips) -> None:
+        """The picture of a generation round, and its clips in TensorBoard (rank 0)."""
+        truth = training_piece(self.dataset, self.split, self.model.quantizer, clips.audio.shape[1])
+        history = self.state.history
+        write_round_picture(self.run, clips, truth, sample_rate=self.sample_rate, history=history)
+        self.board.clips(clips, truth, self.sample_rate)
+
     def _report(self, bits: float, samples_per_s: float, started: float, first: int) -> None:
         if self.progress is None or not self.is_main:
             return
@@ -392,7 +412,13 @@ class Trainer:
         """Train until a stop condition or a stop request; always leaves a checkpoint of the
         last completed iteration."""
         start_iteration = self.state.iteration
-        with self.stop.watching(), contextlib.closing(self.loss_log):
+        if self.is_main:
+            self.board.follow(self.live.current.tensorboard, start_iteration)
+        with (
+            self.stop.watching(),
+            contextlib.closing(self.loss_log),
+            contextlib.closing(self.board),
+        ):
             stopped_by = self._loop(start_iteration)
             # Finish: a final validation figure (unless interrupted) and a final checkpoint.
             state = self.state
@@ -466,13 +492,22 @@ class Trainer:
                     val,
                     samples_per_s,
                 )
+                self.board.scalars(
+                    state.iteration,
+                    {
+                        "bits_per_sample/train": bits,
+                        "learning_rate": self.optimizer.param_groups[0]["lr"],
+                        "gradient_norm": self.grad_norm,
+                        "samples_per_second": samples_per_s,
+                    },
+                )
             self._report(bits, samples_per_s, session_started, start_iteration)
             if (
                 self.is_main
                 and state.iteration % live.generate_every == 0
                 and not self.stop.requested
             ):
-                generate_clips(
+                clips = generate_clips(
                     self.model,
                     self.run,
                     self.live.current,
@@ -482,8 +517,11 @@ class Trainer:
                     iteration=state.iteration,
                     should_stop=lambda: self.stop.interrupted,
                 )
+                if clips is not None:
+                    self._show_round(clips)
             if state.iteration % live.checkpoint_every == 0:
                 self.write_checkpoint()
             if self.is_main and (changed := self.live.poll()) is not None:
                 for group in self.optimizer.param_groups:
                     group["lr"] = changed.learning_rate
+                self.board.follow(changed.tensorboard, state.iteration)

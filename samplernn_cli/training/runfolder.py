@@ -3,7 +3,8 @@
 File names follow the original tool: ``NAME_args.json``, ``NAME_losses.csv``,
 ``NAME_ground_truth.wav``, ``NAME_input_example.wav``, ``NAME_target_example.wav``,
 ``NAME_overlap_example.wav``, ``NAME_epoch_E_iter_I_model.pt`` and
-``NAME_epoch_E_iter_I_N.wav``.
+``NAME_epoch_E_iter_I_N.wav``; each generation round's picture is ``NAME_epoch_E_iter_I.png``
+and TensorBoard's event files go to ``tensorboard/``.
 
 The root is, first found: the ``--output-root`` option, the ``SAMPLERNN_OUTPUT_ROOT``
 environment variable, ``output_root`` in the user config file (``config.toml`` in the
@@ -128,6 +129,15 @@ class RunFolder:
     def clip(self, epoch: int, iteration: int, number: int) -> Path:
         return self.file(f"epoch_{epoch}_iter_{iteration}_{number}.wav")
 
+    def picture(self, epoch: int, iteration: int) -> Path:
+        """The picture of the generation round at ``iteration``."""
+        return self.file(f"epoch_{epoch}_iter_{iteration}.png")
+
+    @property
+    def tensorboard(self) -> Path:
+        """The folder of TensorBoard's event files."""
+        return self.path / "tensorboard"
+
     def existing_artifacts(self) -> list[Path]:
         """Files in the folder that belong to a run of this name."""
         if not self.path.is_dir():
@@ -156,12 +166,14 @@ class RunFolder:
             return False
         fixed = {self.args_json, self.losses_csv, self.ground_truth, self.input_example,
                  self.target_example, self.overlap_example, self.best_model}  # fmt: skip
-        pattern = rf"^{re.escape(self.name)}_epoch_\d+_iter_\d+_(model\.pt|\d+\.wav)$"
+        pattern = rf"^{re.escape(self.name)}_epoch_\d+_iter_\d+(_model\.pt|_\d+\.wav|\.png)$"
         return path.name in {p.name for p in fixed} or re.match(pattern, path.name) is not None
 
     def artifacts_after(self, iteration: int) -> list[Path]:
-        """Checkpoints and generated clips of this run written after ``iteration``."""
-        pattern = re.compile(rf"^{re.escape(self.name)}_epoch_\d+_iter_(\d+)_(model\.pt|\d+\.wav)$")
+        """Checkpoints, generated clips and pictures of this run written after ``iteration``."""
+        pattern = re.compile(
+            rf"^{re.escape(self.name)}_epoch_\d+_iter_(\d+)(_model\.pt|_\d+\.wav|\.png)$"
+        )
         later = []
         for path in self.existing_artifacts():
             match = pattern.match(path.name)

@@ -19,10 +19,21 @@ from samplernn_cli.config import AudioConfig, ModelConfig
 from samplernn_cli.data.cache import Dataset, load_dataset
 from samplernn_cli.data.files import find_audio_files
 from samplernn_cli.device import resolve_device
-from samplernn_cli.errors import AudioError, CheckpointError, ConfigError, RunFolderError
+from samplernn_cli.errors import (
+    AudioError,
+    CheckpointError,
+    ConfigError,
+    MissingDependencyError,
+    RunFolderError,
+)
 from samplernn_cli.quantize import Quantizer
 from samplernn_cli.training.artifacts import describe_run, write_data_examples
-from samplernn_cli.training.distributed import Distributed, from_environment, membership
+from samplernn_cli.training.distributed import (
+    Distributed,
+    from_environment,
+    membership,
+    rank_in_environment,
+)
 from samplernn_cli.training.live import parse_live_settings
 from samplernn_cli.training.loop import Trainer
 from samplernn_cli.training.requests import (
@@ -33,6 +44,7 @@ from samplernn_cli.training.requests import (
     TrainResult,
 )
 from samplernn_cli.training.runfolder import RunFolder
+from samplernn_cli.training.tensorboard_log import tensorboard_problem
 
 logger = logging.getLogger("samplernn")
 
@@ -47,9 +59,9 @@ def train(
     train until a stop condition or ``stop`` is requested.
 
     Raises:
-        AudioError, ConfigError, RunFolderError, OutputError, TrainingError: see
-        :mod:`samplernn_cli.errors`; nothing in an existing run folder is touched unless
-        ``request.force``.
+        AudioError, ConfigError, RunFolderError, OutputError, TrainingError,
+        MissingDependencyError: see :mod:`samplernn_cli.errors`; nothing in an existing run
+        folder is touched unless ``request.force``.
     """
     for config in (request.model, request.audio, request.train, request.live, request.stop):
         config.validate()
@@ -73,7 +85,7 @@ def resume(
 
     Raises:
         CheckpointError, AudioError, RunFolderError, ConfigError, OutputError,
-        TrainingError: see :mod:`samplernn_cli.errors`.
+        TrainingError, MissingDependencyError: see :mod:`samplernn_cli.errors`.
     """
     request.stop.validate()
     checkpoint = load_checkpoint(request.checkpoint)
@@ -119,7 +131,16 @@ def _open(
 ) -> TrainResult:
     """The one way a session opens: check the folder, read the input, build the trainer
     (restored from ``checkpoint`` when continuing, in its own folder if ``same_folder``),
-    and train."""
+    and train.
+
+    Raises:
+        MissingDependencyError: the live settings ask for TensorBoard and it is not
+            installed (before anything is read or written).
+    """
+    if request.live.tensorboard and rank_in_environment() == 0:  # rank 0 alone writes
+        problem = tensorboard_problem()
+        if problem is not None:
+            raise MissingDependencyError(problem)
     device = resolve_device(request.device)
     dist = from_environment(device, request.train.batch_size)
     with membership(dist):

@@ -1,0 +1,130 @@
+"""TensorBoard event files of a run, in its run folder's ``tensorboard/`` folder (the live
+setting ``tensorboard``; it needs ``pip install "samplernn-cli[tensorboard]"``).
+
+Written at the iteration as the step (see :data:`SCALARS`): the training loss, learning rate,
+gradient norm and speed of every iteration, every validation figure, and at every
+generation round each clip as audio (``audio/clip_N``), the ground truth piece its
+spectrogram is compared with (``audio/ground_truth``) and, for the first clips, the clip's
+spectrogram beside the ground truth's (``spectrogram/clip_N``).
+
+The writer is opened with ``purge_step`` at the session's first new iteration: events a
+killed session wrote after the checkpoint a run continues from are discarded by TensorBoard,
+so the curves go on with no step twice. Under torchrun only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from samplernn_cli.config import LiveSettings
+from samplernn_cli.errors import ConfigError, OutputError
+from samplernn_cli.pictures import MAX_CLIPS_DRAWN, spectrogram_pair
+
+if TYPE_CHECKING:
+    from samplernn_cli.training.artifacts import GeneratedClips
+
+logger = logging.getLogger("samplernn")
+
+INSTALL = 'pip install "samplernn-cli[tensorboard]"'
+# The scalar tags, and what each holds.
+SCALARS = {
+    "bits_per_sample/train": "training NLL of the iteration, bits per sample",
+    "bits_per_sample/validation": "validation NLL, bits per sample",
+    "learning_rate": "Adam's learning rate in the iteration",
+    "gradient_norm": "global gradient norm before clipping",
+    "samples_per_second": "target samples trained on per second in the iteration",
+}
+
+
+def tensorboard_problem() -> str | None:
+    """Why event files cannot be written in this installation (None: they can)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError:
+        return f"TensorBoard is not installed: {INSTALL}, or leave it off (--no-tensorboard)"
+    return None
+
+
+def check_live_settings(settings: LiveSettings) -> None:
+    """Refuse live settings that ask for TensorBoard where it is not installed.
+
+    Raises:
+        ConfigError: ``settings.tensorboard`` is on and TensorBoard cannot be imported.
+    """
+    if settings.tensorboard and (problem := tensorboard_problem()) is not None:
+        raise ConfigError(problem)
+
+
+class TensorBoardLog:
+    """The event files of one run; closed (writing nothing) until :meth:`follow` opens it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._writer: Any = None  # torch.utils.tensorboard.SummaryWriter while open
+
+    @property
+    def is_open(self) -> bool:
+        return self._writer is not None
+
+    def follow(self, enabled: bool, iteration: int) -> None:
+        """Open the writer (the run stands at ``iteration``) or close it, as the setting
+        says.
+
+        Raises:
+            OutputError: the folder cannot be written.
+        """
+        if enabled and self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            try:
+                # TensorBoard drops events at or after purge_step from earlier sessions.
+                self._writer = SummaryWriter(log_dir=str(self.folder), purge_step=iteration + 1)
+            except OSError as exc:
+                raise OutputError(
+                    f"cannot write TensorBoard event files to {self.folder}: {exc.strerror or exc}"
+                ) from None
+            logger.info(f"TensorBoard event files: {self.folder}")
+        elif not enabled and self._writer is not None:
+            self.close()
+            logger.info("TensorBoard event files: off")
+
+    def scalars(self, iteration: int, values: dict[str, float]) -> None:
+        """Record ``values`` (tags of :data:`SCALARS`) at ``iteration``; non-finite values
+        (a skipped step) are left out."""
+        if self._writer is None:
+            return
+        for tag, value in values.items():
+            if math.isfinite(value):
+                self._writer.add_scalar(tag, value, iteration)
+
+    def clips(self, clips: GeneratedClips, truth: torch.Tensor, sample_rate: int) -> None:
+        """A generation round: every clip (N, T) as audio, the ground truth ``truth`` (T,),
+        and the first clips' spectrograms beside the ground truth's."""
+        if self._writer is None:
+            return
+        step = clips.iteration
+        self._writer.add_audio("audio/ground_truth", truth[None], step, sample_rate=sample_rate)
+        for number, clip in enumerate(clips.audio, 1):
+            self._writer.add_audio(
+                f"audio/clip_{number}", clip.clamp(-1, 1)[None], step, sample_rate=sample_rate
+            )
+            if number <= MAX_CLIPS_DRAWN:
+                image = spectrogram_pair(
+                    clip, truth, sample_rate, f"clip {number}, iteration {step}"
+                )
+                self._writer.add_image(f"spectrogram/clip_{number}", image, step, dataformats="HWC")
+
+    def flush(self) -> None:
+        """Put every event recorded so far on disk (before a checkpoint)."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
