@@ -63,25 +63,25 @@ def mel_spectrogram(audio: torch.Tensor, sample_rate: int) -> Spectrogram:
     n_fft = 2 ** max(8, round(math.log2(sample_rate * 0.064)))  # 1024 at 16 kHz
     bands = min(MAX_MEL_BANDS, n_fft // 8)
     samples = audio.detach().float().cpu().reshape(-1)
-    power = (
-        torch.stft(
-            samples,
-            n_fft,
-            hop_length=n_fft // 4,
-            window=torch.hann_window(n_fft),
-            center=True,
-            pad_mode="constant",  # clips shorter than half a window have nothing to reflect
-            return_complex=True,
-        ).abs()
-        ** 2
+    spectrum = torch.stft(
+        samples,
+        n_fft,
+        hop_length=n_fft // 4,
+        window=torch.hann_window(n_fft),
+        center=True,
+        # Reflecting avoids a click at either end; a clip shorter than half a window has
+        # too little to reflect and is padded with silence.
+        pad_mode="reflect" if samples.numel() > n_fft // 2 else "constant",
+        return_complex=True,
     )  # (n_fft // 2 + 1, frames)
+    power = spectrum.abs() ** 2
     with warnings.catch_warnings():  # very low rates leave a band empty: drawn as silence
         warnings.simplefilter("ignore")
         fbanks = AF.melscale_fbanks(
-            n_fft // 2 + 1, 0.0, sample_rate / 2, bands, sample_rate, norm="slaney"
-        )  # (n_fft // 2 + 1, bands)
+            n_fft // 2 + 1, 0.0, sample_rate / 2, bands, sample_rate
+        )  # (n_fft // 2 + 1, bands): triangles of height 1
     mel = fbanks.T @ power  # (bands, frames)
-    # A full-scale sine has power (n_fft / 4)^2 in its bin with a Hann window.
+    # A full-scale sine has power (n_fft / 4)^2 in its bin with a Hann window: about 0 dB.
     db = 10 * torch.log10(mel.clamp_min(1e-12) / (n_fft / 4) ** 2)
     freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1)
     return Spectrogram(

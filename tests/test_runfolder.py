@@ -81,13 +81,17 @@ def test_later_artifacts_and_the_folder_lock(tmp_path: Path) -> None:
         "r_epoch_1_iter_5_model.pt",
         "r_epoch_1_iter_10_model.pt",
         "r_epoch_2_iter_12_3.wav",
+        "r_epoch_2_iter_12.png",
+        "r_epoch_1_iter_5.png",
         "r_losses.csv",
         "other_epoch_1_iter_99_model.pt",
     ]:
         (run.path / name).write_text("x")  # fmt: skip
     assert sorted(p.name for p in run.artifacts_after(5)) == [
-        "r_epoch_1_iter_10_model.pt", "r_epoch_2_iter_12_3.wav",
+        "r_epoch_1_iter_10_model.pt", "r_epoch_2_iter_12.png", "r_epoch_2_iter_12_3.wav",
     ]  # fmt: skip
+    assert run.owns(run.path / "r_epoch_2_iter_12.png")
+    assert not run.owns(run.path / "r_epoch_2_iter_12_x.png")
     assert run.artifacts_after(12) == []
     with (
         run.lock(),

@@ -54,7 +54,9 @@ def test_run_folder_holds_every_artifact(tmp_path: Path, write_audio: WriteAudio
         "run_target_example.wav", "run_overlap_example.wav",
         "run_epoch_1_iter_5_model.pt", "run_epoch_1_iter_10_model.pt",
         "run_epoch_1_iter_12_model.pt", "run_best_model.pt",
-    } | {f"run_epoch_1_iter_{i}_{n}.wav" for i in (5, 10) for n in (1, 2, 3)}  # fmt: skip
+    } | {f"run_epoch_1_iter_{i}_{n}.wav" for i in (5, 10) for n in (1, 2, 3)} | {
+        "run_epoch_1_iter_5.png", "run_epoch_1_iter_10.png",  # one picture per round
+    }  # fmt: skip
     assert set(names) == expected
     assert result.iteration == 12 and result.stopped_by == "max_iterations"
     assert result.checkpoint == folder / "run_epoch_1_iter_12_model.pt"
