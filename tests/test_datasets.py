@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -175,12 +176,24 @@ def test_torchrun_trains_like_one_process_with_the_same_global_batch(tmp_path: P
     soundfile.write(source, tone_mix(2.0, RATE), RATE)
     common = [*TINY_FLAGS, "--device", "cpu", "--max-iterations", "6", "--val_every", "3",
               "--checkpoint_every", "3", "--generate_every", "3", "--length", "0.02"]  # fmt: skip
-    distributed = torchrun("train", source, "-o", "dist", *common, cwd=tmp_path)
+    # With TensorBoard (when installed, as with the dev extra): rank 0 alone writes events.
+    board = ["--tensorboard"] if importlib.util.find_spec("tensorboard") else []
+    distributed = torchrun("train", source, "-o", "dist", *common, *board, cwd=tmp_path)
     assert distributed.returncode == 0, distributed.stderr
     # One run folder, written once: one checkpoint path on stdout, rank 0's log only.
     assert distributed.stdout.strip() == str(Path("outputs/dist/dist_epoch_1_iter_6_model.pt"))
     assert distributed.stderr.count("run folder:") == 1
     assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["dist"]
+    if board:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        event_folder = tmp_path / "outputs/dist/tensorboard"
+        assert len(list(event_folder.iterdir())) == 1
+        accumulator = EventAccumulator(str(event_folder), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        train_steps = [e.step for e in accumulator.Scalars("bits_per_sample/train")]
+        assert train_steps == [1, 2, 3, 4, 5, 6]
+        assert [e.step for e in accumulator.Scalars("bits_per_sample/validation")] == [3, 6]
     single = run_cli("train", source, "-o", "single", *common, cwd=tmp_path)
     assert single.returncode == 0, single.stderr
     rows = read_losses(tmp_path / "outputs/dist/dist_losses.csv")
