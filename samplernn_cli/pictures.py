@@ -132,7 +132,7 @@ def _draw_spectrogram(
     return image
 
 
-def _curve(points: list[tuple[int, float]]) -> tuple[list[int], list[float], int]:
+def downsample_curve(points: list[tuple[int, float]]) -> tuple[list[int], list[float], int]:
     """The points to draw, and how many iterations each one averages."""
     if len(points) <= CURVE_POINTS:
         return [i for i, _ in points], [v for _, v in points], 1
@@ -149,7 +149,7 @@ def _draw_losses(ax: Axes, history: LossHistory) -> None:
     train = history.finite_losses()
     val = [(i, v) for i, v in history.validations if math.isfinite(v)]
     if train:
-        xs, ys, each = _curve(train)
+        xs, ys, each = downsample_curve(train)
         label = "training" if each == 1 else f"training (means of about {each} iterations)"
         ax.plot(xs, ys, linewidth=0.8, color="tab:blue", label=label)
     if val:

@@ -15,9 +15,13 @@ from matplotlib.image import imread
 from samplernn_cli.checkpoint import LossHistory
 from samplernn_cli.config import AudioConfig, StopConditions
 from samplernn_cli.pictures import (
+    CURVE_POINTS,
     DPI,
     MAX_CLIPS_DRAWN,
+    downsample_curve,
+    loss_title,
     mel_spectrogram,
+    save_loss_plot,
     save_round_picture,
     spectrogram_pair,
 )
@@ -79,6 +83,21 @@ def test_a_round_draws_at_most_a_few_clips(tmp_path: Path) -> None:
     rows = math.ceil((MAX_CLIPS_DRAWN + 1) / 2)  # the ground truth and the first clips
     assert imread(path).shape[:2] == (round((3.2 + 2.4 * rows) * DPI), 12 * DPI)
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically
+
+
+def test_loss_plots_of_long_empty_and_broken_histories(tmp_path: Path) -> None:
+    long = LossHistory()
+    for i in range(5000):
+        long.append(math.nan if i % 97 == 0 else 8.0 - i / 1000, 1, float(i), 1000.0)
+    long.validations += [(1000, 6.5), (2000, math.nan), (5000, 3.5)]
+    xs, ys, each = downsample_curve(long.finite_losses())
+    assert ys[0] == pytest.approx(7.9975) and ys[-1] < ys[0]
+    assert len(xs) == CURVE_POINTS and each == 5 and xs[-1] == 5000
+    assert "validation 3.500 (iteration 5000)" in loss_title(long)
+    assert loss_title(LossHistory()) == "no losses recorded"
+    for name, history in (("long.png", long), ("empty.png", LossHistory())):
+        path = save_loss_plot(tmp_path / name, history, "run", overwrite=False)
+        assert imread(path).shape[:2] == (5 * DPI, 10 * DPI)
 
 
 def test_mel_spectrogram_places_a_tone_and_handles_tiny_clips() -> None:
