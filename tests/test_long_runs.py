@@ -82,6 +82,7 @@ def test_retention_survives_sigkill(tmp_path: Path, source: Path) -> None:
     flags = [*TINY_FLAGS, "--hidden_size", "96", "--checkpoint_every", "1", "--val_every", "3",
              "--keep-checkpoints", "2", "--quiet"]  # fmt: skip
     command = [*SAMPLERNN, "train", str(source), "-o", "run", *flags]
+    started_from = None
     for attempt in range(2):
         before = len(losses.read_text().splitlines()) if losses.exists() else 0
         process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
@@ -95,11 +96,12 @@ def test_retention_survives_sigkill(tmp_path: Path, source: Path) -> None:
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=60)
         assert process.returncode == -signal.SIGKILL, f"attempt {attempt}: ended by itself"
-        kept = iterations(folder)
-        assert 2 <= len(kept) <= 3, (attempt, kept)
+        kept = [i for i in iterations(folder) if i != started_from]
+        assert 2 <= len(kept) <= 3, (attempt, kept, started_from)
         for path in folder.glob("*.pt"):
             load_checkpoint(path)  # raises if damaged
         command = [*SAMPLERNN, "resume", str(folder), "--quiet"]
+        started_from = iterations(folder)[-1]  # kept while the next session runs
     newest = iterations(folder)[-1]
     result = run_cli("resume", folder, "--max-iterations", newest + 2, "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -150,9 +152,8 @@ def test_resume_by_folder_bad_input(tmp_path: Path, source: Path, run_app: RunAp
     (broken / "broken_epoch_1_iter_5_model.pt").write_bytes(b"not a checkpoint")
     result = run_cli("resume", "broken", cwd=tmp_path)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        f"error: none of the 1 checkpoints in {Path('outputs/broken')} can be resumed"
-    )
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(f"error: none of the 1 checkpoints in {Path('outputs/broken')}")
     assert "Traceback" not in result.stderr
     result = run_app("resume", "no-such-run", cwd=tmp_path)
     assert result.returncode == 1 and result.stderr == "error: no-such-run: no such file\n"
@@ -167,8 +168,9 @@ def test_disk_plan_warns_with_the_numbers(tmp_path: Path) -> None:
     run = RunFolder(tmp_path, "run")
     free = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
     small = 1000
-    line, warning = disk_plan(run, checkpoint_bytes=small, live=LiveSettings(keep_checkpoints=3),
-                              stop=StopConditions(), iteration=0, iterations_per_epoch=10)  # fmt: skip
+    keep3 = LiveSettings(keep_checkpoints=3)
+    line, warning = disk_plan(run, checkpoint_bytes=small, live=keep3, stop=StopConditions(),
+                              iteration=0, iterations_per_epoch=10)  # fmt: skip
     assert line == (
         "checkpoints: about 1.0 kB each, every 1000 iterations; keeping the newest 3 and the "
         "best model (up to 5.0 kB)"
@@ -186,8 +188,8 @@ def test_disk_plan_warns_with_the_numbers(tmp_path: Path) -> None:
                            iterations_per_epoch=10)  # fmt: skip
     assert warning is not None and "by iteration 2000" in warning
     assert "--keep-checkpoints N" in warning
-    line, warning = disk_plan(run, checkpoint_bytes=free // 10, live=live,
-                              stop=StopConditions(), iteration=0, iterations_per_epoch=10)  # fmt: skip
+    line, warning = disk_plan(run, checkpoint_bytes=free // 10, live=live, stop=StopConditions(),
+                              iteration=0, iterations_per_epoch=10)  # fmt: skip
     assert warning is None and "all kept (room for about" in line
 
 
@@ -232,12 +234,13 @@ def _job_script(tmp_path: Path, source: Path, iterations: int) -> Path:
     script = re.search(r"```bash\n(#!/bin/bash\n#SBATCH.*?)```", text, re.S)
     assert script is not None, "README has no Slurm job script"
     body = script.group(1)
+    options = [*TINY_FLAGS, "--val_every", "7", "--checkpoint_every", "50",
+               "--keep-checkpoints", "2"]  # fmt: skip
     settings = {
         "AUDIO": str(source),
         "NAME": "myrun",
         "ITERATIONS": str(iterations),
-        "OPTIONS": '"' + " ".join([*TINY_FLAGS, "--val_every", "7", "--checkpoint_every", "50",
-                                   "--keep-checkpoints", "2"]) + '"',  # fmt: skip
+        "OPTIONS": '"' + " ".join(options) + '"',
     }
     for key, value in settings.items():
         body, count = re.subn(rf"^{key}=.*$", f"{key}={value}", body, flags=re.M)
@@ -276,7 +279,7 @@ def test_slurm_job_resubmitted_after_time_limits_equals_one_run(
                     break
                 time.sleep(0.005)
             process.send_signal(signal.SIGTERM)  # Slurm's warning, to the job script
-        out, err = process.communicate(timeout=120)
+        _, err = process.communicate(timeout=120)
         expected = 143 if stop_after is not None else 0
         assert process.returncode == expected, (job_number, err)
         assert "Traceback" not in err
