@@ -326,6 +326,9 @@ class LiveSettings(Settings):
     val_every: int = setting(250, "val_every", int, 1, MAX_COUNT)
     temperature: float = setting(1.0, "temperature", float, 0.0, 100.0, low_inclusive=False)
     learning_rate: float = setting(1e-3, "learning_rate", float, 0.0, 10.0, low_inclusive=False)
+    # How many periodic checkpoints to keep (the newest ones); None keeps them all. The best
+    # model and the checkpoint a session resumed from are never deleted.
+    keep_checkpoints: int | None = setting(None, "keep_checkpoints", int, 1, MAX_COUNT)
     # Write TensorBoard event files to the run folder's tensorboard/ (needs the extra).
     tensorboard: bool = setting(False, "tensorboard", bool)
 

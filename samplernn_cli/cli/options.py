@@ -316,6 +316,16 @@ CheckpointEveryOption = Annotated[
     live_option("checkpoint_every", "--checkpoint-every", "--checkpoint_every",
                 help="Write a checkpoint every this many iterations"),
 ]  # fmt: skip
+KeepCheckpointsOption = Annotated[
+    int | None,
+    setting_option(
+        LiveSettings, "keep_checkpoints", "--keep-checkpoints", "--keep_checkpoints",
+        help="Keep only the newest N periodic checkpoints, deleting older ones once a new one "
+        "is completely written; the best model and the checkpoint a resume started from are "
+        "always kept (default: keep all; null in NAME_args.json keeps all).",
+        show_default=False, rich_help_panel=LIVE,
+    ),
+]  # fmt: skip
 ValEveryOption = Annotated[
     int | None,
     live_option("val_every", "--val-every", "--val_every",

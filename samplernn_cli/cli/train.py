@@ -28,6 +28,7 @@ from samplernn_cli.cli.options import (
     GenerateEveryOption,
     GradClipOption,
     HiddenSizeOption,
+    KeepCheckpointsOption,
     KeepSampleRateOption,
     LearnH0Option,
     LearningRateOption,
@@ -143,6 +144,23 @@ def _live_given(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def _checkpoint_or_folder(given: Path) -> Path:
+    """resume's argument: a checkpoint file, a run folder, or a run's name under the output
+    root (``samplernn resume run1`` after ``samplernn train ... -o run1``)."""
+    from samplernn_cli.errors import CheckpointError
+
+    if given.is_dir():
+        return given
+    if not given.exists() and len(given.parts) == 1:
+        from samplernn_cli.training.runfolder import resolve_output_root
+
+        under_root = resolve_output_root(None) / given
+        if under_root.is_dir():
+            return under_root
+    check_input_file(given, CheckpointError)
+    return given
+
+
 def _stop_conditions(
     max_iterations: int | None, max_epochs: int | None, max_time: str | None
 ) -> StopConditions:
@@ -239,6 +257,7 @@ def train(
     learning_rate: LearningRateOption = None,
     generate_every: GenerateEveryOption = None,
     checkpoint_every: CheckpointEveryOption = None,
+    keep_checkpoints: KeepCheckpointsOption = None,
     val_every: ValEveryOption = None,
     length: LengthOption = None,
     num_generated: NumGeneratedOption = None,
@@ -309,6 +328,7 @@ def train(
             num_generated=num_generated,
             generate_every=generate_every,
             checkpoint_every=checkpoint_every,
+            keep_checkpoints=keep_checkpoints,
             val_every=val_every,
             temperature=temperature,
             learning_rate=learning_rate,
@@ -344,7 +364,9 @@ def resume(
     checkpoint: Annotated[
         Path,
         typer.Argument(
-            help="Checkpoint to continue from (NAME_epoch_E_iter_I_model.pt).", show_default=False
+            help="Checkpoint to continue from (NAME_epoch_E_iter_I_model.pt), or a run folder "
+            "(or the name of a run under the output root): its newest complete checkpoint.",
+            show_default=False,
         ),
     ],
     in_option: TrainingInputOption = None,
@@ -355,6 +377,7 @@ def resume(
     learning_rate: LearningRateOption = None,
     generate_every: GenerateEveryOption = None,
     checkpoint_every: CheckpointEveryOption = None,
+    keep_checkpoints: KeepCheckpointsOption = None,
     val_every: ValEveryOption = None,
     length: LengthOption = None,
     num_generated: NumGeneratedOption = None,
@@ -373,10 +396,12 @@ def resume(
     checkpoint's run folder, or in a new one with -o. Run-time settings (stop conditions,
     live settings, device) may be given; architecture and data settings come from the
     checkpoint. The training audio must still be readable (-i if it moved).
-    """  # fmt: skip
-    from samplernn_cli.errors import CheckpointError
 
-    check_input_file(checkpoint, CheckpointError)
+    Given a run folder, continues from its newest complete checkpoint (a newer one that is
+    damaged is passed over, with a warning), so a batch job can run the same command again
+    and again.
+    """  # fmt: skip
+    checkpoint = _checkpoint_or_folder(checkpoint)
     stop_conditions = _stop_conditions(max_iterations, max_epochs, max_time)
     run = None
     if out is not None:
@@ -399,6 +424,7 @@ def resume(
             num_generated=num_generated,
             generate_every=generate_every,
             checkpoint_every=checkpoint_every,
+            keep_checkpoints=keep_checkpoints,
             val_every=val_every,
             temperature=temperature,
             learning_rate=learning_rate,

@@ -12,7 +12,9 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -26,7 +28,7 @@ from samplernn_cli.config import LiveSettings
 from samplernn_cli.data.cache import Dataset
 from samplernn_cli.data.plan import SequencePlan
 from samplernn_cli.data.split import DataSplit, split_dataset
-from samplernn_cli.errors import CheckpointError, TrainingError
+from samplernn_cli.errors import CheckpointError, OutputError, TrainingError
 from samplernn_cli.evaluation import evaluate_bits
 from samplernn_cli.model import SampleRNN, detach_state
 from samplernn_cli.seeding import mix_seed
@@ -37,6 +39,7 @@ from samplernn_cli.training.artifacts import (
     training_piece,
     write_round_picture,
 )
+from samplernn_cli.training.checkpoints import prune
 from samplernn_cli.training.distributed import Distributed
 from samplernn_cli.training.live import LiveSettingsFile
 from samplernn_cli.training.requests import (
@@ -133,6 +136,9 @@ class Trainer:
         # Validation figure of NAME_best_model.pt when continuing a run that has one: it is
         # only replaced by a better model.
         self.best_on_disk: float | None = None
+        # The checkpoint this session continues from, when it is in the run folder: never
+        # deleted by retention while the session runs.
+        self.resumed_from: Path | None = None
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Take the weights, optimizer, RNG and run state from a checkpoint of this run."""
@@ -226,6 +232,11 @@ class Trainer:
         save_checkpoint(path, snapshot)
         self.state.last_checkpoint = path
         logger.info(f"checkpoint: {path}")
+        keep = self.live.current.keep_checkpoints
+        if keep is not None:  # only now that the new one is complete
+            protected = [path] if self.resumed_from is None else [path, self.resumed_from]
+            for old in prune(self.run, keep, iteration=self.state.iteration, protected=protected):
+                logger.info(f"deleted {old.name} (keeping the newest {keep} checkpoints)")
 
     # ----------------------------------------------------------------- evaluation
 
@@ -418,6 +429,7 @@ class Trainer:
             self.stop.watching(),
             contextlib.closing(self.loss_log),
             contextlib.closing(self.board),
+            self._naming_newest(),
         ):
             stopped_by = self._loop(start_iteration)
             # Finish: a final validation figure (unless interrupted) and a final checkpoint.
@@ -445,6 +457,21 @@ class Trainer:
             last_loss=losses[-1] if losses else None,
             last_val_loss=None if last_val is None else last_val[1],
         )
+
+    @contextlib.contextmanager
+    def _naming_newest(self) -> Iterator[None]:
+        """A file that cannot be written (a full disk, say) stops the run; its message names
+        the newest complete checkpoint, the one to continue from."""
+        try:
+            yield
+        except OutputError as exc:
+            newest = self.state.last_checkpoint
+            where = (
+                f"the newest complete checkpoint is {newest}"
+                if newest is not None and newest.is_file()
+                else "no checkpoint of this run was written yet"
+            )
+            raise OutputError(f"{exc}; {where}") from None
 
     def _loop(self, start_iteration: int) -> str:
         """Iterate until a stop condition or request; returns why it stopped."""

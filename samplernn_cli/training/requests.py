@@ -33,7 +33,7 @@ class ResumeRequest:
     """Everything ``samplernn resume`` needs. Architecture and data settings come from the
     checkpoint; only run-time settings can be given here."""
 
-    checkpoint: Path
+    checkpoint: Path  # a checkpoint file, or a run folder: its newest complete checkpoint
     run: RunFolder | None = None  # None: the checkpoint's own run folder
     inputs: tuple[Path, ...] = ()  # files and folders; empty: the files the checkpoint lists
     live_overrides: dict[str, Any] = field(default_factory=dict)

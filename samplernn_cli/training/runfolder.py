@@ -156,7 +156,7 @@ class RunFolder:
         if existing and not force:
             raise RunFolderError(
                 f"{self.path} already holds a run named {self.name!r} "
-                f"({len(existing)} files); continue it with `samplernn resume CHECKPOINT`, "
+                f"({len(existing)} files); continue it with `samplernn resume {self.path}`, "
                 "choose another name with -o, or pass --force to overwrite its files"
             )
 

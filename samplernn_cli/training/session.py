@@ -28,6 +28,11 @@ from samplernn_cli.errors import (
 )
 from samplernn_cli.quantize import Quantizer
 from samplernn_cli.training.artifacts import describe_run, write_data_examples
+from samplernn_cli.training.checkpoints import (
+    disk_plan,
+    estimated_checkpoint_bytes,
+    newest_complete,
+)
 from samplernn_cli.training.distributed import (
     Distributed,
     from_environment,
@@ -88,8 +93,12 @@ def resume(
         TrainingError, MissingDependencyError: see :mod:`samplernn_cli.errors`.
     """
     request.stop.validate()
-    checkpoint = load_checkpoint(request.checkpoint)
-    checkpoint.require_training_state()
+    by_folder = request.checkpoint.is_dir()
+    if by_folder:
+        checkpoint = newest_complete(request.checkpoint)
+    else:
+        checkpoint = load_checkpoint(request.checkpoint)
+        checkpoint.require_training_state()
     own_folder = RunFolder(path=checkpoint.path.parent, name=checkpoint.run_name)
     folder = request.run or own_folder
     same_folder = (
@@ -118,7 +127,14 @@ def resume(
         device=request.device,
         force=request.force,
     )
-    return _open(continued, progress, stop or StopRequest(), checkpoint, same_folder=same_folder)
+    return _open(
+        continued,
+        progress,
+        stop or StopRequest(),
+        checkpoint,
+        same_folder=same_folder,
+        replace_later=by_folder,
+    )
 
 
 def _open(
@@ -128,10 +144,12 @@ def _open(
     checkpoint: Checkpoint | None = None,
     *,
     same_folder: bool = False,
+    replace_later: bool = False,
 ) -> TrainResult:
     """The one way a session opens: check the folder, read the input, build the trainer
     (restored from ``checkpoint`` when continuing, in its own folder if ``same_folder``),
-    and train.
+    and train. ``replace_later``: the run continues from its newest complete checkpoint, so
+    files an interrupted session wrote after it are replaced as the run gets there again.
 
     Raises:
         MissingDependencyError: the live settings ask for TensorBoard and it is not
@@ -147,7 +165,7 @@ def _open(
         if dist is not None:
             device = dist.device
         if dist is None or dist.is_main:
-            _check_folder(request, checkpoint if same_folder else None)
+            _check_folder(request, checkpoint if same_folder else None, replace_later)
         paths = _input_paths(request, checkpoint)
         # A continued run reads its input at the rate it was trained at (the first file's,
         # when it kept the input's own rate).
@@ -166,6 +184,8 @@ def _open(
         )
         if checkpoint is not None:
             trainer.restore(checkpoint)
+            if same_folder:
+                trainer.resumed_from = checkpoint.path
             if trainer.is_main and request.run.best_model.is_file():
                 try:
                     best = load_checkpoint(request.run.best_model).stored_summary
@@ -182,15 +202,24 @@ def _open(
             trainer.ddp = None  # DDP holds the process group: drop it before leaving the group
 
 
-def _check_folder(request: TrainRequest, continuing: Checkpoint | None) -> None:
+def _check_folder(
+    request: TrainRequest, continuing: Checkpoint | None, replace_later: bool = False
+) -> None:
     """A new run (or a continuation in another folder) needs a free folder; continuing in
-    the checkpoint's own folder must not overwrite files written after the checkpoint."""
+    the checkpoint's own folder must not overwrite files written after the checkpoint,
+    unless it continues the run from its newest complete checkpoint (``replace_later``)."""
     folder = request.run
     if continuing is None:
         folder.check_available(force=request.force)
         return
     later = folder.artifacts_after(continuing.iteration)
-    if later and not request.force:
+    if later and replace_later:
+        logger.warning(
+            f"{len(later)} files written after iteration {continuing.iteration} by an "
+            "interrupted session (checkpoints that cannot be used, clips, pictures) will be "
+            "replaced as the run gets there again"
+        )
+    elif later and not request.force:
         newest = max(later, key=lambda p: p.stat().st_mtime)
         raise RunFolderError(
             f"{folder.path} has {len(later)} files written after iteration "
@@ -266,7 +295,29 @@ def _train(trainer: Trainer, *, write_examples: bool) -> TrainResult:
             trainer.device,
         )
         trainer.live.write()
+        _plan_disk(trainer)
         trainer.loss_log.open(trainer.state.history.rows())
         if write_examples:
             write_data_examples(folder, trainer.dataset, trainer.plan, trainer.model)
         return trainer.fit()
+
+
+def _plan_disk(trainer: Trainer) -> None:
+    """Say what the run's checkpoints will take, and warn when the disk will not hold it."""
+    if trainer.resumed_from is not None:
+        size = trainer.resumed_from.stat().st_size
+    else:
+        size = estimated_checkpoint_bytes(
+            sum(p.numel() * p.element_size() for p in trainer.model.parameters())
+        )
+    line, warning = disk_plan(
+        trainer.run,
+        checkpoint_bytes=size,
+        live=trainer.live.current,
+        stop=trainer.request.stop,
+        iteration=trainer.state.iteration,
+        iterations_per_epoch=trainer.plan.iterations_per_epoch,
+    )
+    logger.info(line)
+    if warning is not None:
+        logger.warning(warning)

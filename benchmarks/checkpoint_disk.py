@@ -1,0 +1,48 @@
+"""Disk use of a training checkpoint at each preset: what `--keep-checkpoints` multiplies.
+
+For each preset, builds the model, takes one Adam step (so both moments exist, as in every
+checkpoint after the first iteration) and writes the weights and optimizer state with
+`torch.save`, as a checkpoint holds them; prints the file size next to the estimate `samplernn
+train` logs at start (`training.checkpoints.estimated_checkpoint_bytes`: weights plus two
+moments) and their ratio. The rest of a checkpoint (settings, RNG and RNN state, loss
+history) adds well under 1 %. Run from the repository root:
+
+    python benchmarks/checkpoint_disk.py
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+
+from samplernn_cli.config import ModelConfig
+from samplernn_cli.model import SampleRNN
+from samplernn_cli.presets import PRESETS
+from samplernn_cli.training.checkpoints import estimated_checkpoint_bytes, format_bytes
+from samplernn_cli.training.step import make_optimizer
+
+
+def main() -> None:
+    print(f"{'preset':12s} {'parameters':>12s} {'checkpoint':>11s} {'estimate':>10s} {'ratio':>6s}")
+    for name, preset in PRESETS.items():
+        values = {k: v for k, v in preset.values.items() if k in ModelConfig.__dataclass_fields__}
+        model = SampleRNN(ModelConfig(**values))
+        optimizer = make_optimizer(model, 1e-3)
+        for parameter in model.parameters():
+            parameter.grad = torch.zeros_like(parameter)
+        optimizer.step()
+        count = sum(p.numel() for p in model.parameters())
+        estimate = estimated_checkpoint_bytes(sum(p.numel() * p.element_size()
+                                                  for p in model.parameters()))  # fmt: skip
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "checkpoint.pt"
+            torch.save({"weights": model.state_dict(), "optimizer": optimizer.state_dict()}, path)
+            size = path.stat().st_size
+        print(f"{name:12s} {count:>12,d} {format_bytes(size):>11s} {format_bytes(estimate):>10s} "
+              f"{size / estimate:6.3f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
