@@ -423,14 +423,14 @@ class Trainer:
         """Train until a stop condition or a stop request; always leaves a checkpoint of the
         last completed iteration."""
         start_iteration = self.state.iteration
-        if self.is_main:
-            self.board.follow(self.live.current.tensorboard, start_iteration)
         with (
             self.stop.watching(),
             contextlib.closing(self.loss_log),
             contextlib.closing(self.board),
             self._naming_newest(),
         ):
+            if self.is_main:
+                self.board.follow(self.live.current.tensorboard, start_iteration)
             stopped_by = self._loop(start_iteration)
             # Finish: a final validation figure (unless interrupted) and a final checkpoint.
             state = self.state
