@@ -438,13 +438,18 @@ class Trainer:
             if self.dist is not None:  # a signal may have reached some ranks only
                 interrupted = bool(self.dist.agree([float(interrupted)])[0])
             last_val = state.history.last_val
-            if (
+            validated = (
                 not interrupted
                 and state.iteration > start_iteration
                 and (last_val is None or last_val[0] != state.iteration)
-            ):
+            )
+            if validated:
                 self.validate()
-            if state.iteration > 0 and state.last_checkpoint_iteration != state.iteration:
+            # The last checkpoint holds the final validation figure too (rewritten when it
+            # was written at this iteration, before the figure existed).
+            if state.iteration > 0 and (
+                validated or state.last_checkpoint_iteration != state.iteration
+            ):
                 self.write_checkpoint()
         last_val = self.state.history.last_val
         losses = self.state.history.losses

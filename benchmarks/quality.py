@@ -1,0 +1,199 @@
+"""Model quality at equal training budgets: `samplernn train` against the 2022 tool's scheme.
+
+For each clip, a 60 s excerpt (mono, 16 kHz) is written to a temporary folder and both
+train on it for the same wall-clock budget, holding out its last 10 %:
+
+* ours: `samplernn train EXCERPT --preset small --max-time BUDGET --val-fraction 0.1`
+  (plus `--ours-args`); scored by the validation figure of the checkpoint the run ends with
+  (the one `train` prints, validated at its last iteration), and the run's best figure;
+* the 2022 scheme: `../shared/tools/seedref.py train EXCERPT --seconds BUDGET` at the same
+  size (LSTM 1x256, frame 16, embed 64, 256 levels, batch 16, `--seed-num-frames` frames per
+  window), scored on the same held-out tail by its own windowed evaluation (`val_bits`).
+
+Both then generate clips (`--clips` x `--clip-seconds`), whose spectral statistics
+(flatness, centroid, RMS level; mean over frames with signal) are printed next to the
+training audio's: lower bits must not come with audio further from the training audio.
+
+The runs are sequential (never two at once), so each gets the whole machine; budgets are
+wall time. Run from the repository root with the project installed:
+
+    python benchmarks/quality.py                                   # both corpus clips, 150 s
+    python benchmarks/quality.py --budgets 150,600 --json quality.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+import torchaudio.functional as AF
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CORPUS = SHARED / "corpus"
+SEEDREF = SHARED / "tools" / "seedref.py"
+RATE = 16000
+SMALL = ["--hidden_size", "256", "--rnn_layers", "1", "--frame_size", "16", "--embed_size",
+         "64", "--quantization", "256", "--batch_size", "16"]  # fmt: skip
+
+
+def excerpt(source: Path, seconds: float, offset: float, folder: Path) -> Path:
+    """``seconds`` of ``source`` from ``offset``, mono at 16 kHz, as a float WAV."""
+    info = soundfile.info(str(source))
+    start = int(offset * info.samplerate)
+    audio, rate = soundfile.read(str(source), start=start, frames=int(seconds * info.samplerate),
+                                 dtype="float32", always_2d=True)  # fmt: skip
+    mono = torch.from_numpy(audio.mean(axis=1))
+    if rate != RATE:
+        mono = AF.resample(mono, rate, RATE)
+    path = folder / f"{source.stem}_{int(seconds)}s.wav"
+    soundfile.write(str(path), mono.numpy(), RATE, subtype="FLOAT")
+    return path
+
+
+def spectral_stats(audio: np.ndarray) -> dict[str, float]:
+    """Spectral flatness (0: tonal, 1: white noise), centroid (Hz) and RMS level (dBFS),
+    averaged over 64 ms frames whose level is within 50 dB of the loudest."""
+    signal = torch.from_numpy(np.asarray(audio, dtype=np.float32))
+    window = torch.hann_window(1024)
+    power = torch.stft(signal, 1024, 256, window=window, return_complex=True).abs().pow(2).T
+    power = power + 1e-12
+    energy = power.sum(dim=1)
+    voiced = energy > energy.max() * 1e-5
+    power = power[voiced]
+    flatness = torch.exp(torch.log(power).mean(dim=1)) / power.mean(dim=1)
+    freqs = torch.linspace(0, RATE / 2, power.shape[1])
+    centroid = (power * freqs).sum(dim=1) / power.sum(dim=1)
+    rms = float(np.sqrt(np.mean(np.square(audio)))) + 1e-12
+    return {
+        "flatness": float(flatness.mean()),
+        "centroid_hz": float(centroid.mean()),
+        "level_dbfs": 20 * float(np.log10(rms)),
+    }
+
+
+def clip_stats(paths: list[Path]) -> dict[str, float]:
+    stats = [spectral_stats(soundfile.read(str(p), dtype="float32")[0]) for p in paths]
+    return {key: float(np.mean([s[key] for s in stats])) for key in stats[0]}
+
+
+def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return result
+
+
+def train_ours(clip: Path, budget: float, args: argparse.Namespace, folder: Path) -> dict:
+    name = f"ours_{clip.stem}_{int(budget)}"
+    samplernn = [sys.executable, "-m", "samplernn_cli"]
+    started = time.monotonic()
+    result = run([*samplernn, "train", str(clip), "-o", name, "--output-root", str(folder),
+                  "--preset", "small", "--val-fraction", "0.1", "--seed", str(args.seed),
+                  "--max-time", f"{budget}s", "--generate-every", str(10**9), "--quiet",
+                  *args.ours_args.split()], cwd=folder)  # fmt: skip
+    wall = time.monotonic() - started
+    checkpoint = Path(result.stdout.strip().splitlines()[-1])
+    summary = json.loads(run([*samplernn, "inspect-checkpoint", str(checkpoint), "--json"],
+                             cwd=folder).stdout)  # fmt: skip
+    clips = folder / f"{name}_clips"
+    run([*samplernn, "generate", str(checkpoint), "--length", str(args.clip_seconds), "--count",
+         str(args.clips), "--seed", "1", "-d", str(clips), "--quiet"], cwd=folder)  # fmt: skip
+    losses, iteration = summary["losses"], summary["training"]["iteration"]
+    if losses["last_val_iteration"] != iteration:
+        raise SystemExit(f"{checkpoint} holds no validation figure of its own iteration")
+    return {
+        "bits": losses["last_val_loss"],
+        "best_bits": losses["best_val_loss"],
+        "best_iteration": losses["best_val_iteration"],
+        "iterations": iteration,
+        "wall_s": wall,
+        "clips": clip_stats(sorted(clips.glob("*.wav"))),
+    }
+
+
+def train_seed(clip: Path, budget: float, args: argparse.Namespace, folder: Path) -> dict:
+    checkpoint = folder / f"seed_{clip.stem}_{int(budget)}.pt"
+    result = run([sys.executable, str(SEEDREF), "train", str(clip), "--seconds", str(budget),
+                  *SMALL, "--num_frames", str(args.seed_num_frames), "--val-fraction", "0.1",
+                  "--seed", str(args.seed), "--save", str(checkpoint)], cwd=folder)  # fmt: skip
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    clips = folder / f"seed_{clip.stem}_{int(budget)}_clips"
+    run([sys.executable, str(SEEDREF), "generate", "--ckpt", str(checkpoint), "--length",
+         str(args.clip_seconds), "--count", str(args.clips), "--batched", "--seed", "1",
+         "--out", str(clips)], cwd=folder)  # fmt: skip
+    return {
+        "bits": report["val_bits"],
+        "iterations": report["iterations"],
+        "clips": clip_stats(sorted(clips.glob("*.wav"))),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("clips", nargs="*", type=Path, help="audio files (default: the corpus)")
+    parser.add_argument("--budgets", default="150", help="training seconds, comma-separated")
+    parser.add_argument("--seconds", type=float, default=60.0, help="excerpt length")
+    parser.add_argument("--offset", type=float, default=0.0, help="excerpt start (s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed-num-frames",
+        type=int,
+        default=8,
+        help="frames per window of the 2022 scheme (its small setting)",
+    )
+    parser.add_argument("--ours-args", default="", help="extra `samplernn train` options")
+    parser.add_argument("--clips", type=int, default=2, help="clips generated per run")
+    parser.add_argument("--clip-seconds", type=float, default=4.0)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    sources = args.clips or sorted(CORPUS.glob("*.flac"))
+    budgets = [float(b) for b in args.budgets.split(",")]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for source in sources:
+            clip = excerpt(source, args.seconds, args.offset, folder)
+            audio = soundfile.read(str(clip), dtype="float32")[0]
+            training = spectral_stats(audio[: int(len(audio) * 0.9)])
+            for budget in budgets:
+                ours = train_ours(clip, budget, args, folder)
+                seed = train_seed(clip, budget, args, folder)
+                row = {"clip": source.name, "budget_s": budget, "ours": ours, "seed": seed,
+                       "training_audio": training,
+                       "gain_pct": 100 * (seed["bits"] - ours["bits"]) / seed["bits"],
+                       "end_vs_best_pct": 100 * (ours["bits"] - ours["best_bits"])
+                       / ours["best_bits"]}  # fmt: skip
+                results.append(row)
+                print_row(row)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def print_row(row: dict) -> None:
+    ours, seed, real = row["ours"], row["seed"], row["training_audio"]
+    print(f"\n{row['clip']}, {row['budget_s']:.0f} s of training")
+    print(f"  held-out bits/sample: ours {ours['bits']:.3f} ({ours['iterations']} it, best "
+          f"{ours['best_bits']:.3f} at {ours['best_iteration']}), 2022 scheme {seed['bits']:.3f} "
+          f"({seed['iterations']} it): ours {row['gain_pct']:+.1f} % lower; run end vs its "
+          f"best {row['end_vs_best_pct']:+.1f} %")  # fmt: skip
+    print(f"  {'':14s} {'flatness':>9s} {'centroid':>9s} {'level':>8s}")
+    for label, stats in (("training audio", real), ("ours", ours["clips"]),
+                         ("2022 scheme", seed["clips"])):  # fmt: skip
+        print(
+            f"  {label:14s} {stats['flatness']:9.3f} {stats['centroid_hz']:7.0f}Hz "
+            f"{stats['level_dbfs']:6.1f}dB"
+        )
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
