@@ -13,7 +13,7 @@ from samplernn_cli.audio import ENCODINGS, read_audio, write_audio
 from samplernn_cli.checkpoint import load_checkpoint
 from samplernn_cli.config import AudioConfig, GenerateSettings
 from samplernn_cli.device import resolve_device
-from samplernn_cli.errors import UsageError
+from samplernn_cli.errors import OutputError
 from samplernn_cli.generation.engine import generate_codes
 
 
@@ -113,8 +113,12 @@ def generate_files(
         prime_audio = model.quantizer.decode(prime_codes)
 
     out_dir = request.out_dir if request.out_dir is not None else checkpoint.path.parent
-    if not out_dir.is_dir():
-        raise UsageError(f"output folder {out_dir} does not exist")
+    try:  # created (with its parents) as train creates its run folder
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"output folder {out_dir} is a file, not a folder") from None
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from None
     run_name = str(checkpoint.payload.get("run_name") or checkpoint.path.stem)
     prefix = request.prefix or f"{run_name}_iter_{checkpoint.iteration}_gen"
     paths = _output_paths(out_dir, prefix, f".{settings.file_format}", settings.count)
