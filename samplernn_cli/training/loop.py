@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from dataclasses import replace
+from typing import Any
 
 import torch
 
@@ -20,6 +21,7 @@ from samplernn_cli.checkpoint import (
     Checkpoint,
     InputFile,
     TrainingSnapshot,
+    provenance,
     save_checkpoint,
 )
 from samplernn_cli.config import LiveSettings
@@ -124,6 +126,9 @@ class Trainer:
         # Validation figure of NAME_best_model.pt when continuing a run that has one: it is
         # only replaced by a better model.
         self.best_on_disk: float | None = None
+        # Where the starting weights came from (checkpoint.provenance), kept by every
+        # checkpoint of the run; None: trained from scratch.
+        self.parent: dict[str, Any] | None = None
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Take the weights, optimizer, RNG and run state from a checkpoint of this run."""
@@ -152,6 +157,27 @@ class Trainer:
             ) from None
         for group in self.optimizer.param_groups:
             group["lr"] = self.live.current.learning_rate
+        self.parent = checkpoint.parent
+
+    def start_from(self, parent: Checkpoint, *, optimizer: bool = False) -> None:
+        """Fine-tuning: take the weights (and with ``optimizer`` Adam's state) of another
+        run's checkpoint or export; everything else starts as in a new run."""
+        if optimizer and parent.optimizer_state is None:
+            raise CheckpointError(
+                f"{parent.path} is an exported model without optimizer state; fine-tune it "
+                "with a fresh optimizer (drop --init-optimizer) or use its training checkpoint"
+            )
+        try:
+            # Half-precision weights of an export are widened to float32 as they are copied.
+            self.model.load_state_dict(parent.weights)
+            if optimizer:
+                self.optimizer.load_state_dict(parent.optimizer_state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"{parent.path} cannot initialise this model ({first})") from None
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.live.current.learning_rate
+        self.parent = provenance(parent)
 
     # ----------------------------------------------------------------- checkpoints
 
@@ -200,6 +226,7 @@ class Trainer:
             rng=rng,
             history=state.history,
             device=str(self.device),
+            parent=self.parent,
         )
 
     def _all_rows(self, tensor: torch.Tensor) -> torch.Tensor:
