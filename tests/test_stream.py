@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +133,21 @@ def test_a_closed_pipe_ends_quietly(checkpoint: Path) -> None:
     assert process.wait(timeout=120) == 141
     assert first[:4] == b"RIFF" and len(first) == 1000
     assert "Traceback" not in stderr and "Exception" not in stderr and "error" not in stderr
+
+
+def test_any_command_with_a_closed_stdout_ends_quietly(checkpoint: Path, tmp_path: Path) -> None:
+    """stdout is a pipe whose reader is already gone: the first write fails with EPIPE."""
+    commands = [
+        ["inspect-checkpoint", str(checkpoint), "--json"],
+        ["generate", str(checkpoint), "--length", "0.05", "-d", str(tmp_path)],
+    ]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        for args in commands:
+            result = subprocess.run([*SAMPLERNN, *args], stdout=write_end, stderr=subprocess.PIPE,
+                                    text=True, timeout=120)  # fmt: skip
+            assert result.returncode == 141, result.stderr
+            assert "Traceback" not in result.stderr and "error" not in result.stderr
+    finally:
+        os.close(write_end)
