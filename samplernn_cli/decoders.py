@@ -206,7 +206,8 @@ class FfmpegReader(Reader):
             if len(data) < size:
                 process.wait()
                 raise AudioError(
-                    f"{self.path} is not audio ffmpeg can decode ({self._message(errors)})"
+                    f"{self.path} is not an audio file soundfile can read, nor one ffmpeg "
+                    f"can decode ({self._message(errors)})"
                 )
             return data
 

@@ -127,6 +127,14 @@ def test_without_ffmpeg_the_error_names_the_format_and_the_fix(
         read_audio(text, AudioConfig())
 
 
+@pytest.mark.usefixtures("with_ffmpeg")
+def test_with_ffmpeg_a_file_neither_reads_is_still_refused(tmp_path: Path) -> None:
+    text = tmp_path / "notes.m4a"
+    text.write_text("not audio at all\n")
+    with pytest.raises(AudioError, match="not an audio file soundfile can read, nor one ffmpeg"):
+        read_audio(text, AudioConfig())
+
+
 def test_train_and_evaluate_m4a_and_mp4_through_the_command(
     media: dict[str, Path], ffmpeg_dir: Path, tmp_path: Path
 ) -> None:
