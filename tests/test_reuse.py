@@ -144,7 +144,8 @@ def test_fine_tuning_refuses_conflicts_and_bad_files(
         assert len(result.stderr.splitlines()) == 1
     # The same value as the checkpoint's is no conflict.
     same = run_app("train", other_clip, "-o", "same", "--output-root", runs, "--init-from",
-                   checkpoint, "--hidden_size", "16", "--quantization", "32",
+                   checkpoint, "--hidden_size", "16", "--quantization", "32", "--frame-sizes",
+                   "4", "--frame_size", "4",
                    "--max-iterations", "1", "-q", cwd=tmp_path)  # fmt: skip
     assert same.returncode == 0, same.stderr
 

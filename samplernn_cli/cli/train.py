@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -166,19 +166,21 @@ def _fine_tune_settings(
             f"--preset sets the architecture, which --init-from takes from {parent.path.name}; "
             "drop --preset"
         )
-    stored = {**parent.model_config.to_dict(), **parent.train.to_dict()}
-    stored["frame_size"] = parent.model_config.frame_sizes[0]
+    # The settings' own values (tuples stay tuples, as the options give them).
+    architecture = {f.name: getattr(parent.model_config, f.name) for f in fields(ModelConfig)}
+    architecture["frame_size"] = parent.model_config.frame_sizes[0]
     given = {**settings, "frame_size": settings["frame_sizes"][0]}
-    for name in (*parent.model_config.to_dict(), "frame_size"):
-        if name in given and _explicit(ctx, name) and given[name] != stored[name]:
-            value = given[name]
-            shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
-            mine = stored[name]
-            mine = ",".join(map(str, mine)) if isinstance(mine, tuple) else mine
+
+    def shown(value: Any) -> str:
+        return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+    for name in architecture:
+        if name in given and _explicit(ctx, name) and given[name] != architecture[name]:
             raise UsageError(
-                f"{_flag(ctx, name)} {shown} conflicts with {parent.path.name}, whose model "
-                f"has {mine}; a fine-tuned model keeps its parent's architecture (drop the "
-                "option, or train from scratch without --init-from)"
+                f"{_flag(ctx, name)} {shown(given[name])} conflicts with {parent.path.name}, "
+                f"whose model has {shown(architecture[name])}; a fine-tuned model keeps its "
+                "parent's architecture (drop the option, or train from scratch without "
+                "--init-from)"
             )
     if _explicit(ctx, "keep_sample_rate") or (
         _explicit(ctx, "sample_rate") and ctx.params["sample_rate"] != parent.sample_rate
@@ -188,7 +190,7 @@ def _fine_tune_settings(
             "its parent's sample rate; drop --sample-rate/--keep-sample-rate"
         )
     return {
-        name: settings[name] if _explicit(ctx, name) else stored[name]
+        name: settings[name] if _explicit(ctx, name) else getattr(parent.train, name)
         for name in INHERITED_TRAIN_SETTINGS
     }
 
