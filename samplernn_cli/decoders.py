@@ -145,8 +145,11 @@ class SoundfileReader(Reader):
             return super().read_all()
         try:
             return self._rewound().read(dtype="float32", always_2d=True)
-        except SOUNDFILE_ERRORS as exc:
-            raise AudioError(f"{self.path} cannot be decoded ({soundfile_reason(exc)})") from None
+        except SOUNDFILE_ERRORS as exc:  # a header libsndfile accepts, data it cannot decode
+            raise AudioError(
+                f"{self.path} is not an audio file soundfile can read "
+                f"({soundfile_reason(exc)}); use WAV, FLAC, OGG or MP3"
+            ) from None
         except MemoryError:
             raise AudioError(f"{self.path} is too large to decode into memory") from None
 
