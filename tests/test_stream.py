@@ -168,3 +168,15 @@ def test_both_samplers_hand_over_codes_in_order(checkpoint: Path, implementation
                            implementation=implementation)  # fmt: skip
     assert len(parts) > 10 and all(part.shape[0] == 2 for part in parts)
     torch.testing.assert_close(torch.cat(parts, dim=1), codes, rtol=0, atol=0)
+
+
+def test_output_file_is_never_overwritten(checkpoint: Path, tmp_path: Path) -> None:
+    taken = tmp_path / "taken.wav"
+    taken.write_bytes(b"mine")
+    refused = run_cli("generate", checkpoint, "--length", "0.05", "-o", taken, cwd=tmp_path)
+    assert refused.returncode == 1 and "already exists" in refused.stderr
+    assert taken.read_bytes() == b"mine"
+    target = tmp_path / "new" / "take.flac"
+    made = run_cli("generate", checkpoint, "--length", "0.05", "-o", target, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == str(target) and soundfile.info(target).format == "FLAC"

@@ -91,8 +91,10 @@ def generate(
     """Generate new audio from a checkpoint.
 
     Writes --count clips of --length seconds at the checkpoint's sample rate, generated
-    together in batches, and prints the path of each file on stdout, one per line.
-    Existing files are never overwritten.
+    together in batches, into --out-dir (created if missing), and prints the path of each
+    file on stdout, one per line. Existing files are never overwritten. With -o FILE the one
+    clip goes to FILE; with -o - it streams to stdout as WAV while it is generated (a closed
+    pipe ends it quietly, exit code 141).
     """  # fmt: skip
     check_input_file(checkpoint, CheckpointError)
     values = (
