@@ -19,9 +19,9 @@ from samplernn_cli.config import AudioConfig, StopConditions
 from samplernn_cli.evaluation import EvaluateRequest, evaluate_files
 from samplernn_cli.export import export_model
 from samplernn_cli.generation.engine import generate_codes
-from samplernn_cli.training.requests import TrainRequest
+from samplernn_cli.training.requests import ResumeRequest, TrainRequest
 from samplernn_cli.training.runfolder import RunFolder
-from samplernn_cli.training.session import train
+from samplernn_cli.training.session import resume, train
 
 from .conftest import TINY_FLAGS, TINY_LIVE, TINY_MODEL, TINY_TRAIN, RunApp, run_cli, tone_mix
 
@@ -95,6 +95,10 @@ def test_fine_tuning_starts_from_the_parent(
     assert record["file"] == checkpoint.name and record["iteration"] == 200
     assert record["sha256"] == sha256(checkpoint) and record["kind"] == "training"
     assert load_checkpoint(scratch).parent is None
+    # Resuming the fine-tuned run keeps its parent in the checkpoints it writes.
+    resumed = resume(ResumeRequest(child, stop=StopConditions(max_iterations=3), device="cpu"))
+    assert resumed.checkpoint is not None and resumed.checkpoint != child
+    assert load_checkpoint(resumed.checkpoint).parent == record
 
 
 def test_fine_tuning_from_an_export_and_with_the_optimizer(
