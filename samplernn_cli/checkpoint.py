@@ -1,4 +1,5 @@
-"""The checkpoint file: the one owner of its format (write, read, validate, summarise).
+"""The checkpoint file: the one owner of its format (write, read, validate, provenance;
+:mod:`samplernn_cli.summary` summarises a loaded file for ``inspect-checkpoint``).
 
 A checkpoint is a ``torch.save`` of a dict holding only tensors and plain data (str, int,
 float, bool, None, lists, dicts), so it loads with ``torch.load(weights_only=True)``:
