@@ -38,7 +38,8 @@ def inspect_checkpoint(
     Works on the checkpoint file alone; loading never runs code from the file.
     """
     check_input_file(checkpoint, CheckpointError)
-    from samplernn_cli.checkpoint import load_checkpoint, summarize  # imports torch
+    from samplernn_cli.checkpoint import load_checkpoint  # imports torch
+    from samplernn_cli.summary import summarize
 
     summary = summarize(load_checkpoint(checkpoint))
     if as_json:
