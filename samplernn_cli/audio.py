@@ -1,7 +1,8 @@
 """Reading, mixing down, resampling, normalising and writing audio.
 
 soundfile (libsndfile) reads and writes the files: WAV, FLAC, OGG, MP3, AIFF and the other
-formats libsndfile knows, at any bit depth, integer or float. torchaudio is used only for
+formats libsndfile knows, at any bit depth, integer or float; ffmpeg, when installed, reads
+the rest (M4A/AAC, MP4, WebM: see :mod:`samplernn_cli.decoders`). torchaudio is used only for
 DSP (resampling): its own ``load``/``save`` need FFmpeg and TorchCodec.
 """
 
@@ -21,6 +22,7 @@ import soundfile
 import torch
 
 from samplernn_cli.config import AudioConfig
+from samplernn_cli.decoders import Reader, open_reader, soundfile_reason
 from samplernn_cli.errors import AudioError, OutputError
 from samplernn_cli.fileio import atomic_write, check_input_file
 
@@ -66,46 +68,32 @@ class Waveform:
         return self.samples.numel() / self.sample_rate
 
 
-def _soundfile_reason(exc: Exception) -> str:
-    text = str(exc).strip()
-    # libsndfile messages read "Error opening '<path>': Format not recognised." - keep the tail.
-    if ": " in text:
-        text = text.rsplit(": ", 1)[-1]
-    return text.rstrip(".") or type(exc).__name__
-
-
-def _not_audio(path: Path, exc: Exception) -> AudioError:
-    return AudioError(
-        f"{path} is not an audio file soundfile can read ({_soundfile_reason(exc)}); "
-        "use WAV, FLAC, OGG or MP3"
-    )
-
-
 @contextlib.contextmanager
-def open_audio(path: Path) -> Iterator[tuple[soundfile.SoundFile, AudioSource]]:
-    """Open an audio file for reading; ``source.frames`` is what the header declares.
+def open_audio(path: Path) -> Iterator[tuple[Reader, AudioSource]]:
+    """Open an audio file for reading (libsndfile, else ffmpeg: see
+    :mod:`samplernn_cli.decoders`); ``source.frames`` is what the header declares (0 where
+    only decoding tells: ``reader.frames`` is None).
 
     Raises:
         AudioError: the file is missing, unreadable, not audio, or declares no valid rate.
     """
     check_input_file(path, AudioError)
+    reader = open_reader(path)
     try:
-        handle = soundfile.SoundFile(path)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise _not_audio(path, exc) from None
-    with handle:
         source = AudioSource(
             path=str(path.resolve()),
             name=path.name,
-            sample_rate=int(handle.samplerate),
-            channels=int(handle.channels),
-            frames=max(0, int(handle.frames)),
-            format=str(handle.format),
-            subtype=str(handle.subtype),
+            sample_rate=int(reader.sample_rate),
+            channels=int(reader.channels),
+            frames=reader.frames or 0,
+            format=reader.format,
+            subtype=reader.subtype,
         )
         if source.sample_rate <= 0:
             raise AudioError(f"{path} declares an invalid sample rate ({source.sample_rate} Hz)")
-        yield handle, source
+        yield reader, source
+    finally:
+        reader.close()
 
 
 def read_audio(path: str | os.PathLike[str], config: AudioConfig) -> Waveform:
@@ -121,13 +109,8 @@ def read_audio(path: str | os.PathLike[str], config: AudioConfig) -> Waveform:
             or infinite samples.
     """
     path = Path(path)
-    with open_audio(path) as (handle, source):
-        try:
-            data = handle.read(dtype="float32", always_2d=True)
-        except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-            raise _not_audio(path, exc) from None
-        except MemoryError:
-            raise AudioError(f"{path} is too large to decode into memory") from None
+    with open_audio(path) as (reader, source):
+        data = reader.read_all()
     if data.shape[0] == 0:
         raise AudioError(f"{path} contains no audio samples (only a header?)")
     source = AudioSource(**{**source.to_dict(), "frames": int(data.shape[0])})  # type: ignore[arg-type]
@@ -194,7 +177,7 @@ def write_audio(
     try:
         atomic_write(path, write, what="audio file", overwrite=overwrite)
     except (soundfile.LibsndfileError, ValueError, TypeError) as exc:
-        raise OutputError(f"cannot write {path}: {_soundfile_reason(exc)}") from None
+        raise OutputError(f"cannot write {path}: {soundfile_reason(exc)}") from None
     return path
 
 

@@ -1,4 +1,5 @@
-"""The checkpoint file: the one owner of its format (write, read, validate, summarise).
+"""The checkpoint file: the one owner of its format (write, read, validate, provenance;
+:mod:`samplernn_cli.summary` summarises a loaded file for ``inspect-checkpoint``).
 
 A checkpoint is a ``torch.save`` of a dict holding only tensors and plain data (str, int,
 float, bool, None, lists, dicts), so it loads with ``torch.load(weights_only=True)``:
@@ -11,6 +12,12 @@ Training describes what to write with a :class:`TrainingSnapshot` (typed); the d
 is made here, by :func:`save_checkpoint`, and read back here, by :func:`load_checkpoint`,
 which accepts every format-1 file written so far (older ones lack some keys; the readers
 below fill them in).
+
+An exported model (``samplernn export``, :mod:`samplernn_cli.export`) is a file of the same
+kind holding only what inference needs: ``"kind": "export"``, format version 2 (so that
+versions of samplernn from before exports refuse it with "upgrade" rather than a missing
+key), and no optimizer, RNG, data-position or loss-history state. It loads as a
+:class:`Checkpoint` whose :attr:`Checkpoint.is_export` is true.
 """
 
 from __future__ import annotations
@@ -31,11 +38,15 @@ from samplernn_cli import __version__
 from samplernn_cli.audio import AudioSource
 from samplernn_cli.config import AudioConfig, LiveSettings, ModelConfig, TrainConfig
 from samplernn_cli.errors import CheckpointError, ConfigError, OutputError
-from samplernn_cli.fileio import atomic_write
+from samplernn_cli.fileio import atomic_write, file_sha256
 from samplernn_cli.model import ModelState, SampleRNN
 
 FORMAT = "samplernn-cli checkpoint"
-FORMAT_VERSION = 1
+# The newest version this package reads. Training checkpoints are still written as version 1
+# (their layout has only gained keys older readers ignore); exports as version 2.
+FORMAT_VERSION = 2
+TRAINING_FORMAT_VERSION = 1
+EXPORT_FORMAT_VERSION = 2
 # Settings added after format 1 was first written take the value that matches checkpoints
 # written before them.
 LEGACY_MODEL_SETTINGS = {"skip_connections": False, "weight_norm": False, "learn_h0": False}
@@ -209,6 +220,8 @@ class TrainingSnapshot:
     rng: dict[str, torch.Tensor]  # "torch", and "cuda" on CUDA
     history: LossHistory
     device: str
+    # Where the run's starting weights came from (see :func:`provenance`); None: from scratch.
+    parent: dict[str, Any] | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """The file's dict (without the format header)."""
@@ -245,6 +258,7 @@ class TrainingSnapshot:
                 "best_val_iteration": summary.best_val_iteration,
             },
             "environment": {"torch": str(torch.__version__), "device": self.device},
+            "parent": self.parent,
         }
 
 
@@ -260,21 +274,31 @@ def save_checkpoint(path: Path, snapshot: TrainingSnapshot) -> None:
     write_payload(path, snapshot.to_payload())
 
 
-def write_payload(path: Path, payload: dict[str, Any]) -> None:
+def write_payload(
+    path: Path,
+    payload: dict[str, Any],
+    *,
+    format_version: int = TRAINING_FORMAT_VERSION,
+    overwrite: bool = True,
+) -> None:
     """Write ``payload`` behind the format header, atomically (tools and tests use it to
-    write files of unusual content; training writes through :func:`save_checkpoint`).
+    write files of unusual content; training writes through :func:`save_checkpoint`, export
+    through :func:`samplernn_cli.export.export_model`).
 
     Raises:
-        OutputError: the file could not be written; nothing is left under ``path``.
+        OutputError: the file could not be written (or exists, without ``overwrite``);
+            nothing is left under ``path``.
     """
     payload = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": format_version,
         "package_version": __version__,
         **payload,
     }
     try:
-        atomic_write(path, lambda handle: torch.save(payload, handle), what="checkpoint")
+        atomic_write(
+            path, lambda handle: torch.save(payload, handle), what="checkpoint", overwrite=overwrite
+        )
     except RuntimeError as exc:  # torch's zip writer reports some I/O failures this way
         raise OutputError(f"cannot write checkpoint {path}: {exc}") from None
 
@@ -329,8 +353,31 @@ class Checkpoint:
         source = self.payload.get("input", {})
         return source.get("codes_sha256") if isinstance(source, dict) else None
 
+    @property
+    def is_export(self) -> bool:
+        """An inference-only file written by ``samplernn export``."""
+        return self.payload.get("kind") == "export"
+
+    @property
+    def parent(self) -> dict[str, Any] | None:
+        """Where the run's starting weights came from (``--init-from``), if anywhere."""
+        parent = self.payload.get("parent")
+        return parent if isinstance(parent, dict) else None
+
+    @property
+    def exported_from(self) -> dict[str, Any] | None:
+        """The training checkpoint an export was made from (see :func:`provenance`)."""
+        source = self.payload.get("exported_from")
+        return source if isinstance(source, dict) else None
+
     def require_training_state(self) -> None:
         """Raise :class:`CheckpointError` unless training can resume from this file."""
+        if self.is_export:
+            raise CheckpointError(
+                f"{self.path} is an exported model (weights only, no optimizer or data "
+                "state) and cannot be resumed; resume the training checkpoint it came from, "
+                f"or fine-tune it with `samplernn train AUDIO --init-from {self.path}`"
+            )
         progress = self.progress
         missing = [key for key in RESUME_PROGRESS if getattr(progress, key) is None]
         if "history" not in self.payload or missing:
@@ -348,8 +395,10 @@ class Checkpoint:
         return self.payload["model"]
 
     @property
-    def optimizer_state(self) -> dict[str, Any]:
-        return self.payload["optimizer"]
+    def optimizer_state(self) -> dict[str, Any] | None:
+        """The optimizer's state (None in an export)."""
+        state = self.payload.get("optimizer")
+        return state if isinstance(state, dict) else None
 
     @property
     def rng(self) -> dict[str, torch.Tensor]:
@@ -361,7 +410,8 @@ class Checkpoint:
         return self.payload.get("summary", {})
 
     def build_model(self, device: torch.device | str = "cpu") -> SampleRNN:
-        """The network with this checkpoint's weights, on ``device``, in eval mode."""
+        """The network with this checkpoint's weights, on ``device``, in eval mode (float32:
+        half-precision weights of an export are widened as they are copied in)."""
         model = SampleRNN(self.model_config)
         try:
             model.load_state_dict(self.weights)
@@ -454,101 +504,18 @@ def _validate(path: Path, payload: object) -> Checkpoint:
     )
 
 
-# --------------------------------------------------------------------- summarising
-
-
-def _downsample(finite: list[tuple[int, float]], points: int) -> list[tuple[int, float]]:
-    """(iteration, mean value) over ``points`` equal buckets of (iteration, value) pairs."""
-    if len(finite) <= points:
-        return finite
-    size = len(finite) / points
-    out = []
-    for bucket in range(points):
-        part = finite[int(bucket * size) : int((bucket + 1) * size)]
-        out.append((part[-1][0], sum(v for _, v in part) / len(part)))
-    return out
-
-
-def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
-    """Every fact ``samplernn inspect-checkpoint`` shows, as JSON-ready data."""
-    payload = checkpoint.payload
-    config = checkpoint.model_config
-    parts: dict[str, int] = {}
-    for name, tensor in checkpoint.weights.items():
-        if name.startswith("frame_tiers."):
-            index = int(name.split(".")[1])
-            size = config.tier_frame_samples[index]
-            part = f"frame tier {index + 1} ({size}-sample frames)"
-        else:
-            part = "sample tier (MLP)"
-        parts[part] = parts.get(part, 0) + int(tensor.numel())
-    progress = checkpoint.progress
-    history = checkpoint.history
-    losses = history.summary()
-    optimizer = payload.get("optimizer", {}).get("param_groups", [{}])[0]
-    train = checkpoint.train
-    rate = checkpoint.sample_rate
-    files = [
-        {
-            "name": entry.get("name"),
-            "path": entry.get("path"),
-            "duration_s": entry.get("duration_s"),
-            "sample_rate": entry.get("sample_rate"),
-            "channels": entry.get("channels"),
-            "format": entry.get("format"),
-            "subtype": entry.get("subtype"),
-            "gain_db": 20 * math.log10(entry["gain"]) if entry.get("gain") else None,
-            "train_seconds": entry.get("train_samples", 0) / rate,
-            "val_seconds": entry.get("val_samples", 0) / rate,
-        }
-        for entry in checkpoint.input_files
-    ]
-    return {
-        "path": str(checkpoint.path),
-        "file_size_bytes": checkpoint.path.stat().st_size,
-        "format": payload["format"],
-        "format_version": payload["format_version"],
-        "package_version": payload.get("package_version"),
-        "created": payload.get("created"),
-        "run_name": payload.get("run_name"),
-        "model": {
-            "description": config.describe(),
-            **config.to_dict(),
-            "tiers": config.num_tiers,
-            "tier_frame_samples": list(config.tier_frame_samples),
-            "parameters": sum(parts.values()),
-            "parameters_by_part": parts,
-        },
-        "quantizer": {"kind": config.quantizer, "levels": config.q_levels},
-        "sample_rate": rate,
-        "training": {
-            "iteration": checkpoint.iteration,
-            "epoch": checkpoint.epoch,
-            "iterations_per_epoch": progress.iterations_per_epoch,
-            "training_seconds": progress.training_seconds,
-            **train.to_dict(),
-            "chunk_samples": train.chunk_length(config),
-        },
-        "optimizer": {
-            "name": "Adam",
-            "learning_rate": optimizer.get("lr"),
-            "betas": list(optimizer.get("betas", ())),
-            "eps": optimizer.get("eps"),
-            "weight_decay": optimizer.get("weight_decay"),
-            "grad_clip": train.grad_clip,
-        },
-        "losses": {"unit": "bits per sample", **dataclasses.asdict(losses)},
-        "input": {
-            "files": files,
-            "count": len(files),
-            "duration_s": sum(f["duration_s"] or 0.0 for f in files),
-            "train_seconds": sum(f["train_seconds"] for f in files),
-            "val_seconds": sum(f["val_seconds"] for f in files),
-            "val_split": train.val_split,
-        },
-        "audio": checkpoint.audio.to_dict(),
-        "live": checkpoint.live.to_dict(),
-        "environment": payload.get("environment", {}),
-        "loss_curve": [list(p) for p in _downsample(history.finite_losses(), curve_points)],
-        "val_curve": [list(point) for point in history.validations],
+def provenance(checkpoint: Checkpoint) -> dict[str, Any]:
+    """What a file made from ``checkpoint`` records about it: its name and path, run,
+    iteration, kind and sha256 (and, for an export, the training checkpoint it came from),
+    so a fine-tuned model or an export can be traced to the exact file it started from."""
+    record: dict[str, Any] = {
+        "file": checkpoint.path.name,
+        "path": str(checkpoint.path.resolve()),
+        "run_name": checkpoint.run_name,
+        "iteration": checkpoint.iteration,
+        "kind": "export" if checkpoint.is_export else "training",
+        "sha256": file_sha256(checkpoint.path),
     }
+    if checkpoint.exported_from is not None:
+        record["exported_from"] = checkpoint.exported_from
+    return record

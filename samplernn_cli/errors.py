@@ -8,6 +8,7 @@ from __future__ import annotations
 
 EXIT_FAILURE = 1  # runtime or data error
 EXIT_USAGE = 2  # bad command line (also Typer's own code for bad flags)
+EXIT_SIGPIPE = 141  # the reader of a stream on stdout went away (128 + SIGPIPE)
 EXIT_SIGINT = 130  # stopped by Ctrl-C (128 + SIGINT)
 EXIT_SIGTERM = 143  # stopped by SIGTERM (128 + SIGTERM)
 
@@ -46,6 +47,14 @@ class TrainingError(SampleRNNError):
 
 class OutputError(SampleRNNError):
     """A file cannot be written (disk full, permission denied, would overwrite)."""
+
+
+class OutputClosed(SampleRNNError):
+    """The reader of the output stream went away (a closed pipe): not a failure to report,
+    but the end of the output, so the command line ends quietly with 141, as a program
+    killed by SIGPIPE would."""
+
+    exit_code = EXIT_SIGPIPE
 
 
 class MissingDependencyError(SampleRNNError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import stat
 import tempfile
@@ -159,3 +160,12 @@ def check_input_file(path: Path, error: type[SampleRNNError]) -> os.stat_result:
     if not os.access(path, os.R_OK):
         raise error(f"{path}: permission denied")
     return info
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read a megabyte at a time (checkpoints are large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

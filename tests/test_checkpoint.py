@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from samplernn_cli.checkpoint import FORMAT, FORMAT_VERSION, load_checkpoint, write_payload
+from samplernn_cli.checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    TRAINING_FORMAT_VERSION,
+    load_checkpoint,
+    write_payload,
+)
 from samplernn_cli.config import AudioConfig, LiveSettings, TrainConfig
 from samplernn_cli.errors import CheckpointError, OutputError
 from samplernn_cli.model import SampleRNN
@@ -34,7 +40,7 @@ def test_round_trip_with_weights_only(tmp_path: Path) -> None:
     path = tmp_path / "a.pt"
     write_payload(path, minimal_payload())
     raw = torch.load(path, weights_only=True)
-    assert raw["format"] == FORMAT and raw["format_version"] == FORMAT_VERSION
+    assert raw["format"] == FORMAT and raw["format_version"] == TRAINING_FORMAT_VERSION
     checkpoint = load_checkpoint(path)
     assert checkpoint.iteration == 3 and checkpoint.model_config == TINY_MODEL
     model = checkpoint.build_model()

@@ -128,12 +128,17 @@ def test_generate_usage_errors(trained: Path, tmp_path: Path, run_app: RunApp) -
         (["--length", "-1"], 2, "--length"),
         (["--keep-prime"], 2, "need --prime"),
         (["--format", "flac", "--encoding", "float"], 2, "FLAC holds integer"),
-        (["-d", str(tmp_path / "nope")], 2, "does not exist"),
+        (["-o", "-", "--count", "2"], 2, "-o writes one clip (a stream); --count is 2"),
+        (["-o", "x.wav", "--temperature", "1,2"], 2, "-o writes one clip (an output file)"),
+        (["-o", "-", "-d", "x"], 2, "cannot be combined with -d"),
+        (["-o", "-", "--format", "flac"], 2, "the stream on standard output is WAV"),
+        (["-o", "x.mp3"], 2, "must end in .wav or .flac"),
+        (["-d", str(trained)], 1, "is a file, not a folder"),
     ]
     for args, code, text in cases:
         # Refused while the command line is checked (in this process), or once the
         # checkpoint is loaded (a real process).
-        run = run_cli if "-d" in args else run_app
+        run = run_cli if "-d" in args and "-o" not in args else run_app
         result = run("generate", trained, *args, cwd=tmp_path)
         assert result.returncode == code, (args, result.stderr)
         assert result.stderr.startswith("error: ") and text in result.stderr, result.stderr

@@ -33,7 +33,8 @@ from .conftest import SAMPLERNN
 SETTINGS = (ModelConfig, AudioConfig, TrainConfig, LiveSettings, StopConditions, GenerateSettings)
 # Positional arguments each command needs before its options are parsed.
 POSITIONAL = {"resume": ["x.pt"], "generate": ["x.pt"], "evaluate": ["x.pt", "a.wav"],
-              "inspect-checkpoint": ["x.pt"], "quantize-preview": ["a.wav"]}  # fmt: skip
+              "inspect-checkpoint": ["x.pt"], "quantize-preview": ["a.wav"],
+              "export": ["x.pt"]}  # fmt: skip
 
 
 def setting_options() -> list[tuple[str, Any, str, type, str]]:

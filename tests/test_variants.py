@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from samplernn_cli.checkpoint import FORMAT, load_checkpoint, summarize, write_payload
+from samplernn_cli.checkpoint import FORMAT, load_checkpoint, write_payload
 from samplernn_cli.config import AudioConfig, ModelConfig, StopConditions
 from samplernn_cli.generation.engine import generate_codes
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.presets import PRESETS
+from samplernn_cli.summary import summarize
 from samplernn_cli.training.requests import ResumeRequest, TrainRequest
 from samplernn_cli.training.runfolder import RunFolder
 from samplernn_cli.training.session import resume, train

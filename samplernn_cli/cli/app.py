@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from samplernn_cli import __version__
-from samplernn_cli.cli import generate, inspection, train
+from samplernn_cli.cli import export, generate, inspection, train
 from samplernn_cli.cli.boundary import guarded, print_error, report_usage_error
 from samplernn_cli.cli.options import FIXED_AT_RESUME
 from samplernn_cli.errors import EXIT_FAILURE, EXIT_USAGE
@@ -35,6 +35,7 @@ app.command("generate")(guarded(generate.generate))
 app.command("evaluate")(guarded(inspection.evaluate))
 app.command("inspect-checkpoint")(guarded(inspection.inspect_checkpoint))
 app.command("quantize-preview")(guarded(inspection.quantize_preview))
+app.command("export")(guarded(export.export))
 
 
 def _version(value: bool) -> None:

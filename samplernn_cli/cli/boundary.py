@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from samplernn_cli.errors import EXIT_FAILURE, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, SampleRNNError
+from samplernn_cli.errors import (
+    EXIT_FAILURE,
+    EXIT_SIGINT,
+    EXIT_SIGPIPE,
+    EXIT_SIGTERM,
+    EXIT_USAGE,
+    OutputClosed,
+    SampleRNNError,
+)
 
 if TYPE_CHECKING:  # the module itself must not import torch
     from samplernn_cli.training.requests import StopRequest
@@ -60,9 +68,23 @@ def report(exc: BaseException) -> int:
     return EXIT_FAILURE
 
 
+def silence_stdout() -> None:
+    """Point stdout at /dev/null once its reader has gone, so that the interpreter's last
+    flush of whatever is still buffered does not fail again on the closed pipe (and print
+    "Exception ignored ... BrokenPipeError" at exit): the recipe of Python's documentation
+    (signal module, "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real stdout: nothing will flush to it
+        pass
+
+
 def guarded(command: Command) -> Command:
     """Run a command inside the boundary: any failure becomes one line on stderr and an
-    exit code; never a traceback (unless SAMPLERNN_DEBUG is set)."""
+    exit code; never a traceback (unless SAMPLERNN_DEBUG is set). A closed stdout (the
+    reader of a pipe went away) ends the command quietly with 141, as SIGPIPE would."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -70,6 +92,9 @@ def guarded(command: Command) -> Command:
             return command(*args, **kwargs)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
+        except (OutputClosed, BrokenPipeError):
+            silence_stdout()
+            raise typer.Exit(EXIT_SIGPIPE) from None
         except (SampleRNNError, KeyboardInterrupt, MemoryError) as exc:
             raise typer.Exit(report(exc)) from None
         except Exception as exc:

@@ -205,6 +205,18 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}"
 
 
+def _describe_origin(origin: dict | None) -> str:
+    """A parent or source checkpoint: name, iteration, run and the start of its sha256."""
+    if origin is None:
+        return "-"
+    text = (f"{origin.get('file')} (iteration {origin.get('iteration')} of run "
+            f"{origin.get('run_name')}, {origin.get('kind')} file, sha256 "
+            f"{str(origin.get('sha256'))[:16]}...)")  # fmt: skip
+    if origin.get("exported_from"):
+        text += f", exported from {_describe_origin(origin['exported_from'])}"
+    return text
+
+
 def _describe_inputs(source: dict) -> str:
     files = source["files"]
     held = "whole files" if source.get("val_split") == "files" else "file ends"
@@ -250,9 +262,13 @@ def render_checkpoint(summary: dict) -> None:
         ("batches", f"{training['batch_size']} sequences of {training['sequence_seconds']:g} s, "
                     f"{training['num_frames']} frames ({training['chunk_samples']} samples) per "
                     f"step, seed {training['seed']}"),
-        ("optimizer", f"{optimizer['name']}, learning rate {optimizer['learning_rate']:g}, "
+        ("optimizer", "none (an exported model: weights only)" if optimizer is None else
+                      f"{optimizer['name']}, learning rate {optimizer['learning_rate']:g}, "
                       f"betas {tuple(optimizer['betas'])}, eps {optimizer['eps']:g}, "
                       f"grad clip {optimizer['grad_clip']:g}"),
+        ("weights", f"{summary['weights_dtype']} ({summary['kind']} file)"),
+        ("fine-tuned from", _describe_origin(summary["parent"])),
+        ("exported from", _describe_origin(summary["exported_from"])),
         ("file size", f"{summary['file_size_bytes'] / 1e6:,.1f} MB"),
     ]  # fmt: skip
     for key, value in rows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -70,6 +71,18 @@ def generate(
             rich_help_panel=OUTPUT,
         ),
     ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write the one clip to this file (.wav or .flac; never overwritten), or with "
+            "'-' stream it as WAV to standard output while it is generated (for | aplay, "
+            "| sox -t wav - out.flac). Not with --count above 1, -d or --prefix.",
+            show_default=False,
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
     file_format: FileFormatOption = DEFAULT_FILE_FORMAT,
     encoding: EncodingOption = DEFAULT_ENCODING,
     device: DeviceOption = "auto",
@@ -78,8 +91,10 @@ def generate(
     """Generate new audio from a checkpoint.
 
     Writes --count clips of --length seconds at the checkpoint's sample rate, generated
-    together in batches, and prints the path of each file on stdout, one per line.
-    Existing files are never overwritten.
+    together in batches, into --out-dir (created if missing), and prints the path of each
+    file on stdout, one per line. Existing files are never overwritten. With -o FILE the one
+    clip goes to FILE; with -o - it streams to stdout as WAV while it is generated (a closed
+    pipe ends it quietly, exit code 141).
     """  # fmt: skip
     check_input_file(checkpoint, CheckpointError)
     values = (
@@ -98,6 +113,30 @@ def generate(
         raise UsageError("--prime-seconds and --keep-prime need --prime FILE")
     if prefix is not None and (not prefix or "/" in prefix or prefix.strip() != prefix):
         raise UsageError(f"invalid --prefix {prefix!r}: a file name stem without '/'")
+    output_file = None
+    if output is not None:
+        if count != 1:
+            where = "a stream" if output == "-" else "an output file"
+            raise UsageError(
+                f"-o writes one clip ({where}); --count is {count}: write several clips "
+                "as files with -d FOLDER"
+            )
+        if out_dir is not None or prefix is not None:
+            raise UsageError("-o names the one output; it cannot be combined with -d or --prefix")
+        if output == "-":
+            if file_format.value != "wav":
+                raise UsageError("the stream on standard output is WAV; drop --format")
+            if sys.stdout.isatty():
+                raise UsageError(
+                    "-o - writes binary audio to standard output, which is a terminal; pipe "
+                    "it into a program (| aplay) or give -o FILE"
+                )
+        else:
+            output_file = Path(output)
+            suffix = output_file.suffix.lower().lstrip(".")
+            if suffix not in ("wav", "flac"):
+                raise UsageError(f"-o {output}: the file name must end in .wav or .flac")
+            file_format = type(file_format)(suffix)
     settings = GenerateSettings(
         length=length,
         count=count,
@@ -116,13 +155,19 @@ def generate(
 
     request = GenerateRequest(
         checkpoint=checkpoint, settings=settings, out_dir=out_dir, prefix=prefix, prime=prime,
-        device=device,
+        device=device, output=output_file,
     )  # fmt: skip
     console = setup_logging(quiet=quiet, rich_output=stderr_is_terminal())
     with GenerateDisplay(console, quiet=quiet) as display:
-        result = generate_files(request, progress=display, on_file=print_path)
+        if output == "-":
+            from samplernn_cli.generation.stream import stream_clip
+
+            result = stream_clip(request, sys.stdout.buffer, progress=display)
+        else:
+            result = generate_files(request, progress=display, on_file=print_path)
+    clips = f"{settings.count} clip{'s' if settings.count != 1 else ''}"
     logger.info(
-        f"generated {len(result.paths)} clips of {length:g} s with seed "
+        f"generated {clips} of {length:g} s with seed "
         f"{result.seed} in {result.seconds:.1f} s: {result.samples_per_s:,.0f} samples/s, "
         f"{result.realtime_factor:.2f}x real time"
     )

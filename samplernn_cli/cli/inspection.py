@@ -62,7 +62,8 @@ def inspect_checkpoint(
         _check_plot_path(plot, force=force, as_json=as_json)
     elif force:
         raise UsageError("--force applies to --plot only (inspect-checkpoint writes nothing else)")
-    from samplernn_cli.checkpoint import load_checkpoint, summarize  # imports torch
+    from samplernn_cli.checkpoint import load_checkpoint  # imports torch
+    from samplernn_cli.summary import summarize
 
     loaded = load_checkpoint(checkpoint)
     if plot is not None:

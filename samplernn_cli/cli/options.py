@@ -466,6 +466,46 @@ EncodingOption = Annotated[
     ),
 ]  # fmt: skip
 
+# ---------------------------------------------------------------- fine-tuning and export
+
+InitFromOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--init-from",
+        help="Start from this checkpoint's (or exported model's) weights instead of random "
+        "ones: the architecture, quantizer and sample rate are the checkpoint's; the new run "
+        "records it as its parent.",
+        show_default=False,
+        rich_help_panel=MODEL,
+    ),
+]
+InitOptimizerOption = Annotated[
+    bool,
+    typer.Option(
+        "--init-optimizer/--fresh-optimizer",
+        help="With --init-from: also take the optimizer's state (Adam's moment estimates) "
+        "from the training checkpoint, instead of starting it fresh.",
+        rich_help_panel=MODEL,
+    ),
+]
+
+
+class HalfType(str, Enum):
+    float16 = "float16"
+    bfloat16 = "bfloat16"
+
+
+HalfOption = Annotated[
+    HalfType | None,
+    typer.Option(
+        "--half",
+        help="Store the weights in half precision (half the size again; the model still "
+        "computes in float32). float16 keeps more precision, bfloat16 more range.",
+        show_default=False,
+        rich_help_panel=OUTPUT,
+    ),
+]
+
 # ---------------------------------------------------------------- output and display
 
 OutputRootOption = Annotated[

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -28,6 +29,8 @@ from samplernn_cli.cli.options import (
     GenerateEveryOption,
     GradClipOption,
     HiddenSizeOption,
+    InitFromOption,
+    InitOptimizerOption,
     KeepCheckpointsOption,
     KeepSampleRateOption,
     LearnH0Option,
@@ -70,10 +73,11 @@ from samplernn_cli.config import (
     TrainConfig,
     parse_duration,
 )
-from samplernn_cli.errors import AudioError, UsageError
+from samplernn_cli.errors import AudioError, CheckpointError, UsageError
 from samplernn_cli.fileio import check_input_file
 
 if TYPE_CHECKING:
+    from samplernn_cli.checkpoint import Checkpoint
     from samplernn_cli.training.requests import StopRequest, TrainResult
 
 EXAMPLE_CLIP = "speech_allison_10s.flac"
@@ -118,8 +122,7 @@ def _model_settings(
     from samplernn_cli.presets import PRESETS
 
     def explicit(name: str) -> bool:
-        source = ctx.get_parameter_source(name)
-        return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+        return _explicit(ctx, name)
 
     settings = dict(given)
     if settings["frame_sizes"] is None:
@@ -137,6 +140,61 @@ def _model_settings(
             )
         settings["frame_sizes"] = (frame_size, *sizes[1:])
     return settings
+
+
+# With --init-from, the train settings not given on the command line are the parent's.
+INHERITED_TRAIN_SETTINGS = ("batch_size", "num_frames", "sequence_seconds", "grad_clip",
+                            "val_fraction", "val_split")  # fmt: skip
+
+
+def _explicit(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def _flag(ctx: typer.Context, name: str) -> str:
+    """How the user spells the option of parameter ``name`` (its first spelling)."""
+    param = next(p for p in ctx.command.params if p.name == name)
+    return param.opts[0]
+
+
+def _fine_tune_settings(
+    ctx: typer.Context, parent: Checkpoint, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """The parent's architecture and sample rate (an option that contradicts them is a
+    usage error), with the train settings given on the command line, else the parent's."""
+    if _explicit(ctx, "preset"):
+        raise UsageError(
+            f"--preset sets the architecture, which --init-from takes from {parent.path.name}; "
+            "drop --preset"
+        )
+    # The settings' own values (tuples stay tuples, as the options give them).
+    architecture = {f.name: getattr(parent.model_config, f.name) for f in fields(ModelConfig)}
+    architecture["frame_size"] = parent.model_config.frame_sizes[0]
+    given = {**settings, "frame_size": settings["frame_sizes"][0]}
+
+    def shown(value: Any) -> str:
+        return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+    for name in architecture:
+        if name in given and _explicit(ctx, name) and given[name] != architecture[name]:
+            raise UsageError(
+                f"{_flag(ctx, name)} {shown(given[name])} conflicts with {parent.path.name}, "
+                f"whose model has {shown(architecture[name])}; a fine-tuned model keeps its "
+                "parent's architecture (drop the option, or train from scratch without "
+                "--init-from)"
+            )
+    if _explicit(ctx, "keep_sample_rate") or (
+        _explicit(ctx, "sample_rate") and ctx.params["sample_rate"] != parent.sample_rate
+    ):
+        raise UsageError(
+            f"{parent.path.name} runs at {parent.sample_rate} Hz, and a fine-tuned model keeps "
+            "its parent's sample rate; drop --sample-rate/--keep-sample-rate"
+        )
+    return {
+        name: settings[name] if _explicit(ctx, name) else getattr(parent.train, name)
+        for name in INHERITED_TRAIN_SETTINGS
+    }
 
 
 def _live_given(**values: Any) -> dict[str, Any]:
@@ -266,6 +324,8 @@ def train(
     max_iterations: MaxIterationsOption = None,
     max_epochs: MaxEpochsOption = None,
     max_time: MaxTimeOption = None,
+    init_from: InitFromOption = None,
+    init_optimizer: InitOptimizerOption = False,
     quiet: QuietOption = False,
     log_every: LogEveryOption = 50,
 ) -> int:
@@ -284,6 +344,10 @@ def train(
     for source in sources:  # before the slow torch import
         if not source.is_dir():
             check_input_file(source, AudioError)
+    if init_from is not None:
+        check_input_file(init_from, CheckpointError)
+    elif init_optimizer:
+        raise UsageError("--init-optimizer takes the optimizer state of --init-from CHECKPOINT")
 
     from samplernn_cli.training.runfolder import RunFolder, resolve_output_root
 
@@ -313,15 +377,23 @@ def train(
     model_config = ModelConfig(
         **{k: v for k, v in settings.items() if k not in ("batch_size", "num_frames")}
     )
-    train_config = TrainConfig(
-        batch_size=settings["batch_size"],
-        num_frames=settings["num_frames"],
-        sequence_seconds=sequence_seconds,
-        grad_clip=grad_clip,
-        val_fraction=val_fraction,
-        seed=seed,
-        val_split=val_split.value,
-    )
+    train_values = {
+        "batch_size": settings["batch_size"],
+        "num_frames": settings["num_frames"],
+        "sequence_seconds": sequence_seconds,
+        "grad_clip": grad_clip,
+        "val_fraction": val_fraction,
+        "val_split": val_split.value,
+    }
+    parent = None
+    if init_from is not None:
+        from samplernn_cli.checkpoint import load_checkpoint  # imports torch
+
+        parent = load_checkpoint(init_from)
+        train_values = _fine_tune_settings(ctx, parent, {**settings, **train_values})
+        model_config = parent.model_config
+        audio_config = replace(audio_config, sample_rate=parent.sample_rate)
+    train_config = TrainConfig(**train_values, seed=seed)
     live = LiveSettings(
         **_live_given(
             length=length,
@@ -352,6 +424,8 @@ def train(
         stop=stop_conditions,
         device=device,
         force=force,
+        init_from=parent,
+        init_optimizer=init_optimizer,
     )
     return _run(
         lambda progress, stop: session.train(request, progress=progress, stop=stop),

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-import soundfile
 import torch
 
 from samplernn_cli.audio import AudioSource, open_audio, read_audio, resample_stream
 from samplernn_cli.config import AudioConfig
+from samplernn_cli.decoders import Reader
 from samplernn_cli.errors import AudioError, OutputError
 from samplernn_cli.fileio import atomic_write, check_input_file
 from samplernn_cli.quantize import Quantizer
@@ -167,8 +167,9 @@ def encode_file(
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise AudioError(f"cannot create the code cache {cache}: {exc.strerror or exc}") from None
-    with open_audio(path) as (_, source):
-        long_file = source.frames > BLOCK_FRAMES
+    with open_audio(path) as (reader, source):
+        # Files ffmpeg decodes declare no length: they are always read block by block.
+        long_file = reader.frames is None or source.frames > BLOCK_FRAMES
     try:
         if long_file:
             meta = _encode_in_blocks(path, rate, normalize, quantizer, codes_path, dtype)
@@ -221,29 +222,20 @@ def _encode_whole(
     return _meta(waveform.source, codes.shape[0], waveform.gain, waveform.source_peak, digest)
 
 
-def _mono_blocks(handle: soundfile.SoundFile, path: Path) -> Iterator[torch.Tensor]:
-    """The mono mix of an open file, BLOCK_FRAMES source frames at a time."""
-    handle.seek(0)
-    while True:
-        try:
-            data = handle.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
-        except (soundfile.LibsndfileError, RuntimeError, ValueError) as exc:
-            raise AudioError(f"{path} cannot be decoded ({exc})") from None
-        if data.shape[0] == 0:
-            return
+def _mono_blocks(reader: Reader, path: Path) -> Iterator[torch.Tensor]:
+    """The mono mix of an open file, BLOCK_FRAMES source frames at a time, from its start."""
+    for data in reader.blocks(BLOCK_FRAMES):
         bad = int(np.count_nonzero(~np.isfinite(data)))
         if bad:
             raise AudioError(f"{path} contains non-finite samples (NaN or infinity)")
         yield torch.from_numpy(data.mean(axis=1, dtype=np.float32))
-        if data.shape[0] < BLOCK_FRAMES:
-            return
 
 
 def _encode_in_blocks(
     path: Path, rate: int, normalize: bool, quantizer: Quantizer, target: Path, dtype: type
 ) -> dict:
     """Two streaming passes over a long file: the peak (and length), then the codes."""
-    with open_audio(path) as (handle, source):
+    with open_audio(path) as (reader, source):
         frames, peak = 0, 0.0
 
         def counted(blocks: Iterator[torch.Tensor]) -> Iterator[torch.Tensor]:
@@ -252,7 +244,7 @@ def _encode_in_blocks(
                 frames += block.numel()
                 yield block
 
-        mono = counted(_mono_blocks(handle, path))
+        mono = counted(_mono_blocks(reader, path))
         for block in resample_stream(mono, source.sample_rate, rate):
             peak = max(peak, float(block.abs().max())) if block.numel() else peak
         if frames == 0:
@@ -265,7 +257,7 @@ def _encode_in_blocks(
 
         def write(out: BinaryIO) -> None:
             nonlocal length
-            blocks = resample_stream(_mono_blocks(handle, path), source.sample_rate, rate)
+            blocks = resample_stream(_mono_blocks(reader, path), source.sample_rate, rate)
             for block in blocks:
                 data = quantizer.encode(block * gain if gain != 1.0 else block)
                 data = data.numpy().astype(dtype).tobytes()

@@ -10,8 +10,10 @@ from samplernn_cli.fileio import check_input_file
 
 # File names (lower-case suffixes) picked up when a folder is given; a file named
 # explicitly is read whatever its name.
+# The last ones are read through ffmpeg (see samplernn_cli.decoders).
 AUDIO_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
-                  ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64")  # fmt: skip
+                  ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64",
+                  ".m4a", ".aac", ".webm", ".mka", ".mp4")  # fmt: skip
 
 
 def find_audio_files(paths: Sequence[Path], *, exclude: Path | None = None) -> list[Path]:

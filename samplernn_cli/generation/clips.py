@@ -10,11 +10,12 @@ from pathlib import Path
 import torch
 
 from samplernn_cli.audio import ENCODINGS, read_audio, write_audio
-from samplernn_cli.checkpoint import load_checkpoint
+from samplernn_cli.checkpoint import Checkpoint, load_checkpoint
 from samplernn_cli.config import AudioConfig, GenerateSettings
 from samplernn_cli.device import resolve_device
-from samplernn_cli.errors import UsageError
+from samplernn_cli.errors import OutputError, UsageError
 from samplernn_cli.generation.engine import generate_codes
+from samplernn_cli.model import SampleRNN
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class GenerateRequest:
     prefix: str | None = None  # default: RUN_iter_I_gen
     prime: Path | None = None  # audio to continue from
     device: str = "auto"
+    output: Path | None = None  # one clip to this file, instead of numbered files in out_dir
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,62 @@ def _output_paths(out_dir: Path, prefix: str, suffix: str, count: int) -> list[P
     return [out_dir / f"{prefix}_{taken + i + 1}{suffix}" for i in range(count)]
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What every way of writing clips starts from: the model and the request in samples."""
+
+    checkpoint: Checkpoint
+    model: SampleRNN
+    rate: int
+    num_samples: int  # per clip, the prime not counted
+    seed: int
+    prime_codes: torch.Tensor | None  # (P,) codes the clips continue from
+    prime_audio: torch.Tensor | None  # (P,) the prime as the model hears it (decoded codes)
+
+
+def prepare(request: GenerateRequest) -> Prepared:
+    """Load the checkpoint and the prime, and fix the seed.
+
+    Raises:
+        CheckpointError, AudioError, ConfigError: see :mod:`samplernn_cli.errors`.
+    """
+    settings = request.settings
+    settings.validate()
+    checkpoint = load_checkpoint(request.checkpoint)
+    device = resolve_device(request.device)
+    model = checkpoint.build_model(device)
+    rate = checkpoint.sample_rate
+    seed = settings.seed if settings.seed is not None else int(torch.seed() % 2**31)
+    prime_codes = prime_audio = None
+    if request.prime is not None:
+        # The prime goes through exactly the processing the training audio went through.
+        audio = AudioConfig(sample_rate=rate, normalize=checkpoint.audio.normalize)
+        samples = read_audio(request.prime, audio).samples
+        if settings.prime_seconds is not None:
+            samples = samples[-max(1, round(settings.prime_seconds * rate)) :]
+        prime_codes = model.quantizer.encode(samples)
+        prime_audio = model.quantizer.decode(prime_codes)
+    return Prepared(
+        checkpoint=checkpoint,
+        model=model,
+        rate=rate,
+        num_samples=max(1, round(settings.length * rate)),
+        seed=seed,
+        prime_codes=prime_codes,
+        prime_audio=prime_audio,
+    )
+
+
+def _make_folder(folder: Path) -> None:
+    """Create the output folder with its parents, as train creates its run folder."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"output folder {folder} is a file, not a folder") from None
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {folder}: {exc.strerror or exc}") from None
+
+
 def generate_files(
     request: GenerateRequest,
     *,
@@ -84,7 +142,8 @@ def generate_files(
     """Generate clips from a checkpoint alone and write them as audio files.
 
     Files are named ``PREFIX_N.EXT`` with N continuing after the highest number already in
-    the folder, so nothing is ever overwritten. ``on_file`` is called with each path as soon
+    the folder (created if missing), so nothing is ever overwritten; or the one clip goes to
+    ``request.output`` (which must not exist). ``on_file`` is called with each path as soon
     as it is written.
 
     Raises:
@@ -92,32 +151,22 @@ def generate_files(
         :mod:`samplernn_cli.errors`.
     """
     settings = request.settings
-    settings.validate()
-    checkpoint = load_checkpoint(request.checkpoint)
-    device = resolve_device(request.device)
-    model = checkpoint.build_model(device)
-    rate = checkpoint.sample_rate
-    num_samples = max(1, round(settings.length * rate))
-    seed = settings.seed if settings.seed is not None else int(torch.seed() % 2**31)
-
-    prime_codes = None
-    prime_audio = None
-    if request.prime is not None:
-        # The prime goes through exactly the processing the training audio went through.
-        audio = AudioConfig(sample_rate=rate, normalize=checkpoint.audio.normalize)
-        wave = read_audio(request.prime, audio)
-        samples = wave.samples
-        if settings.prime_seconds is not None:
-            samples = samples[-max(1, round(settings.prime_seconds * rate)) :]
-        prime_codes = model.quantizer.encode(samples)
-        prime_audio = model.quantizer.decode(prime_codes)
-
-    out_dir = request.out_dir if request.out_dir is not None else checkpoint.path.parent
-    if not out_dir.is_dir():
-        raise UsageError(f"output folder {out_dir} does not exist")
-    run_name = str(checkpoint.payload.get("run_name") or checkpoint.path.stem)
-    prefix = request.prefix or f"{run_name}_iter_{checkpoint.iteration}_gen"
-    paths = _output_paths(out_dir, prefix, f".{settings.file_format}", settings.count)
+    if request.output is not None and request.output.exists():  # before the long part
+        raise OutputError(f"{request.output} already exists; generate never overwrites files")
+    job = prepare(request)
+    checkpoint, model, rate, num_samples = job.checkpoint, job.model, job.rate, job.num_samples
+    seed, prime_codes, prime_audio = job.seed, job.prime_codes, job.prime_audio
+    if request.output is not None:
+        if settings.count != 1:
+            raise UsageError(f"an output file holds one clip; --count is {settings.count}")
+        paths = [request.output]
+        _make_folder(request.output.parent)
+    else:
+        out_dir = request.out_dir if request.out_dir is not None else checkpoint.path.parent
+        _make_folder(out_dir)
+        run_name = str(checkpoint.payload.get("run_name") or checkpoint.path.stem)
+        prefix = request.prefix or f"{run_name}_iter_{checkpoint.iteration}_gen"
+        paths = _output_paths(out_dir, prefix, f".{settings.file_format}", settings.count)
     temperatures = settings.clip_temperatures()
 
     started = time.perf_counter()

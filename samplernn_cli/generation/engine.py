@@ -16,6 +16,7 @@ import torch
 
 from samplernn_cli.generation.sampling import (
     ClipNoise,
+    CodesCallback,
     GenerateProgress,
     sample_from_logits,
     temperature_column,
@@ -73,6 +74,7 @@ def generate_codes(
     first_clip: int = 0,
     prime: torch.Tensor | None = None,
     progress: GenerateProgress | None = None,
+    on_codes: CodesCallback | None = None,
     implementation: str = "auto",
 ) -> torch.Tensor:
     """Generate ``count`` clips of ``num_samples`` codes each, together as one batch.
@@ -85,6 +87,7 @@ def generate_codes(
             ``(seed, first_clip + i)``.
         prime: (P,) codes to continue from (see :func:`prime_model`), or None.
         progress: see :data:`GenerateProgress`.
+        on_codes: see :data:`CodesCallback` (for writing audio while it is generated).
         implementation: ``"fast"`` (:class:`~samplernn_cli.generation.fast.FastSampler`,
             CPU only), ``"reference"`` (:func:`autoregress`, any device) or ``"auto"`` (fast
             on the CPU).
@@ -109,6 +112,7 @@ def generate_codes(
             history=history,
             state=state,
             progress=progress,
+            on_codes=on_codes,
         )
     if implementation != "reference":
         raise ValueError(f"unknown implementation {implementation!r}")
@@ -122,5 +126,6 @@ def generate_codes(
         return sample_from_logits(logits, temperatures, uniforms[:, t % block])
 
     return autoregress(
-        model, count, num_samples, sample, history=history, state=state, progress=progress
-    )
+        model, count, num_samples, sample, history=history, state=state, progress=progress,
+        on_codes=on_codes,
+    )  # fmt: skip

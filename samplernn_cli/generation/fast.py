@@ -227,6 +227,7 @@ class FastSampler:
         history: torch.Tensor | None = None,
         state: ModelState | None = None,
         progress: Callable[[int, int], bool | None] | None = None,
+        on_codes: Callable[[torch.Tensor], None] | None = None,
     ) -> torch.Tensor:
         """Generate ``num_samples`` per clip.
 
@@ -237,6 +238,7 @@ class FastSampler:
             state: the frame tiers' state at that point (default: reset).
             progress: called with (done, total) once per top-tier frame; True stops
                 (:class:`GenerationStopped`).
+            on_codes: see :data:`~samplernn_cli.generation.sampling.CodesCallback`.
 
         Returns:
             (count, num_samples) int64 codes.
@@ -258,7 +260,12 @@ class FastSampler:
         # one block or several).
         draw_block = top * max(1, DRAW_SAMPLES // top)
         drawn = np.empty((self.count, 0), dtype=np.float32)
+        emitted = 0  # samples handed to on_codes
         for frame_start in range(0, total, top):
+            if on_codes is not None and frame_start > emitted:
+                end = min(frame_start, num_samples)
+                on_codes(torch.from_numpy(codes[:, context + emitted : context + end].copy()))
+                emitted = end
             if progress is not None and progress(frame_start, total):
                 raise GenerationStopped
             within = frame_start % draw_block
@@ -284,6 +291,8 @@ class FastSampler:
                     self.inverse_temperature, draws[:, offset : offset + frame_size],
                     self._x, self._h1, self._h2, self._logits,
                 )  # fmt: skip
+        if on_codes is not None and num_samples > emitted:
+            on_codes(torch.from_numpy(codes[:, context + emitted : context + num_samples].copy()))
         if progress is not None:
             progress(total, total)
         return torch.from_numpy(codes[:, context : context + num_samples].copy())

@@ -18,6 +18,10 @@ from samplernn_cli.seeding import mix_seed
 # Called with (samples done, samples total) of the current batch once per top-tier frame;
 # returning True stops generation (GenerationStopped).
 GenerateProgress = Callable[[int, int], bool | None]
+# Called with (count, n) int64 codes: the samples finished since the previous call, in
+# order (once per top-tier frame, and at the end), so they can be written while generation
+# goes on.
+CodesCallback = Callable[[torch.Tensor], None]
 
 
 class GenerationStopped(Exception):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from samplernn_cli.generation.sampling import GenerateProgress, GenerationStopped
+from samplernn_cli.generation.sampling import CodesCallback, GenerateProgress, GenerationStopped
 from samplernn_cli.model import ModelState, SampleRNN
 
 # Chooses the codes at step t from that step's (B, levels) logits; returns (B,) int64.
@@ -29,12 +29,14 @@ def autoregress(
     history: torch.Tensor | None = None,
     state: ModelState | None = None,
     progress: GenerateProgress | None = None,
+    on_codes: CodesCallback | None = None,
 ) -> torch.Tensor:
     """Run the model one sample at a time, feeding back what ``pick`` chooses.
 
     Args:
         history: (count, model.history) codes before the first sample (default: silence).
         state: the frame tiers' state at that point (default: reset).
+        on_codes: see :data:`~samplernn_cli.generation.sampling.CodesCallback`.
 
     Returns:
         (count, num_samples) int64 codes.
@@ -55,8 +57,13 @@ def autoregress(
     # Each tier's output for its current frame, (B, ratio, H); all tiers step at t = 0.
     conditioning = [torch.empty(0)] * len(tiers)
     tables = model.sample_tier.input_tables()
+    emitted = 0  # samples handed to on_codes
     for t in range(total):
         position = context + t
+        if on_codes is not None and t % frames[-1] == 0 and t > emitted:
+            end = min(t, num_samples)
+            on_codes(codes[:, context + emitted : context + end].cpu())
+            emitted = end
         for k in reversed(range(len(tiers))):
             size = frames[k]
             if t % size:
@@ -72,6 +79,8 @@ def autoregress(
         first = model.sample_tier.first_layer(previous, tables)
         logits = model.sample_tier.head(first + conditioning[0][:, t % frames[0]])
         codes[:, position] = pick(t, logits)
+    if on_codes is not None and num_samples > emitted:
+        on_codes(codes[:, context + emitted : context + num_samples].cpu())
     if progress is not None:
         progress(total, total)
     return codes[:, context : context + num_samples]

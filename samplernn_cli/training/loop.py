@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -22,6 +23,7 @@ from samplernn_cli.checkpoint import (
     Checkpoint,
     InputFile,
     TrainingSnapshot,
+    provenance,
     save_checkpoint,
 )
 from samplernn_cli.config import LiveSettings
@@ -139,6 +141,9 @@ class Trainer:
         # The checkpoint this session continues from, when it is in the run folder: never
         # deleted by retention while the session runs.
         self.resumed_from: Path | None = None
+        # Where the starting weights came from (checkpoint.provenance), kept by every
+        # checkpoint of the run; None: trained from scratch.
+        self.parent: dict[str, Any] | None = None
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Take the weights, optimizer, RNG and run state from a checkpoint of this run."""
@@ -167,6 +172,27 @@ class Trainer:
             ) from None
         for group in self.optimizer.param_groups:
             group["lr"] = self.live.current.learning_rate
+        self.parent = checkpoint.parent
+
+    def start_from(self, parent: Checkpoint, *, optimizer: bool = False) -> None:
+        """Fine-tuning: take the weights (and with ``optimizer`` Adam's state) of another
+        run's checkpoint or export; everything else starts as in a new run."""
+        if optimizer and parent.optimizer_state is None:
+            raise CheckpointError(
+                f"{parent.path} is an exported model without optimizer state; fine-tune it "
+                "with a fresh optimizer (drop --init-optimizer) or use its training checkpoint"
+            )
+        try:
+            # Half-precision weights of an export are widened to float32 as they are copied.
+            self.model.load_state_dict(parent.weights)
+            if optimizer:
+                self.optimizer.load_state_dict(parent.optimizer_state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"{parent.path} cannot initialise this model ({first})") from None
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.live.current.learning_rate
+        self.parent = provenance(parent)
 
     # ----------------------------------------------------------------- checkpoints
 
@@ -215,6 +241,7 @@ class Trainer:
             rng=rng,
             history=state.history,
             device=str(self.device),
+            parent=self.parent,
         )
 
     def _all_rows(self, tensor: torch.Tensor) -> torch.Tensor:

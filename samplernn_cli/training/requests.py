@@ -7,10 +7,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from samplernn_cli.config import AudioConfig, LiveSettings, ModelConfig, StopConditions, TrainConfig
 from samplernn_cli.training.runfolder import RunFolder
+
+if TYPE_CHECKING:
+    from samplernn_cli.checkpoint import Checkpoint
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,11 @@ class TrainRequest:
     stop: StopConditions = field(default_factory=StopConditions)
     device: str = "auto"
     force: bool = False
+    # Fine-tuning: start from this checkpoint's (or export's) weights; ``model`` and the
+    # audio's sample rate must be its own. The optimizer starts fresh unless
+    # ``init_optimizer`` (a training checkpoint's Adam state is then taken too).
+    init_from: Checkpoint | None = None
+    init_optimizer: bool = False
 
 
 @dataclass(frozen=True)

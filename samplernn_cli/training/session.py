@@ -70,6 +70,19 @@ def train(
     """
     for config in (request.model, request.audio, request.train, request.live, request.stop):
         config.validate()
+    parent = request.init_from
+    if parent is not None:
+        # The command line builds these from the parent; a Python caller might not.
+        if request.model != parent.model_config:
+            raise ConfigError(
+                f"the model settings differ from those of {parent.path.name}, which "
+                "--init-from starts from; take them from the checkpoint (Checkpoint.model_config)"
+            )
+        if request.audio.sample_rate != parent.sample_rate:
+            raise ConfigError(
+                f"the sample rate ({request.audio.sample_rate} Hz) differs from that of "
+                f"{parent.path.name} ({parent.sample_rate} Hz), which --init-from starts from"
+            )
     return _open(request, progress, stop or StopRequest())
 
 
@@ -195,6 +208,14 @@ def _open(
             logger.info(
                 f"resuming {checkpoint.run_name} from iteration {checkpoint.iteration} (epoch "
                 f"{checkpoint.epoch}) of {checkpoint.path.name}"
+            )
+        elif request.init_from is not None:
+            trainer.start_from(request.init_from, optimizer=request.init_optimizer)
+            parent = request.init_from
+            logger.info(
+                f"fine-tuning from {parent.path.name} (iteration {parent.iteration} of run "
+                f"{parent.run_name}), {'with its' if request.init_optimizer else 'with a fresh'} "
+                "optimizer state"
             )
         try:
             return _train(trainer, write_examples=not same_folder)
