@@ -125,6 +125,12 @@ def test_inspect_checkpoint_plot(run_folder: Path, run_app: RunApp, tmp_path: Pa
     forced = run_app("inspect-checkpoint", checkpoint, "--plot", "curves.png", "--force",
                      cwd=tmp_path)  # fmt: skip
     assert forced.returncode == 0, forced.stderr
+    # An exported model keeps no loss history: nothing to draw.
+    exported = run_app("export", checkpoint, "-o", "model.pt", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    empty = run_app("inspect-checkpoint", "model.pt", "--plot", "empty.png", cwd=tmp_path)
+    assert_one_error_line(empty, 1, "model.pt holds no loss history to plot")
+    assert not (tmp_path / "empty.png").exists()
     vector = run_app("inspect-checkpoint", checkpoint, "--plot", "curves.svg", cwd=tmp_path)
     assert vector.returncode == 0 and (tmp_path / "curves.svg").read_text().lstrip().startswith(
         ("<?xml", "<svg")

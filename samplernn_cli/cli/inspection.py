@@ -69,6 +69,11 @@ def inspect_checkpoint(
     if plot is not None:
         from samplernn_cli.pictures import save_loss_plot
 
+        if not loaded.history.losses and not loaded.history.validations:
+            raise CheckpointError(
+                f"{checkpoint} holds no loss history to plot (an exported model keeps none); "
+                "give a training checkpoint of the run"
+            )
         heading = f"{loaded.run_name}: {checkpoint.name}, iteration {loaded.iteration}"
         print_path(save_loss_plot(plot, loaded.history, heading, overwrite=force))
         return
