@@ -258,9 +258,14 @@ def test_a_really_full_disk(tiny_filesystem: Path, tmp_path: Path) -> None:
              "1", "--length", "1", "--max-iterations", "50", "--quiet"]  # fmt: skip
     result = run_cli("train", source, "-o", str(tiny_filesystem / "run"), *flags, cwd=tmp_path)
     assert result.returncode == 1, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "No space left on device" in lines[0], lines
+    # The start-up warning (the disk cannot hold the run's checkpoints), then the error,
+    # which names the newest complete checkpoint.
+    warning, error = result.stderr.strip().splitlines()
+    assert warning.startswith(f"warning: the disk of {tiny_filesystem / 'run'} has "), warning
+    assert "No space left on device" in error, error
     folder = tiny_filesystem / "run"
+    newest = error.split("; the newest complete checkpoint is ")[1]
+    assert load_checkpoint(newest).path.parent == folder
     assert not list(folder.glob(".*.tmp"))
     checkpoints = sorted(folder.glob("*_model.pt"))
     assert checkpoints, sorted(p.name for p in folder.iterdir())
