@@ -261,6 +261,7 @@ def test_ctrl_c_under_torchrun_ends_every_process_with_a_checkpoint(tmp_path: Pa
     assert resumed.returncode == 0, (checkpoint, resumed.stderr)
 
 
+@pytest.mark.slow
 def test_torchrun_with_a_learned_initial_state_and_three_tiers(tmp_path: Path) -> None:
     # The learned h0 is used only at a sequence's first chunk: DDP must cope with parameters
     # that get no gradient in some steps, and still match one process.

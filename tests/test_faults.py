@@ -32,10 +32,10 @@ KILL_FLAGS = [
 def test_sigkill_at_random_moments_never_loses_the_run(
     tmp_path: Path, pytestconfig: pytest.Config
 ) -> None:
-    """Kill `samplernn train`/`resume` with SIGKILL at random moments (3 times; 20 with
+    """Kill `samplernn train`/`resume` with SIGKILL at random moments (2 times; 20 with
     --run-slow). After every kill: each checkpoint present loads, the losses CSV parses (a
     partial last line is allowed), and the newest checkpoint resumes, which repairs the CSV."""
-    kills = 20 if pytestconfig.getoption("--run-slow") else 3
+    kills = 20 if pytestconfig.getoption("--run-slow") else 2
     rng = random.Random(1234)
     source = tmp_path / "in.wav"
     soundfile.write(source, tone_mix(1.0, RATE), RATE)
