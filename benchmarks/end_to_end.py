@@ -43,13 +43,13 @@ SEEDREF = SHARED / "tools" / "seedref.py"
 CLIP = SHARED / "corpus" / "piano_bach_bwv846_prelude.flac"
 RATE = 16000
 BATCH, CHUNK = 16, 256
-SMALL = ["--hidden_size", "256", "--rnn_layers", "1", "--frame_size", "16", "--embed_size",
-         "64", "--quantization", "256", "--batch_size", str(BATCH), "--num_frames", "16"]  # fmt: skip
+SMALL = ["--hidden_size", "256", "--rnn_layers", "1", "--frame_size", "16", "--embed_size", "64",
+         "--quantization", "256", "--batch_size", str(BATCH), "--num_frames", "16"]  # fmt: skip
 
 
 def excerpt(folder: Path, seconds: float) -> Path:
-    audio, rate = soundfile.read(str(CLIP), frames=int(seconds * soundfile.info(str(CLIP)).samplerate),
-                                 dtype="float32", always_2d=True)  # fmt: skip
+    frames = int(seconds * soundfile.info(str(CLIP)).samplerate)
+    audio, rate = soundfile.read(str(CLIP), frames=frames, dtype="float32", always_2d=True)
     mono = torch.from_numpy(audio.mean(axis=1))
     if rate != RATE:
         mono = AF.resample(mono, rate, RATE)
@@ -63,7 +63,8 @@ def ours(clip: Path, iterations: int, folder: Path, extra: list[str]) -> float:
     name = f"e2e_{time.monotonic_ns()}"
     command = [sys.executable, "-m", "samplernn_cli", "train", str(clip), "-o", name,
                "--output-root", str(folder), "--preset", "small", "--max-iterations",
-               str(iterations), "--log-every", "1", "--generate-every", str(10**9), *extra]  # fmt: skip
+               str(iterations), "--log-every", "1", "--generate-every", str(10**9),
+               *extra]  # fmt: skip
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                text=True, env=_env())  # fmt: skip
     first_done = None
@@ -98,8 +99,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="excerpt length")
     parser.add_argument("--ours-args", default="", help="extra `samplernn train` options")
     args = parser.parse_args()
-    print(f"{datetime.now():%Y-%m-%d %H:%M}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; {args.iterations} iterations, small size")  # fmt: skip
+    print(
+        f"{datetime.now():%Y-%m-%d %H:%M}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; {args.iterations} iterations, small size"
+    )
     rates: dict[str, list[float]] = {"ours": [], "2022 scheme": []}
     with tempfile.TemporaryDirectory() as tmp:
         clip = excerpt(Path(tmp), args.seconds)
@@ -109,8 +112,10 @@ def main() -> None:
             print(f"round {round_number + 1}: ours {rates['ours'][-1]:,.0f}, 2022 scheme "
                   f"{rates['2022 scheme'][-1]:,.0f} target samples/s", flush=True)  # fmt: skip
     mine, theirs = statistics.median(rates["ours"]), statistics.median(rates["2022 scheme"])
-    print(f"median: ours {mine:,.0f}, 2022 scheme {theirs:,.0f} target samples/s; "
-          f"ratio {mine / theirs:.2f}x")
+    print(
+        f"median: ours {mine:,.0f}, 2022 scheme {theirs:,.0f} target samples/s; "
+        f"ratio {mine / theirs:.2f}x"
+    )
 
 
 if __name__ == "__main__":
