@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
 from samplernn_cli.errors import ConfigError
+from samplernn_cli.gain import GAIN_MODES
 
 # Upper bounds that catch typos (an extra zero or three) before they turn into an
 # out-of-memory crash minutes later. Each is far above any published SampleRNN setting.
@@ -365,6 +366,8 @@ class GenerateSettings(Settings):
     prime_seconds: float | None = setting(None, "prime seconds", float, 0.0, 36000.0,
                                           low_inclusive=False)  # fmt: skip
     keep_prime: bool = setting(False, "keep_prime", bool)
+    # The level the prime is brought to (samplernn_cli.gain).
+    prime_gain: str = setting("training", "prime gain", str, choices=GAIN_MODES)
     file_format: str = setting("wav", "format", str, choices=("wav", "flac"))
     encoding: str = setting("pcm16", "encoding", str, choices=("pcm16", "pcm24", "float"))
 

@@ -28,6 +28,7 @@ from samplernn_cli.data.plan import read_rows, whole_chunks
 from samplernn_cli.data.split import Segment, tail_length
 from samplernn_cli.device import resolve_device
 from samplernn_cli.errors import AudioError, UsageError
+from samplernn_cli.gain import choose_gain
 from samplernn_cli.model import ModelState, SampleRNN, detach_state
 
 # Nats per bit: losses are computed in nats and reported in bits per sample.
@@ -128,6 +129,7 @@ class EvaluateRequest:
     inputs: tuple[Path, ...]
     held_out: bool = False
     device: str = "auto"
+    gain: str = "training"  # see samplernn_cli.gain
 
 
 def evaluate_files(request: EvaluateRequest) -> dict[str, Any]:
@@ -146,7 +148,8 @@ def evaluate_files(request: EvaluateRequest) -> dict[str, Any]:
     config, train = checkpoint.model_config, checkpoint.train
     chunk = train.chunk_length(config)
     sequence = round(train.sequence_seconds * checkpoint.sample_rate)
-    audio = AudioConfig(sample_rate=checkpoint.sample_rate, normalize=checkpoint.audio.normalize)
+    # Read at the file's own level; the gain is chosen per file (samplernn_cli.gain).
+    audio = AudioConfig(sample_rate=checkpoint.sample_rate, normalize=False)
     if request.held_out and checkpoint.train.val_split == "files":
         raise UsageError(
             "this run held out whole files (inspect-checkpoint lists them); evaluate those "
@@ -157,7 +160,9 @@ def evaluate_files(request: EvaluateRequest) -> dict[str, Any]:
     results = []
     for path in request.inputs:
         wave = read_audio(path, audio)
-        codes = model.quantizer.encode(wave.samples)
+        gain = choose_gain(request.gain, Path(path), wave.source_peak,
+                           checkpoint.audio.normalize, checkpoint.input_files)  # fmt: skip
+        codes = model.quantizer.encode(wave.samples * gain.factor)
         segment = Segment(0, 0, codes.numel())
         if request.held_out:
             held = tail_length(codes.numel(), train.val_fraction, chunk)
@@ -180,6 +185,7 @@ def evaluate_files(request: EvaluateRequest) -> dict[str, Any]:
                 "samples": segment.length,
                 "seconds": segment.length / checkpoint.sample_rate,
                 "bits_per_sample": bits,
+                "gain": gain.to_dict(),
             }
         )
     total = sum(r["samples"] for r in results)

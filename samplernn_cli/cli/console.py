@@ -343,11 +343,14 @@ def render_evaluation(report: dict) -> None:
     table.add_column("audio")
     table.add_column("seconds", justify="right")
     table.add_column("bits per sample", justify="right")
+    table.add_column("gain (scored at)")
     for row in report["files"]:
-        table.add_row(Text(row["path"]), f"{row['seconds']:.2f}", f"{row['bits_per_sample']:.4f}")
+        gain = row["gain"]
+        table.add_row(Text(row["path"]), f"{row['seconds']:.2f}", f"{row['bits_per_sample']:.4f}",
+                      Text(f"{gain['db']:+.1f} dB: {gain['reason']}"))  # fmt: skip
     if len(report["files"]) > 1:
         table.add_row(
             "all", f"{report['samples'] / report['sample_rate']:.2f}",
-            f"{report['bits_per_sample']:.4f}",
+            f"{report['bits_per_sample']:.4f}", "",
         )  # fmt: skip
     console.print(table)

@@ -12,6 +12,7 @@ import typer
 from samplernn_cli.cli.options import (
     DEFAULT_ENCODING,
     DEFAULT_FILE_FORMAT,
+    DEFAULT_GAIN,
     GENERATE_DEFAULTS,
     OUTPUT,
     CountOption,
@@ -22,6 +23,7 @@ from samplernn_cli.cli.options import (
     GenerateLengthOption,
     GenerateSeedOption,
     KeepPrimeOption,
+    PrimeGainOption,
     PrimeOption,
     PrimeSecondsOption,
     QuietOption,
@@ -50,6 +52,7 @@ def generate(
     prime: PrimeOption = None,
     prime_seconds: PrimeSecondsOption = None,
     keep_prime: KeepPrimeOption = GENERATE_DEFAULTS.keep_prime,
+    prime_gain: PrimeGainOption = None,
     batch_size: GenerateBatchSizeOption = GENERATE_DEFAULTS.batch_size,
     out_dir: Annotated[
         Path | None,
@@ -109,8 +112,8 @@ def generate(
             f"--temperature lists {len(values)} values for --count {count}; give one "
             "value, or one per clip"
         )
-    if prime is None and (prime_seconds is not None or keep_prime):
-        raise UsageError("--prime-seconds and --keep-prime need --prime FILE")
+    if prime is None and (prime_seconds is not None or keep_prime or prime_gain is not None):
+        raise UsageError("--prime-seconds, --prime-gain and --keep-prime need --prime FILE")
     if prefix is not None and (not prefix or "/" in prefix or prefix.strip() != prefix):
         raise UsageError(f"invalid --prefix {prefix!r}: a file name stem without '/'")
     output_file = None
@@ -145,6 +148,7 @@ def generate(
         batch_size=batch_size,
         prime_seconds=prime_seconds,
         keep_prime=keep_prime,
+        prime_gain=(prime_gain or DEFAULT_GAIN).value,
         file_format=file_format.value,
         encoding=encoding.value,
     )

@@ -9,12 +9,14 @@ import typer
 
 from samplernn_cli.cli.options import (
     AUDIO_DEFAULTS,
+    DEFAULT_GAIN,
     DEFAULT_QUANTIZER,
     MODEL_DEFAULTS,
     OUTPUT,
     PREVIEW_ENCODING,
     DeviceOption,
     EncodingOption,
+    EvaluateGainOption,
     ForceOption,
     JsonOption,
     KeepSampleRateOption,
@@ -116,6 +118,7 @@ def evaluate(
             "validation figure).",
         ),
     ] = False,
+    gain: EvaluateGainOption = DEFAULT_GAIN,
     device: DeviceOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
@@ -130,7 +133,9 @@ def evaluate(
     from samplernn_cli.evaluation import EvaluateRequest, evaluate_files  # imports torch
 
     report = evaluate_files(
-        EvaluateRequest(checkpoint, tuple(inputs), held_out=held_out, device=device)
+        EvaluateRequest(
+            checkpoint, tuple(inputs), held_out=held_out, device=device, gain=gain.value
+        )
     )
     if as_json:
         print_json(report)

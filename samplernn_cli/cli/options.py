@@ -56,6 +56,7 @@ RnnType = choices(ModelConfig, "rnn_type", "RnnType")
 ValSplit = choices(TrainConfig, "val_split", "ValSplit")
 Encoding = choices(GenerateSettings, "encoding", "Encoding")
 FileFormat = choices(GenerateSettings, "file_format", "FileFormat")
+GainMode = choices(GenerateSettings, "prime_gain", "GainMode")
 PresetName = Enum("PresetName", {name: name for name in PRESETS}, type=str)  # type: ignore[misc]
 
 # The settings' defaults, for the commands' parameter defaults.
@@ -67,6 +68,7 @@ DEFAULT_QUANTIZER = QuantizerKind(MODEL_DEFAULTS.quantizer)
 DEFAULT_RNN_TYPE = RnnType(MODEL_DEFAULTS.rnn_type)
 DEFAULT_VAL_SPLIT = ValSplit(TRAIN_DEFAULTS.val_split)
 DEFAULT_FILE_FORMAT = FileFormat(GENERATE_DEFAULTS.file_format)
+DEFAULT_GAIN = GainMode(GENERATE_DEFAULTS.prime_gain)
 DEFAULT_ENCODING = Encoding(GENERATE_DEFAULTS.encoding)
 
 
@@ -451,6 +453,22 @@ KeepPrimeOption = Annotated[
         help="Start each file with the prime (as the model heard it) before the new audio.",
         rich_help_panel=GENERATION,
     ),
+]  # fmt: skip
+GAIN_HELP = (
+    "training: the gain training gave the input file of the same name (else the training "
+    "files' median gain, or peak if that would clip); peak: peak-normalised on its own; "
+    "none: the file's own level."
+)
+PrimeGainOption = Annotated[
+    GainMode | None,
+    setting_option(GenerateSettings, "prime_gain", "--prime-gain",
+                   help="Level of the prime (default: training). " + GAIN_HELP,
+                   show_default=False, rich_help_panel=GENERATION),
+]  # fmt: skip
+EvaluateGainOption = Annotated[
+    GainMode,
+    typer.Option("--gain", help="Level the audio is scored at. " + GAIN_HELP,
+                 case_sensitive=False),
 ]  # fmt: skip
 FileFormatOption = Annotated[
     FileFormat,

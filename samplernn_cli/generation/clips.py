@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,8 +15,11 @@ from samplernn_cli.checkpoint import Checkpoint, load_checkpoint
 from samplernn_cli.config import AudioConfig, GenerateSettings
 from samplernn_cli.device import resolve_device
 from samplernn_cli.errors import OutputError, UsageError
+from samplernn_cli.gain import choose_gain
 from samplernn_cli.generation.engine import generate_codes
 from samplernn_cli.model import SampleRNN
+
+logger = logging.getLogger("samplernn")
 
 
 @dataclass(frozen=True)
@@ -105,9 +109,13 @@ def prepare(request: GenerateRequest) -> Prepared:
     seed = settings.seed if settings.seed is not None else int(torch.seed() % 2**31)
     prime_codes = prime_audio = None
     if request.prime is not None:
-        # The prime goes through exactly the processing the training audio went through.
-        audio = AudioConfig(sample_rate=rate, normalize=checkpoint.audio.normalize)
-        samples = read_audio(request.prime, audio).samples
+        # The prime is mixed and resampled as the training audio was, then brought to the
+        # level chosen by prime_gain (the training files' gain by default).
+        wave = read_audio(request.prime, AudioConfig(sample_rate=rate, normalize=False))
+        gain = choose_gain(settings.prime_gain, Path(request.prime), wave.source_peak,
+                           checkpoint.audio.normalize, checkpoint.input_files)  # fmt: skip
+        logger.info(f"prime {Path(request.prime).name}: gain {gain.describe()}")
+        samples = wave.samples * gain.factor
         if settings.prime_seconds is not None:
             samples = samples[-max(1, round(settings.prime_seconds * rate)) :]
         prime_codes = model.quantizer.encode(samples)
