@@ -4,7 +4,7 @@ For each clip, a 60 s excerpt (mono, 16 kHz) is written to a temporary folder an
 train on it for the same wall-clock budget, holding out its last 10 %:
 
 * ours: `samplernn train EXCERPT --preset small --max-time BUDGET --val-fraction 0.1`
-  (plus `--ours-args`); scored by the validation figure of the checkpoint the run ends with
+  (plus each `--ours-args`); scored by the validation figure of the checkpoint the run ends with
   (the one `train` prints, validated at its last iteration), and the run's best figure;
 * the 2022 scheme: `../shared/tools/seedref.py train EXCERPT --seconds BUDGET` at the same
   size (LSTM 1x256, frame 16, embed 64, 256 levels, batch 16, `--seed-num-frames` frames per
@@ -19,6 +19,7 @@ wall time. Run from the repository root with the project installed:
 
     python benchmarks/quality.py                                   # both corpus clips, 150 s
     python benchmarks/quality.py --budgets 150,600 --json quality.json
+    python benchmarks/quality.py --ours-args= --ours-args="--sequence-length 1"   # two variants
 """
 
 from __future__ import annotations
@@ -92,14 +93,16 @@ def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def train_ours(clip: Path, budget: float, args: argparse.Namespace, folder: Path) -> dict:
-    name = f"ours_{clip.stem}_{int(budget)}"
+def train_ours(
+    clip: Path, budget: float, args: argparse.Namespace, folder: Path, extra: str, variant: int
+) -> dict:
+    name = f"ours{variant}_{clip.stem}_{int(budget)}"
     samplernn = [sys.executable, "-m", "samplernn_cli"]
     started = time.monotonic()
     result = run([*samplernn, "train", str(clip), "-o", name, "--output-root", str(folder),
                   "--preset", "small", "--val-fraction", "0.1", "--seed", str(args.seed),
                   "--max-time", f"{budget}s", "--generate-every", str(10**9), "--quiet",
-                  *args.ours_args.split()], cwd=folder)  # fmt: skip
+                  *extra.split()], cwd=folder)  # fmt: skip
     wall = time.monotonic() - started
     checkpoint = Path(result.stdout.strip().splitlines()[-1])
     summary = json.loads(run([*samplernn, "inspect-checkpoint", str(checkpoint), "--json"],
@@ -150,7 +153,13 @@ def main() -> None:
         default=8,
         help="frames per window of the 2022 scheme (its small setting)",
     )
-    parser.add_argument("--ours-args", default="", help="extra `samplernn train` options")
+    parser.add_argument(
+        "--ours-args",
+        action="append",
+        default=None,
+        help="extra `samplernn train` options; repeat to compare several "
+        "variants against the same 2022-scheme run",
+    )
     parser.add_argument("--clips", type=int, default=2, help="clips generated per run")
     parser.add_argument("--clip-seconds", type=float, default=4.0)
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -165,22 +174,26 @@ def main() -> None:
             audio = soundfile.read(str(clip), dtype="float32")[0]
             training = spectral_stats(audio[: int(len(audio) * 0.9)])
             for budget in budgets:
-                ours = train_ours(clip, budget, args, folder)
                 seed = train_seed(clip, budget, args, folder)
-                row = {"clip": source.name, "budget_s": budget, "ours": ours, "seed": seed,
-                       "training_audio": training,
-                       "gain_pct": 100 * (seed["bits"] - ours["bits"]) / seed["bits"],
-                       "end_vs_best_pct": 100 * (ours["bits"] - ours["best_bits"])
-                       / ours["best_bits"]}  # fmt: skip
-                results.append(row)
-                print_row(row)
+                for variant, extra in enumerate(args.ours_args or [""]):
+                    ours = train_ours(clip, budget, args, folder, extra, variant)
+                    row = {"clip": source.name, "budget_s": budget, "ours_args": extra,
+                           "ours": ours, "seed": seed, "training_audio": training,
+                           "gain_pct": 100 * (seed["bits"] - ours["bits"]) / seed["bits"],
+                           "end_vs_best_pct": 100 * (ours["bits"] - ours["best_bits"])
+                           / ours["best_bits"]}  # fmt: skip
+                    results.append(row)
+                    print_row(row)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def print_row(row: dict) -> None:
     ours, seed, real = row["ours"], row["seed"], row["training_audio"]
-    print(f"\n{row['clip']}, {row['budget_s']:.0f} s of training")
+    print(
+        f"\n{row['clip']}, {row['budget_s']:.0f} s of training, ours with "
+        f"[{row['ours_args'] or 'defaults'}]"
+    )
     print(f"  held-out bits/sample: ours {ours['bits']:.3f} ({ours['iterations']} it, best "
           f"{ours['best_bits']:.3f} at {ours['best_iteration']}), 2022 scheme {seed['bits']:.3f} "
           f"({seed['iterations']} it): ours {row['gain_pct']:+.1f} % lower; run end vs its "
