@@ -10,7 +10,7 @@ train on it for the same wall-clock budget, holding out its last 10 %:
   size (LSTM 1x256, frame 16, embed 64, 256 levels, batch 16, `--seed-num-frames` frames per
   window), scored on the same held-out tail by its own windowed evaluation (`val_bits`).
 
-Both then generate clips (`--clips` x `--clip-seconds`), whose spectral statistics
+Both then generate clips (`--clip-count` x `--clip-seconds`), whose spectral statistics
 (flatness, centroid, RMS level; mean over frames with signal) are printed next to the
 training audio's: lower bits must not come with audio further from the training audio.
 
@@ -109,7 +109,7 @@ def train_ours(
                              cwd=folder).stdout)  # fmt: skip
     clips = folder / f"{name}_clips"
     run([*samplernn, "generate", str(checkpoint), "--length", str(args.clip_seconds), "--count",
-         str(args.clips), "--seed", "1", "-d", str(clips), "--quiet"], cwd=folder)  # fmt: skip
+         str(args.clip_count), "--seed", "1", "-d", str(clips), "--quiet"], cwd=folder)  # fmt: skip
     losses, iteration = summary["losses"], summary["training"]["iteration"]
     if losses["last_val_iteration"] != iteration:
         raise SystemExit(f"{checkpoint} holds no validation figure of its own iteration")
@@ -131,7 +131,7 @@ def train_seed(clip: Path, budget: float, args: argparse.Namespace, folder: Path
     report = json.loads(result.stdout.strip().splitlines()[-1])
     clips = folder / f"seed_{clip.stem}_{int(budget)}_clips"
     run([sys.executable, str(SEEDREF), "generate", "--ckpt", str(checkpoint), "--length",
-         str(args.clip_seconds), "--count", str(args.clips), "--batched", "--seed", "1",
+         str(args.clip_seconds), "--count", str(args.clip_count), "--batched", "--seed", "1",
          "--out", str(clips)], cwd=folder)  # fmt: skip
     return {
         "bits": report["val_bits"],
@@ -160,7 +160,7 @@ def main() -> None:
         help="extra `samplernn train` options; repeat to compare several "
         "variants against the same 2022-scheme run",
     )
-    parser.add_argument("--clips", type=int, default=2, help="clips generated per run")
+    parser.add_argument("--clip-count", type=int, default=2, help="clips generated per run")
     parser.add_argument("--clip-seconds", type=float, default=4.0)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
