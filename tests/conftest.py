@@ -6,6 +6,7 @@ import csv
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -145,3 +146,20 @@ def read_losses(path: Path) -> list[dict[str, str]]:
     """The rows of a run's NAME_losses.csv as dicts of strings."""
     with open(path, encoding="utf-8", newline="") as handle:
         return list(csv.DictReader(handle))
+
+
+def loss_lines(path: Path) -> int:
+    """Lines in a run's NAME_losses.csv so far (header included; 0 before it exists)."""
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def wait_for_loss_lines(
+    path: Path, more_than: int, process: subprocess.Popen, *, every: float = 0.02
+) -> None:
+    """Wait until a training process has written more than ``more_than`` lines to its loss
+    log (it has trained a little), or it ended, or a minute passed."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if loss_lines(path) > more_than:
+            return
+        time.sleep(every)

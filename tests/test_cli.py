@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,7 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from .conftest import SAMPLERNN, TINY_FLAGS, RunApp, WriteAudio, read_losses, run_cli
+from .conftest import (
+    SAMPLERNN,
+    TINY_FLAGS,
+    RunApp,
+    WriteAudio,
+    read_losses,
+    run_cli,
+    wait_for_loss_lines,
+)
 
 
 def assert_one_error_line(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
@@ -208,11 +215,7 @@ def test_signal_writes_a_checkpoint_and_exits(
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     losses = tmp_path / "outputs" / "run" / "run_losses.csv"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if losses.exists() and len(losses.read_text().splitlines()) > 3:
-            break
-        time.sleep(0.1)
+    wait_for_loss_lines(losses, 3, process, every=0.1)
     process.send_signal(sig)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr

@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from .conftest import (
     read_losses,
     run_cli,
     tone_mix,
+    wait_for_loss_lines,
 )
 
 RATE = 8000
@@ -243,11 +243,7 @@ def test_resume_after_ctrl_c_matches_a_straight_run(tmp_path: Path) -> None:
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     losses = tmp_path / "outputs" / "run" / "run_losses.csv"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if losses.exists() and len(losses.read_text().splitlines()) > 5:
-            break
-        time.sleep(0.05)
+    wait_for_loss_lines(losses, 5, process, every=0.05)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr

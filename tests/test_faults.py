@@ -16,7 +16,16 @@ import soundfile
 from samplernn_cli.checkpoint import load_checkpoint
 
 from .audio_matrix import make_audio_matrix
-from .conftest import SAMPLERNN, TINY_FLAGS, RunApp, read_losses, run_cli, tone_mix
+from .conftest import (
+    SAMPLERNN,
+    TINY_FLAGS,
+    RunApp,
+    loss_lines,
+    read_losses,
+    run_cli,
+    tone_mix,
+    wait_for_loss_lines,
+)
 
 RATE = 8000
 # A model big enough that writing its checkpoint (every iteration) takes a good share of the
@@ -46,12 +55,7 @@ def test_sigkill_at_random_moments_never_loses_the_run(
         process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE)  # fmt: skip
         # Wait until this session has trained a little, then kill it at a random moment.
-        start_rows = len(losses.read_text().splitlines()) if losses.exists() else 0
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and process.poll() is None:
-            if losses.exists() and len(losses.read_text().splitlines()) > start_rows + 2:
-                break
-            time.sleep(0.02)
+        wait_for_loss_lines(losses, loss_lines(losses) + 2, process)
         time.sleep(rng.uniform(0.0, 0.6))
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=60)

@@ -22,7 +22,16 @@ from samplernn_cli.config import LiveSettings, StopConditions
 from samplernn_cli.training.checkpoints import disk_plan, newest_complete, periodic_checkpoints
 from samplernn_cli.training.runfolder import RunFolder
 
-from .conftest import SAMPLERNN, TINY_FLAGS, RunApp, read_losses, run_cli, tone_mix
+from .conftest import (
+    SAMPLERNN,
+    TINY_FLAGS,
+    RunApp,
+    loss_lines,
+    read_losses,
+    run_cli,
+    tone_mix,
+    wait_for_loss_lines,
+)
 
 RATE = 8000
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -84,14 +93,10 @@ def test_retention_survives_sigkill(tmp_path: Path, source: Path) -> None:
     command = [*SAMPLERNN, "train", str(source), "-o", "run", *flags]
     started_from = None
     for attempt in range(2):
-        before = len(losses.read_text().splitlines()) if losses.exists() else 0
+        before = loss_lines(losses)
         process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE)  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and process.poll() is None:
-            if losses.exists() and len(losses.read_text().splitlines()) > before + 3:
-                break
-            time.sleep(0.02)
+        wait_for_loss_lines(losses, before + 3, process)
         time.sleep(rng.uniform(0.0, 0.5))
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=60)
@@ -268,16 +273,12 @@ def test_slurm_job_resubmitted_after_time_limits_equals_one_run(
            f"{os.pathsep}{os.environ['PATH']}"}  # fmt: skip
     losses = tmp_path / "outputs" / "myrun" / "myrun_losses.csv"
     for job_number, stop_after in enumerate((30, 150, None)):
-        before = len(losses.read_text().splitlines()) if losses.exists() else 0
+        before = loss_lines(losses)
         process = subprocess.Popen(["bash", str(job)], cwd=tmp_path, env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True)  # fmt: skip
         if stop_after is not None:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and process.poll() is None:
-                if losses.exists() and len(losses.read_text().splitlines()) > stop_after:
-                    break
-                time.sleep(0.005)
+            wait_for_loss_lines(losses, stop_after, process, every=0.005)
             process.send_signal(signal.SIGTERM)  # Slurm's warning, to the job script
         _, err = process.communicate(timeout=120)
         expected = 143 if stop_after is not None else 0
@@ -285,7 +286,7 @@ def test_slurm_job_resubmitted_after_time_limits_equals_one_run(
         assert "Traceback" not in err
         resubmissions = submitted.read_text().splitlines() if submitted.exists() else []
         assert resubmissions == [str(job)] * min(job_number + 1, 2), (job_number, err)
-        assert len(losses.read_text().splitlines()) > before
+        assert loss_lines(losses) > before
     rows = read_losses(losses)
     assert [int(row["iter"]) for row in rows] == list(range(1, total + 1))
 
