@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -163,6 +164,9 @@ def main() -> None:
     parser.add_argument("--clip-count", type=int, default=2, help="clips generated per run")
     parser.add_argument("--clip-seconds", type=float, default=4.0)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--keep", type=Path, help="copy each run of ours (run folder and clips) into this folder"
+    )
     args = parser.parse_args()
     sources = args.clips or sorted(CORPUS.glob("*.flac"))
     budgets = [float(b) for b in args.budgets.split(",")]
@@ -177,6 +181,9 @@ def main() -> None:
                 seed = train_seed(clip, budget, args, folder)
                 for variant, extra in enumerate(args.ours_args or [""]):
                     ours = train_ours(clip, budget, args, folder, extra, variant)
+                    if args.keep is not None:
+                        for kept in folder.glob(f"ours{variant}_{clip.stem}_{int(budget)}*"):
+                            shutil.copytree(kept, args.keep / kept.name, dirs_exist_ok=True)
                     row = {"clip": source.name, "budget_s": budget, "ours_args": extra,
                            "ours": ours, "seed": seed, "training_audio": training,
                            "gain_pct": 100 * (seed["bits"] - ours["bits"]) / seed["bits"],

@@ -50,6 +50,7 @@ EXPORT_FORMAT_VERSION = 2
 # Settings added after format 1 was first written take the value that matches checkpoints
 # written before them.
 LEGACY_MODEL_SETTINGS = {"skip_connections": False, "weight_norm": False, "learn_h0": False}
+LEGACY_TRAIN_SETTINGS = {"sequence_starts": "fixed", "patience": 0}
 # What a checkpoint's "progress" must hold for training to resume from it.
 RESUME_PROGRESS = ("epoch_index", "batch", "chunk", "training_seconds")
 
@@ -69,6 +70,10 @@ class Progress:
     training_seconds: float | None = None  # summed over sessions
     iterations_per_epoch: int | None = None
     sequence_samples: int | None = None  # the training sequence length the data plan used
+    # The plateau schedule (TrainConfig.patience): learning-rate halvings so far, and
+    # validations since the last new best or halving. None in files written before it.
+    lr_halvings: int | None = None
+    stale_validations: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -484,7 +489,7 @@ def _validate(path: Path, payload: object) -> Checkpoint:
         model_config = ModelConfig.from_dict({**LEGACY_MODEL_SETTINGS, **payload["model_config"]})
         model_config.validate()
         audio = AudioConfig.from_dict(payload["audio"])
-        train = TrainConfig.from_dict(payload["train"])
+        train = TrainConfig.from_dict({**LEGACY_TRAIN_SETTINGS, **payload["train"]})
         live = LiveSettings.from_dict(payload["live"])
         sample_rate = int(payload["sample_rate"])
         progress = Progress.from_dict(payload["progress"])

@@ -308,6 +308,17 @@ class TrainConfig(Settings):
     seed: int = setting(0, "seed", int, 0, MAX_SEED)
     # "tail": the end of every file validates; "files": whole files
     val_split: str = setting("tail", "val_split", str, choices=("tail", "files"))
+    # "random": each epoch draws where every training sequence starts (within its share of
+    # the audio); "fixed": the same evenly spaced starts every epoch (what checkpoints written
+    # before this setting existed did)
+    sequence_starts: str = setting("random", "sequence_starts", str,
+                                   choices=("random", "fixed"))  # fmt: skip
+    # Validations in a row without a new best before the learning rate is halved and training
+    # continues from the best model (weights and optimizer state); 0: never, a constant rate
+    # (what checkpoints written before this setting existed did).
+    patience: int = setting(3, "patience", int, 0, MAX_COUNT)
+    # Halvings after which the next such plateau ends the run, with the best model.
+    max_halvings: int = setting(3, "max_halvings", int, 0, 64)
 
     def chunk_length(self, model: ModelConfig) -> int:
         """Target samples per truncated-BPTT step: ``num_frames`` top-tier frames."""
@@ -347,6 +358,13 @@ class StopConditions(Settings):
     max_iterations: int | None = setting(None, "max iterations", int, 1, MAX_COUNT)
     max_epochs: int | None = setting(None, "max epochs", int, 1, MAX_COUNT)
     max_seconds: float | None = setting(None, "max time", float, 0.0, 1e9, low_inclusive=False)
+
+    def total_iterations(self, iterations_per_epoch: int) -> int | None:
+        """The iteration the run stops at by itself, if one is known."""
+        totals = [] if self.max_iterations is None else [self.max_iterations]
+        if self.max_epochs is not None:
+            totals.append(self.max_epochs * iterations_per_epoch)
+        return min(totals) if totals else None
 
 
 @dataclass(frozen=True)

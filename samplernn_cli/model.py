@@ -32,6 +32,7 @@ from torch.nn.utils import parametrizations
 
 from samplernn_cli.config import ModelConfig
 from samplernn_cli.quantize import Quantizer
+from samplernn_cli.tables import table_sum
 
 # One tier's recurrent state: (h, c) for an LSTM, (h,) for a GRU; each (layers, batch, hidden).
 TierState = tuple[torch.Tensor, ...]
@@ -173,17 +174,18 @@ class SampleTier(nn.Module):
 
     def first_layer(self, previous: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
         """(..., FS) codes -> (..., H): the sum of one table row per position."""
-        offsets = torch.arange(self.frame_size, device=previous.device) * self.q_levels
-        flat = (previous + offsets).reshape(-1, self.frame_size)
-        out = F.embedding_bag(flat, tables, mode="sum")
-        return out.view(*previous.shape[:-1], tables.shape[1])
+        return table_sum(previous, tables, self.q_levels)
 
     def head(self, x: torch.Tensor) -> torch.Tensor:
         """First-layer output plus conditioning (..., H) -> logits (..., levels)."""
-        x = F.relu(x)
+        shape = x.shape
+        # Two-dimensional (autograd copies what an in-place ReLU changes in the views a
+        # linear layer returns for more dimensions), and ReLU in place on each layer's
+        # output, a fresh tensor no backward pass reads.
+        x = F.relu(x.reshape(-1, shape[-1]))
         for layer in self.hidden:
-            x = F.relu(layer(x))
-        return self.output(x)
+            x = F.relu(layer(x), inplace=True)
+        return self.output(x).view(*shape[:-1], -1)
 
     def forward(
         self, previous: torch.Tensor, conditioning: torch.Tensor, tables: torch.Tensor | None = None

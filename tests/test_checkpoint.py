@@ -48,6 +48,22 @@ def test_round_trip_with_weights_only(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["a.pt"]  # no temp files left
 
 
+def test_checkpoints_from_before_a_setting_keep_the_behaviour_they_trained_with(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint written before random sequence starts and the plateau schedule existed
+    resumes with fixed starts and a constant learning rate, as it was trained; new runs
+    default to both."""
+    payload = minimal_payload()
+    train = dict(payload["train"])  # type: ignore[call-overload]
+    for key in ("sequence_starts", "patience", "max_halvings"):
+        del train[key]
+    write_payload(tmp_path / "old.pt", {**payload, "train": train})
+    old = load_checkpoint(tmp_path / "old.pt").train
+    assert (old.sequence_starts, old.patience) == ("fixed", 0)
+    assert (TrainConfig().sequence_starts, TrainConfig().patience) == ("random", 3)
+
+
 class RunsCode:
     def __reduce__(self) -> tuple[object, tuple[str]]:
         return (os.system, ("touch PWNED",))

@@ -159,3 +159,37 @@ def test_evaluate_bits_matches_a_direct_computation_and_ignores_padding() -> Non
     alone = evaluate_bits(model, [other], [Segment(0, 20, 40)], sequence_length=48,
                           chunk_length=8)  # fmt: skip
     assert together == pytest.approx((pieces * 100 + alone * 40) / 140, rel=1e-5)
+
+
+def test_random_starts_move_every_epoch_within_each_sequences_share() -> None:
+    """With random starts, epoch e's starts depend only on (seed, e); each sequence stays in
+    its own equal share of the segment's possible starts (so the epoch still covers the
+    segment evenly), never crosses the segment's end, and the batches hold those samples."""
+    files = [torch.arange(n, dtype=torch.int32) + 1 for n in (1000, 700)]
+    segments = [Segment(0, 100, 900), Segment(1, 0, 650)]
+    settings = dict(history=8, zero_code=0, sequence_length=96, chunk_length=32, batch_size=4,
+                    seed=5, random_starts=True)  # fmt: skip
+    plan = SequencePlan(files, segments, **settings)
+    fixed = SequencePlan(files, segments, **{**settings, "random_starts": False})
+    assert torch.equal(fixed.epoch_starts(0), fixed.starts)  # the schedule before
+    assert plan.iterations_per_epoch == fixed.iterations_per_epoch
+    epochs = [plan.epoch_starts(e) for e in range(6)]
+    assert torch.equal(epochs[2], SequencePlan(files, segments, **settings).epoch_starts(2))
+    assert all(not torch.equal(epochs[0], other) for other in epochs[1:])
+    for segment in segments:
+        mine = (plan.files == segment.file).nonzero().flatten()
+        count = len(mine)
+        span = segment.length - 96
+        for k, index in enumerate(mine.tolist()):
+            share = (segment.start + k * (span + 1) // count,
+                     segment.start + (k + 1) * (span + 1) // count)  # fmt: skip
+            for starts in epochs:
+                assert share[0] <= starts[index] < max(share[1], share[0] + 1)
+                assert starts[index] + 96 <= segment.end
+    # The batch rows are the audio at those starts (codes = position + 1 here).
+    order = plan.order(3)
+    for index in range(plan.batches_per_epoch):
+        rows = plan.batch(3, index)
+        chosen = order[index * 4 : (index + 1) * 4]
+        for row, sequence in zip(rows, chosen.tolist(), strict=True):
+            assert row[8].item() == epochs[3][sequence].item() + 1

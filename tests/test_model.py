@@ -87,6 +87,29 @@ def test_table_first_layer_equals_concatenated_embeddings_times_weight(name: str
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
+def test_table_sum_backward_equals_embedding_bag_exactly() -> None:
+    """The CPU kernel's table gradient is embedding_bag's (up to float summation order), for
+    3-D codes and a non-contiguous upstream gradient, and the same on every call."""
+    from samplernn_cli.tables import table_sum
+
+    levels, positions, width = 8, 4, 5
+    codes = torch.randint(0, levels, (3, 7, positions))
+    tables = torch.randn(positions * levels, width, requires_grad=True)
+    upstream = torch.randn(width, 3, 7).permute(1, 2, 0)  # (3, 7, width), not contiguous
+    out = table_sum(codes, tables, levels)
+    (got,) = torch.autograd.grad(out, tables, upstream)
+
+    offsets = torch.arange(positions) * levels
+    want_out = F.embedding_bag((codes + offsets).reshape(-1, positions), tables, mode="sum")
+    (want,) = torch.autograd.grad(want_out, tables, upstream.reshape(-1, width))
+    assert torch.equal(out.reshape(-1, width), want_out)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+    (again,) = torch.autograd.grad(table_sum(codes, tables, levels), tables, upstream)
+    assert torch.equal(again, got)
+    with torch.no_grad():  # evaluation and generation take the plain path
+        assert torch.equal(table_sum(codes, tables, levels).reshape(-1, width), want_out)
+
+
 def test_learned_initial_state_is_used_and_trained() -> None:
     model = build(VARIANTS["learned-h0-lstm"])
     window = random_window(model, 2, 2)
@@ -238,3 +261,42 @@ def test_training_step_matches_the_straightforward_formulation(name: str) -> Non
         assert bits == pytest.approx(loss.item() / math.log(2), rel=1e-5)
         for (param_name, param), want in zip(model.named_parameters(), naive_grads, strict=True):
             torch.testing.assert_close(param.grad, want, rtol=1e-4, atol=1e-6, msg=param_name)
+
+
+@pytest.mark.skipif(
+    __import__("platform").libc_ver()[0] != "glibc", reason="the heap settings are glibc's"
+)
+def test_training_steps_reuse_heap_memory_instead_of_faulting_pages_in() -> None:
+    """With keep_heap_memory (which every training session calls), repeated CPU training
+    steps at the small preset's shapes take almost no page faults: each freed buffer is
+    reused instead of being unmapped and faulted in (and zeroed) again on the next step."""
+    import subprocess
+    import sys
+
+    script = """
+import resource, torch
+from samplernn_cli.config import ModelConfig
+from samplernn_cli.device import keep_heap_memory
+from samplernn_cli.model import SampleRNN
+from samplernn_cli.training.step import forward_backward, make_optimizer
+assert keep_heap_memory()
+torch.manual_seed(0)
+model = SampleRNN(ModelConfig(hidden_size=256, rnn_layers=1, frame_sizes=(16,), embed_size=64))
+optimizer = make_optimizer(model, 1e-3)
+window = torch.randint(0, 256, (16, model.history + 256))
+def step():
+    optimizer.zero_grad(set_to_none=True)
+    forward_backward(model, window, None)
+    optimizer.step()
+for _ in range(5):
+    step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    step()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    # Measured 0 to 620 per step, 690 to 4,800 without the settings.
+    assert float(result.stdout.strip().splitlines()[-1]) < 1000

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import soundfile
 import torch
+import torch.nn.functional as F
 
 from samplernn_cli.checkpoint import load_checkpoint
 from samplernn_cli.config import AudioConfig, StopConditions
@@ -303,3 +304,76 @@ def test_best_model_follows_the_best_validation(tmp_path: Path, write_audio: Wri
                          stop=StopConditions(max_iterations=6)))  # fmt: skip
     after = load_checkpoint(result.run_dir / "run_best_model.pt").payload
     assert after["progress"]["iteration"] == best_iteration
+
+
+def test_plateau_schedule_returns_to_the_best_model_then_ends_the_run(tmp_path: Path) -> None:
+    """After ``patience`` validations without a new best: the weights and Adam's state of
+    the best model come back and the learning rate halves; after ``max_halvings`` halvings
+    the next plateau ends the run instead. A new best resets the count."""
+    from samplernn_cli.config import TrainConfig
+    from samplernn_cli.model import SampleRNN
+    from samplernn_cli.training.plateau import PlateauSchedule
+    from samplernn_cli.training.state import RunState
+    from samplernn_cli.training.step import make_optimizer
+
+    model = SampleRNN(TINY_MODEL)
+    optimizer = make_optimizer(model, 1e-3)
+    window = torch.randint(0, 32, (2, model.history + 16))
+
+    def train_step() -> None:
+        optimizer.zero_grad()
+        logits, _ = model(window)
+        F.cross_entropy(logits.reshape(-1, 32), window[:, model.history :].reshape(-1)).backward()
+        optimizer.step()
+
+    config = TrainConfig(patience=2, max_halvings=1)
+    schedule = PlateauSchedule(config, model, optimizer, best_model=tmp_path / "none.pt",
+                               shared=False, report=True)  # fmt: skip
+    state = RunState()
+    # No best model yet: a plateau only halves the learning rate.
+    assert not schedule.after_validation(state, improved=False)
+    assert not schedule.after_validation(state, improved=False)
+    assert state.lr_halvings == 1 and state.lr_scale == 0.5 and not schedule.stopped
+    train_step()
+    schedule.keep_best()
+    best = {k: v.clone() for k, v in model.state_dict().items()}
+    best_moments = optimizer.state_dict()["state"][0]["exp_avg"].clone()
+    assert not schedule.after_validation(state, improved=True)
+    train_step()
+    assert not schedule.after_validation(state, improved=False)
+    assert not schedule.after_validation(state, improved=True)  # a new best resets the count
+    train_step()
+    assert not schedule.after_validation(state, improved=False)
+    assert schedule.after_validation(state, improved=False)  # back to the best model
+    assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
+    assert torch.equal(optimizer.state_dict()["state"][0]["exp_avg"], best_moments)
+    assert schedule.stopped and state.lr_halvings == 1  # max_halvings reached: the run ends
+    assert not schedule.after_validation(state, improved=False)
+
+
+def test_a_run_that_stops_improving_ends_with_its_best_model(
+    tmp_path: Path, write_audio: WriteAudio
+) -> None:
+    """With a learning rate far too high, validation soon stops improving: the run goes back
+    to its best model once (patience 1, one halving), then ends early (stopped_by
+    "plateau") with the best model's weights in its final checkpoint, validated again."""
+    source = write_audio("in.wav", seconds=1.0, rate=RATE)
+    request = request_for(
+        source, tmp_path,
+        train=replace(TINY_TRAIN, patience=1, max_halvings=1),
+        live=replace(TINY_LIVE, learning_rate=10.0),
+        stop=StopConditions(max_iterations=500),
+    )  # fmt: skip
+    result = train(request)
+    assert result.stopped_by == "plateau" and result.iteration < 500
+    final = load_checkpoint(result.checkpoint)
+    best = load_checkpoint(result.run_dir / "run_best_model.pt")
+    *loop, (last_iteration, last_figure) = final.history.validations
+    best_iteration, best_figure = min(loop, key=lambda v: v[1])
+    # The last two validations of the loop set no new best: one halving, then the end.
+    assert loop[-1][1] > best_figure and loop[-2][1] > best_figure
+    assert final.progress.lr_halvings == 1
+    assert last_iteration == result.iteration == loop[-1][0]
+    assert last_figure == pytest.approx(best_figure, abs=1e-5)
+    assert best.iteration == best_iteration
+    assert all(torch.equal(best.weights[k], v) for k, v in final.weights.items())

@@ -259,9 +259,9 @@ def render_checkpoint(summary: dict) -> None:
          f"last {bits(losses['last_val_loss'], losses['last_val_iteration'])}; "
          f"best {bits(losses['best_val_loss'], losses['best_val_iteration'])}"),
         ("training input", _describe_inputs(source)),
-        ("batches", f"{training['batch_size']} sequences of {training['sequence_seconds']:g} s, "
-                    f"{training['num_frames']} frames ({training['chunk_samples']} samples) per "
-                    f"step, seed {training['seed']}"),
+        ("batches", f"{training['batch_size']} sequences of {training['sequence_seconds']:g} s "
+                    f"({training['sequence_starts']} starts), {training['num_frames']} frames "
+                    f"({training['chunk_samples']} samples) per step, seed {training['seed']}"),
         ("optimizer", "none (an exported model: weights only)" if optimizer is None else
                       f"{optimizer['name']}, learning rate {optimizer['learning_rate']:g}, "
                       f"betas {tuple(optimizer['betas'])}, eps {optimizer['eps']:g}, "

@@ -15,6 +15,7 @@ from samplernn_cli.cli.options import (
     AUDIO_DEFAULTS,
     DEFAULT_QUANTIZER,
     DEFAULT_RNN_TYPE,
+    DEFAULT_SEQUENCE_STARTS,
     DEFAULT_VAL_SPLIT,
     INPUT,
     MODEL_DEFAULTS,
@@ -38,12 +39,14 @@ from samplernn_cli.cli.options import (
     LengthOption,
     LogEveryOption,
     MaxEpochsOption,
+    MaxHalvingsOption,
     MaxIterationsOption,
     MaxTimeOption,
     NormalizeOption,
     NumFramesOption,
     NumGeneratedOption,
     OutputRootOption,
+    PatienceOption,
     PresetOption,
     QuantizationOption,
     QuantizerOption,
@@ -54,6 +57,7 @@ from samplernn_cli.cli.options import (
     SampleRateOption,
     SeedOption,
     SequenceLengthOption,
+    SequenceStartsOption,
     SkipConnectionsOption,
     TemperatureOption,
     TensorBoardOption,
@@ -143,8 +147,8 @@ def _model_settings(
 
 
 # With --init-from, the train settings not given on the command line are the parent's.
-INHERITED_TRAIN_SETTINGS = ("batch_size", "num_frames", "sequence_seconds", "grad_clip",
-                            "val_fraction", "val_split")  # fmt: skip
+INHERITED_TRAIN_SETTINGS = ("batch_size", "num_frames", "sequence_seconds", "sequence_starts",
+                            "grad_clip", "val_fraction", "val_split")  # fmt: skip
 
 
 def _explicit(ctx: typer.Context, name: str) -> bool:
@@ -254,6 +258,8 @@ def _run(session: Any, *, quiet: bool, log_every: int) -> int:
         "max_time": "reached --max-time",
         "SIGINT": "interrupted (Ctrl-C)",
         "SIGTERM": "terminated (SIGTERM)",
+        "plateau": "validation stopped improving (--patience, --max-halvings); the final "
+        "checkpoint holds the best model",
     }
     val = "" if result.last_val_loss is None else f", validation {result.last_val_loss:.4f} bits"
     logger.info(
@@ -307,6 +313,9 @@ def train(
     batch_size: BatchSizeOption = TRAIN_DEFAULTS.batch_size,
     num_frames: NumFramesOption = TRAIN_DEFAULTS.num_frames,
     sequence_seconds: SequenceLengthOption = TRAIN_DEFAULTS.sequence_seconds,
+    sequence_starts: SequenceStartsOption = DEFAULT_SEQUENCE_STARTS,
+    patience: PatienceOption = TRAIN_DEFAULTS.patience,
+    max_halvings: MaxHalvingsOption = TRAIN_DEFAULTS.max_halvings,
     grad_clip: GradClipOption = TRAIN_DEFAULTS.grad_clip,
     val_fraction: ValFractionOption = TRAIN_DEFAULTS.val_fraction,
     val_split: ValSplitOption = DEFAULT_VAL_SPLIT,
@@ -381,6 +390,9 @@ def train(
         "batch_size": settings["batch_size"],
         "num_frames": settings["num_frames"],
         "sequence_seconds": sequence_seconds,
+        "sequence_starts": sequence_starts.value,
+        "patience": patience,
+        "max_halvings": max_halvings,
         "grad_clip": grad_clip,
         "val_fraction": val_fraction,
         "val_split": val_split.value,

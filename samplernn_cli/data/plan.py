@@ -59,8 +59,13 @@ class SequencePlan:
     segment) start at evenly spaced offsets covering each training segment, never crossing
     its end; there are at least ``batch_size`` of them (overlapping more where needed, the
     extra ones going to the longest segments) and a whole number of batches. Each epoch
-    visits them all in an order drawn from (seed, epoch). Every sequence carries ``history``
-    samples of real context before its first target (silence before the start of a file).
+    visits them all in an order drawn from (seed, epoch). With ``random_starts`` the k-th
+    sequence of a segment starts anywhere in the k-th of equal parts of the segment's
+    possible starts, drawn anew for every epoch from (seed, epoch): the same coverage, but
+    chunk boundaries and the state's history fall at different samples every epoch, so a
+    short recording is not learned as the same few sequences over and over. Every sequence
+    carries ``history`` samples of real context before its first target (silence before the
+    start of a file).
     """
 
     def __init__(
@@ -74,6 +79,7 @@ class SequencePlan:
         chunk_length: int,
         batch_size: int,
         seed: int,
+        random_starts: bool = False,
     ) -> None:
         if not segments or min(s.length for s in segments) < chunk_length:
             raise ValueError("a training segment is shorter than one chunk")
@@ -98,15 +104,23 @@ class SequencePlan:
         by_length = sorted(range(len(segments)), key=lambda i: -segments[i].length)
         for turn in range(extra):
             counts[by_length[turn % len(by_length)]] += 1
-        files, starts = [], []
+        files, starts, lows, widths = [], [], [], []
         for segment, count in zip(segments, counts, strict=True):
             span = segment.length - self.sequence_length
             for k in range(count):
                 offset = 0 if count == 1 else round(k * span / (count - 1))
                 files.append(segment.file)
                 starts.append(segment.start + offset)
+                # Random starts: sequence k starts anywhere in the k-th of ``count`` equal
+                # parts of the segment's possible starts (0 .. span).
+                low, high = k * (span + 1) // count, (k + 1) * (span + 1) // count
+                lows.append(segment.start + low)
+                widths.append(max(1, high - low))
         self.files = torch.tensor(files, dtype=torch.long)
         self.starts = torch.tensor(starts, dtype=torch.long)  # within each file
+        self.lows = torch.tensor(lows, dtype=torch.long)
+        self.widths = torch.tensor(widths, dtype=torch.long)
+        self.random_starts = random_starts
         self.batches_per_epoch = self.num_sequences // batch_size
 
     @property
@@ -118,12 +132,21 @@ class SequencePlan:
         generator = torch.Generator().manual_seed(mix_seed(self.seed, epoch))
         return torch.randperm(self.num_sequences, generator=generator)
 
+    def epoch_starts(self, epoch: int) -> torch.Tensor:
+        """Where each sequence starts in ``epoch`` (within its file)."""
+        if not self.random_starts:
+            return self.starts
+        generator = torch.Generator().manual_seed(mix_seed(mix_seed(self.seed, epoch), 0))
+        draws = torch.rand(self.num_sequences, generator=generator, dtype=torch.float64)
+        return self.lows + (draws * self.widths).long().clamp_(max=self.widths - 1)
+
     def batch(self, epoch: int, index: int, rows: slice = slice(None)) -> torch.Tensor:
         """(B, history + sequence_length) int64 codes of batch ``index`` of ``epoch`` (or
         only its ``rows``)."""
         chosen = self.order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
         chosen = chosen[rows]
-        picks = list(zip(self.files[chosen].tolist(), self.starts[chosen].tolist(), strict=True))
+        starts = self.epoch_starts(epoch)[chosen]
+        picks = list(zip(self.files[chosen].tolist(), starts.tolist(), strict=True))
         return read_rows(
             self.codes, picks, before=self.history, length=self.sequence_length,
             fill=self.zero_code,

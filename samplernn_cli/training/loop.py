@@ -44,6 +44,7 @@ from samplernn_cli.training.artifacts import (
 from samplernn_cli.training.checkpoints import prune
 from samplernn_cli.training.distributed import Distributed
 from samplernn_cli.training.live import LiveSettingsFile
+from samplernn_cli.training.plateau import PlateauSchedule
 from samplernn_cli.training.requests import (
     ProgressCallback,
     StopRequest,
@@ -65,7 +66,7 @@ logger = logging.getLogger("samplernn")
 # Consecutive iterations with a NaN or infinite loss or gradient before training gives up.
 MAX_BAD_STEPS = 20
 # Why a session stops, in the order the ranks of a distributed run agree on it.
-STOP_REASONS = (None, "max_iterations", "max_epochs", "max_time", "SIGINT", "SIGTERM")
+STOP_REASONS = (None, "max_iterations", "max_epochs", "max_time", "SIGINT", "SIGTERM", "plateau")
 
 
 class Trainer:
@@ -116,6 +117,7 @@ class Trainer:
             chunk_length=self.chunk_length,
             batch_size=train_config.batch_size,
             seed=train_config.seed,
+            random_starts=train_config.sequence_starts == "random",
         )
         # This process's rows of every batch (all of them in a single process).
         self.rows = slice(None) if dist is None else dist.rows(train_config.batch_size)
@@ -144,6 +146,12 @@ class Trainer:
         # Where the starting weights came from (checkpoint.provenance), kept by every
         # checkpoint of the run; None: trained from scratch.
         self.parent: dict[str, Any] | None = None
+        self.plateau = PlateauSchedule(
+            request.train, self.model, self.optimizer, best_model=self.run.best_model,
+            shared=dist is not None, report=self.is_main,
+        )  # fmt: skip
+        self.weights_replaced = False  # after the last validation figure (the schedule)
+        self.last_improved = False  # whether the last validation set a new best
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Take the weights, optimizer, RNG and run state from a checkpoint of this run."""
@@ -170,8 +178,7 @@ class Trainer:
                 f"{checkpoint.path} cannot be resumed: its training state is incomplete or "
                 f"damaged ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
             ) from None
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.live.current.learning_rate
+        self._set_learning_rate(self.live.current.learning_rate)
         self.parent = checkpoint.parent
 
     def start_from(self, parent: Checkpoint, *, optimizer: bool = False) -> None:
@@ -190,8 +197,7 @@ class Trainer:
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(f"{parent.path} cannot initialise this model ({first})") from None
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.live.current.learning_rate
+        self._set_learning_rate(self.live.current.learning_rate)
         self.parent = provenance(parent)
 
     # ----------------------------------------------------------------- checkpoints
@@ -310,7 +316,10 @@ class Trainer:
                 f"validation at iteration {self.state.iteration}: {bits:.4f} bits per sample"
                 f"{note} [{format_seconds(time.perf_counter() - started)}]"
             )
+        self.weights_replaced = False
+        self.last_improved = improved
         if improved:
+            self.plateau.keep_best()
             snapshot = self.training_snapshot()
             self.best_on_disk = bits
             if self.is_main:
@@ -318,12 +327,25 @@ class Trainer:
                 logger.info(f"best model so far: {self.run.best_model}")
         return bits
 
+    def _set_learning_rate(self, live_rate: float) -> None:
+        """The live learning rate, times what the plateau schedule has made of it."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = live_rate * self.state.lr_scale
+
+    def _after_validation(self) -> None:
+        """Apply the plateau schedule after a validation in the loop."""
+        if self.plateau.after_validation(self.state, improved=self.last_improved):
+            self.weights_replaced = True
+        self._set_learning_rate(self.live.current.learning_rate)
+
     # ----------------------------------------------------------------- the loop
 
     def _stop_reason(self, session_started: float) -> str | None:
         conditions, state = self.request.stop, self.state
         if self.stop.reason is not None:
             return self.stop.reason
+        if self.plateau.stopped:
+            return "plateau"
         if conditions.max_iterations is not None and state.iteration >= conditions.max_iterations:
             return "max_iterations"
         if conditions.max_epochs is not None and state.epoch_index >= conditions.max_epochs:
@@ -335,20 +357,11 @@ class Trainer:
             return "max_time"
         return None
 
-    def _total_iterations(self) -> int | None:
-        conditions = self.request.stop
-        totals = []
-        if conditions.max_iterations is not None:
-            totals.append(conditions.max_iterations)
-        if conditions.max_epochs is not None:
-            totals.append(conditions.max_epochs * self.plan.iterations_per_epoch)
-        return min(totals) if totals else None
-
     def _eta(self, session_started: float, start_iteration: int) -> float | None:
         elapsed = time.monotonic() - session_started
         done = self.state.iteration - start_iteration
         candidates = []
-        total = self._total_iterations()
+        total = self.request.stop.total_iterations(self.plan.iterations_per_epoch)
         if total is not None and done > 0:
             candidates.append(max(0, total - self.state.iteration) * elapsed / done)
         if self.request.stop.max_seconds is not None:
@@ -441,7 +454,7 @@ class Trainer:
                 val_loss=None if last_val is None else last_val[1],
                 samples_per_s=samples_per_s,
                 start_iteration=first,
-                total_iterations=self._total_iterations(),
+                total_iterations=self.request.stop.total_iterations(self.plan.iterations_per_epoch),
                 eta_seconds=self._eta(started, first),
             )
         )
@@ -468,7 +481,7 @@ class Trainer:
             validated = (
                 not interrupted
                 and state.iteration > start_iteration
-                and (last_val is None or last_val[0] != state.iteration)
+                and (last_val is None or last_val[0] != state.iteration or self.weights_replaced)
             )
             if validated:
                 self.validate()
@@ -518,8 +531,7 @@ class Trainer:
             if stopped_by is not None:
                 return stopped_by
             if self.dist is not None:
-                for group in self.optimizer.param_groups:
-                    group["lr"] = live.learning_rate
+                self._set_learning_rate(live.learning_rate)
             if batch_key != (state.epoch_index, state.batch):
                 batch_key = (state.epoch_index, state.batch)
                 sequence_batch = self.plan.batch(*batch_key, self.rows)
@@ -542,6 +554,8 @@ class Trainer:
             val = None
             if state.iteration % live.val_every == 0:
                 val = self.validate()
+                if val is not None:
+                    self._after_validation()
             if self.is_main:
                 self.loss_log.append(
                     state.iteration,
@@ -581,6 +595,5 @@ class Trainer:
             if state.iteration % live.checkpoint_every == 0:
                 self.write_checkpoint()
             if self.is_main and (changed := self.live.poll()) is not None:
-                for group in self.optimizer.param_groups:
-                    group["lr"] = changed.learning_rate
+                self._set_learning_rate(changed.learning_rate)
                 self.board.follow(changed.tensorboard, state.iteration)

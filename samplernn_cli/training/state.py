@@ -27,6 +27,13 @@ class RunState:
     bad_steps: int = 0  # consecutive iterations with a non-finite loss or gradient
     last_checkpoint: Path | None = None
     last_checkpoint_iteration: int = -1
+    lr_halvings: int = 0  # by the plateau schedule (TrainConfig.patience)
+    stale_validations: int = 0  # in a row without a new best, since the last halving
+
+    @property
+    def lr_scale(self) -> float:
+        """What the plateau schedule multiplies the live learning rate by."""
+        return 0.5**self.lr_halvings
 
     def progress(self, *, iterations_per_epoch: int, sequence_samples: int) -> Progress:
         position = {name: getattr(self, name) for name in RESUME_PROGRESS}
@@ -35,6 +42,8 @@ class RunState:
             epoch=self.last_epoch,
             iterations_per_epoch=iterations_per_epoch,
             sequence_samples=sequence_samples,
+            lr_halvings=self.lr_halvings,
+            stale_validations=self.stale_validations,
             **position,
         )
 
@@ -51,5 +60,7 @@ class RunState:
             history=checkpoint.history,
             last_checkpoint=checkpoint.path,
             last_checkpoint_iteration=progress.iteration,
+            lr_halvings=progress.lr_halvings or 0,
+            stale_validations=progress.stale_validations or 0,
             **position,
         )

@@ -1,0 +1,129 @@
+"""The plateau schedule: what training does when validation stops improving.
+
+On a few minutes of audio a SampleRNN starts memorising its training audio within minutes,
+and from then on every step makes the held-out figure worse. With ``patience`` > 0
+(:class:`samplernn_cli.config.TrainConfig`), after ``patience`` validations in a row without
+a new best, training goes back to the best model (its weights and Adam's state, kept in
+memory at every new best) and continues with half the learning rate; after ``max_halvings``
+halvings, the next such plateau ends the run, with the best model as its final weights.
+
+The counters live in :class:`samplernn_cli.training.state.RunState` and every checkpoint, so
+a resumed run continues the schedule exactly. The best model a session has not seen itself
+(it was found before a resume) is read back from ``NAME_best_model.pt``; under
+DistributedDataParallel, where that file is only on rank 0's disk, only what every rank
+kept in memory is used.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from samplernn_cli.checkpoint import load_checkpoint
+from samplernn_cli.config import TrainConfig
+from samplernn_cli.errors import CheckpointError
+from samplernn_cli.training.state import RunState
+
+logger = logging.getLogger("samplernn")
+
+# A model's weights and its optimizer's state, as state dicts on the CPU.
+Snapshot = tuple[dict[str, Any], dict[str, Any]]
+
+
+def _to_cpu(value: Any) -> Any:
+    """A copy of a (nested) state dict with every tensor on the CPU."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
+class PlateauSchedule:
+    """Keeps the best model of a session and applies the schedule after each validation."""
+
+    def __init__(
+        self,
+        train: TrainConfig,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        best_model: Path,
+        shared: bool,
+        report: bool,
+    ) -> None:
+        """``best_model``: the run's best-model file; ``shared``: every rank of a distributed
+        run calls the same methods at the same validations; ``report``: this process logs."""
+        self.patience = train.patience
+        self.max_halvings = train.max_halvings
+        self.model = model
+        self.optimizer = optimizer
+        self.best_model = best_model
+        self.shared = shared
+        self.report = report
+        self.best: Snapshot | None = None  # this session's best model
+        self.stopped = False  # the schedule has ended the run
+
+    def keep_best(self) -> None:
+        """Remember the model as it is now: it just set a new best validation figure."""
+        if self.patience > 0:
+            self.best = (_to_cpu(self.model.state_dict()), _to_cpu(self.optimizer.state_dict()))
+
+    def _best(self) -> Snapshot | None:
+        if self.best is not None or self.shared:
+            return self.best
+        if not self.best_model.is_file():
+            return None
+        try:
+            checkpoint = load_checkpoint(self.best_model)
+        except CheckpointError as exc:
+            logger.warning(f"cannot return to the best model: {exc}")
+            return None
+        if checkpoint.optimizer_state is None:
+            return None
+        return checkpoint.weights, checkpoint.optimizer_state
+
+    def after_validation(self, state: RunState, *, improved: bool) -> bool:
+        """Count a validation of the training loop; returns whether the model's weights were
+        replaced by the best model's. The caller sets the learning rate afterwards (the live
+        rate times ``state.lr_scale``)."""
+        if self.patience == 0 or self.stopped:
+            return False
+        if improved:
+            state.stale_validations = 0
+            return False
+        state.stale_validations += 1
+        if state.stale_validations < self.patience:
+            return False
+        state.stale_validations = 0
+        best = self._best()
+        if best is not None:
+            self.model.load_state_dict(best[0])
+            self.optimizer.load_state_dict(best[1])
+        best_val = state.history.best_val
+        if best is None:
+            where = "the current weights (no best model to return to)"
+        elif best_val is not None:
+            where = f"the best model (iteration {best_val[0]}, {best_val[1]:.4f} bits)"
+        else:
+            where = "the best model"
+        if state.lr_halvings >= self.max_halvings:
+            self.stopped = True
+            if self.report:
+                logger.info(
+                    f"no new best validation in {self.patience} validations after "
+                    f"{state.lr_halvings} learning-rate halvings: ending the run with {where}"
+                )
+        else:
+            state.lr_halvings += 1
+            if self.report:
+                logger.info(
+                    f"no new best validation in {self.patience} validations: continuing from "
+                    f"{where} with the learning rate halved (x{state.lr_scale:g})"
+                )
+        return best is not None
