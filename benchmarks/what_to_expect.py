@@ -1,7 +1,7 @@
 """What a CPU run of `--preset small` gives after a few minutes: README's "What to expect".
 
-For each clip, a 60 s excerpt (mono, 16 kHz; the last 10 % held out) is trained with
-`samplernn train EXCERPT --preset small --val-fraction 0.1` in sessions that end at each of
+Each clip (mono, 16 kHz; or its first `--seconds`) is trained as a user would, with
+`samplernn train CLIP --preset small` (the last 5 % held out), in sessions that end at each of
 `--minutes` (the first with `--max-time`, the others with `samplernn resume`, which
 continues the run exactly), so the checkpoint each session ends with is the model after that
 much training. For each of those it prints the held-out bits per sample, and writes a small
@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("clips", nargs="*", type=Path, help="audio files (default: the corpus)")
     parser.add_argument("--minutes", default="2,10,40", help="session ends, comma-separated")
-    parser.add_argument("--seconds", type=float, default=60.0, help="excerpt length")
+    parser.add_argument("--seconds", type=float, help="use only this much of each clip")
     parser.add_argument("--clip-seconds", type=float, default=4.0)
     parser.add_argument("--temperatures", default="0.8,0.9,1.0,1.1")
     parser.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
@@ -63,12 +63,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for source in args.clips or sorted(CORPUS.glob("*.flac")):
-            clip = excerpt(source, args.seconds, 0.0, folder)
+            seconds = args.seconds or soundfile.info(str(source)).duration
+            clip = excerpt(source, seconds, 0.0, folder)
             audio = soundfile.read(str(clip), dtype="float32")[0]
-            training = audio[: int(len(audio) * 0.9)]
+            training = audio[: int(len(audio) * 0.95)]
             truth = torch.from_numpy(training[: int(args.clip_seconds * RATE)].copy())
             name = source.stem.split("_")[0]
-            print(f"\n{source.name} (first {args.seconds:g} s, last 10 % held out)")
+            print(f"\n{source.name} ({seconds:.0f} s, the last 5 % held out)")
             print("| after | steps' time | iterations | held-out bits/sample | best so far | "
                   "ended by |")  # fmt: skip
             print("|---|---|---|---|---|---|")
@@ -78,8 +79,8 @@ def main() -> None:
                 budget = f"{(mark - done) * 60:.0f}s"
                 if checkpoint is None:
                     command = [*SAMPLERNN, "train", str(clip), "-o", name, "--output-root",
-                               str(folder), "--preset", "small", "--val-fraction", "0.1",
-                               "--max-time", budget, "--generate-every", str(10**9)]  # fmt: skip
+                               str(folder), "--preset", "small", "--max-time", budget,
+                               "--generate-every", str(10**9)]  # fmt: skip
                 else:
                     command = [*SAMPLERNN, "resume", str(checkpoint), "--max-time", budget]
                 result = run(command, cwd=folder)
