@@ -54,7 +54,6 @@ RUN_SETTINGS = (ModelConfig, AudioConfig, TrainConfig)
 QuantizerKind = choices(ModelConfig, "quantizer", "QuantizerKind")
 RnnType = choices(ModelConfig, "rnn_type", "RnnType")
 ValSplit = choices(TrainConfig, "val_split", "ValSplit")
-SequenceStarts = choices(TrainConfig, "sequence_starts", "SequenceStarts")
 Encoding = choices(GenerateSettings, "encoding", "Encoding")
 FileFormat = choices(GenerateSettings, "file_format", "FileFormat")
 GainMode = choices(GenerateSettings, "prime_gain", "GainMode")
@@ -68,7 +67,6 @@ GENERATE_DEFAULTS = GenerateSettings()
 DEFAULT_QUANTIZER = QuantizerKind(MODEL_DEFAULTS.quantizer)
 DEFAULT_RNN_TYPE = RnnType(MODEL_DEFAULTS.rnn_type)
 DEFAULT_VAL_SPLIT = ValSplit(TRAIN_DEFAULTS.val_split)
-DEFAULT_SEQUENCE_STARTS = SequenceStarts(TRAIN_DEFAULTS.sequence_starts)
 DEFAULT_FILE_FORMAT = FileFormat(GENERATE_DEFAULTS.file_format)
 DEFAULT_GAIN = GainMode(GENERATE_DEFAULTS.prime_gain)
 DEFAULT_ENCODING = Encoding(GENERATE_DEFAULTS.encoding)
@@ -251,34 +249,6 @@ SequenceLengthOption = Annotated[
         TrainConfig, "sequence_seconds", "--sequence-length",
         help="Seconds of audio per training sequence; the RNN state is carried across a "
         "sequence and reset between sequences.",
-        rich_help_panel=TRAINING,
-    ),
-]  # fmt: skip
-SequenceStartsOption = Annotated[
-    SequenceStarts,
-    setting_option(
-        TrainConfig, "sequence_starts", "--sequence-starts",
-        help="random: every epoch draws anew where each training sequence starts (within "
-        "its share of the audio), so chunk boundaries and the RNN state's history move; "
-        "fixed: the same evenly spaced starts every epoch.",
-        rich_help_panel=TRAINING,
-    ),
-]  # fmt: skip
-PatienceOption = Annotated[
-    int,
-    setting_option(
-        TrainConfig, "patience", "--patience",
-        help="Validations in a row without a new best before training returns to the best "
-        "model and halves the learning rate (0: never; a constant learning rate).",
-        rich_help_panel=TRAINING,
-    ),
-]  # fmt: skip
-MaxHalvingsOption = Annotated[
-    int,
-    setting_option(
-        TrainConfig, "max_halvings", "--max-halvings",
-        help="After this many halvings, the next --patience validations without a new best "
-        "end the run, with the best model as its final checkpoint.",
         rich_help_panel=TRAINING,
     ),
 ]  # fmt: skip

@@ -15,7 +15,6 @@ from samplernn_cli.cli.options import (
     AUDIO_DEFAULTS,
     DEFAULT_QUANTIZER,
     DEFAULT_RNN_TYPE,
-    DEFAULT_SEQUENCE_STARTS,
     DEFAULT_VAL_SPLIT,
     INPUT,
     MODEL_DEFAULTS,
@@ -39,14 +38,12 @@ from samplernn_cli.cli.options import (
     LengthOption,
     LogEveryOption,
     MaxEpochsOption,
-    MaxHalvingsOption,
     MaxIterationsOption,
     MaxTimeOption,
     NormalizeOption,
     NumFramesOption,
     NumGeneratedOption,
     OutputRootOption,
-    PatienceOption,
     PresetOption,
     QuantizationOption,
     QuantizerOption,
@@ -57,7 +54,6 @@ from samplernn_cli.cli.options import (
     SampleRateOption,
     SeedOption,
     SequenceLengthOption,
-    SequenceStartsOption,
     SkipConnectionsOption,
     TemperatureOption,
     TensorBoardOption,
@@ -70,6 +66,12 @@ from samplernn_cli.cli.options import (
 )
 from samplernn_cli.cli.output import print_path
 from samplernn_cli.cli.rules import split_numbers
+from samplernn_cli.cli.schedule_options import (
+    DEFAULT_SEQUENCE_STARTS,
+    MaxHalvingsOption,
+    PatienceOption,
+    SequenceStartsOption,
+)
 from samplernn_cli.config import (
     LiveSettings,
     ModelConfig,
