@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,19 +25,12 @@ import matplotlib.image
 import numpy as np
 import soundfile
 import torch
-from quality import CORPUS, excerpt, spectral_stats  # benchmarks/quality.py
+from quality import CORPUS, excerpt, run, spectral_stats  # benchmarks/quality.py
 
 from samplernn_cli.pictures import spectrogram_pair
 
 RATE = 16000
 SAMPLERNN = [sys.executable, "-m", "samplernn_cli"]
-
-
-def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    return result
 
 
 def generate(checkpoint: Path, folder: Path, seconds: float, temperature: float) -> np.ndarray:

@@ -37,16 +37,21 @@ def _table_gradient(codes: np.ndarray, grad: np.ndarray, levels: int, out: np.nd
                 out[row, j] += grad[n, j]
 
 
+def _gather_sum(codes: torch.Tensor, tables: torch.Tensor, levels: int) -> torch.Tensor:
+    """(N, FS) codes -> (N, H) with ``embedding_bag`` (forward, and backward off the CPU)."""
+    offsets = torch.arange(codes.shape[1], device=codes.device) * levels
+    return F.embedding_bag(codes + offsets, tables, mode="sum")
+
+
 class _TableSum(torch.autograd.Function):
     """(N, FS) codes and (FS * levels, H) tables -> (N, H) sums of one row per position."""
 
     @staticmethod
     def forward(ctx: Any, codes: torch.Tensor, tables: torch.Tensor, levels: int) -> torch.Tensor:
-        offsets = torch.arange(codes.shape[1], device=codes.device) * levels
         ctx.save_for_backward(codes)
         ctx.levels = levels
         ctx.table_shape = tables.shape
-        return F.embedding_bag(codes + offsets, tables, mode="sum")
+        return _gather_sum(codes, tables, levels)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor | None, None]:
@@ -65,6 +70,5 @@ def table_sum(codes: torch.Tensor, tables: torch.Tensor, levels: int) -> torch.T
     if tables.device.type == "cpu" and tables.dtype == torch.float32 and tables.requires_grad:
         out = _TableSum.apply(flat, tables, levels)
     else:
-        offsets = torch.arange(flat.shape[1], device=flat.device) * levels
-        out = F.embedding_bag(flat + offsets, tables, mode="sum")
+        out = _gather_sum(flat, tables, levels)
     return out.view(*codes.shape[:-1], tables.shape[1])

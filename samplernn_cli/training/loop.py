@@ -151,7 +151,6 @@ class Trainer:
             shared=dist is not None, report=self.is_main,
         )  # fmt: skip
         self.weights_replaced = False  # after the last validation figure (the schedule)
-        self.last_improved = False  # whether the last validation set a new best
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Take the weights, optimizer, RNG and run state from a checkpoint of this run."""
@@ -273,9 +272,10 @@ class Trainer:
 
     # ----------------------------------------------------------------- evaluation
 
-    def validate(self) -> float | None:
+    def validate(self, *, schedule: bool = False) -> float | None:
         """Validation NLL in bits per sample (None without validation data or if stopped),
-        and the best model written when it improved.
+        and the best model written when it improved; with ``schedule`` (the loop's own
+        validations), then the plateau schedule's step.
 
         Distributed: called on every rank; rank 0 evaluates and the others learn its figure
         (and take part in saving the best model)."""
@@ -317,7 +317,6 @@ class Trainer:
                 f"{note} [{format_seconds(time.perf_counter() - started)}]"
             )
         self.weights_replaced = False
-        self.last_improved = improved
         if improved:
             self.plateau.keep_best()
             snapshot = self.training_snapshot()
@@ -325,6 +324,8 @@ class Trainer:
             if self.is_main:
                 save_checkpoint(self.run.best_model, snapshot)
                 logger.info(f"best model so far: {self.run.best_model}")
+        if schedule:
+            self._after_validation(improved)
         return bits
 
     def _set_learning_rate(self, live_rate: float) -> None:
@@ -332,9 +333,9 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = live_rate * self.state.lr_scale
 
-    def _after_validation(self) -> None:
+    def _after_validation(self, improved: bool) -> None:
         """Apply the plateau schedule after a validation in the loop."""
-        if self.plateau.after_validation(self.state, improved=self.last_improved):
+        if self.plateau.after_validation(self.state, improved=improved):
             self.weights_replaced = True
         self._set_learning_rate(self.live.current.learning_rate)
 
@@ -553,9 +554,7 @@ class Trainer:
                 )
             val = None
             if state.iteration % live.val_every == 0:
-                val = self.validate()
-                if val is not None:
-                    self._after_validation()
+                val = self.validate(schedule=True)
             if self.is_main:
                 self.loss_log.append(
                     state.iteration,
