@@ -1,4 +1,5 @@
-"""What a CPU run of `--preset small` gives after a few minutes: README's "What to expect".
+"""What a run gives after a few minutes (by default `--preset small` on the CPU): README's
+"What to expect".
 
 Each clip (mono, 16 kHz; or its first `--seconds`) is trained as a user would, with
 `samplernn train CLIP --preset small` (the last 5 % held out), in sessions that end at each of
@@ -11,6 +12,11 @@ the clips' spectral statistics next to the training audio's. A run that ends by 
 plateau schedule, `--patience`) is not resumed further. Run from the repository root:
 
     python benchmarks/what_to_expect.py --minutes 2,10,40 --out docs/expect
+
+and for the default size on a GPU:
+
+    python benchmarks/what_to_expect.py CLIP --preset none --device cuda --label _gpu \
+        --minutes 2,5 --out docs/expect
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ RATE = 16000
 SAMPLERNN = [sys.executable, "-m", "samplernn_cli"]
 
 
-def generate(checkpoint: Path, folder: Path, seconds: float, temperature: float) -> np.ndarray:
+def generate(
+    checkpoint: Path, folder: Path, seconds: float, temperature: float, device: str
+) -> np.ndarray:
     out = folder / f"{checkpoint.stem}_t{temperature:g}"
     run([*SAMPLERNN, "generate", str(checkpoint), "--length", str(seconds), "--count", "1",
-         "--seed", "1", "--temperature", str(temperature), "-d", str(out), "--quiet"],
-        cwd=folder)  # fmt: skip
+         "--seed", "1", "--temperature", str(temperature), "-d", str(out), "--quiet",
+         "--device", device], cwd=folder)  # fmt: skip
     return soundfile.read(str(next(out.glob("*.wav"))), dtype="float32")[0]
 
 
@@ -49,6 +57,10 @@ def main() -> None:
     parser.add_argument("--clip-seconds", type=float, default=4.0)
     parser.add_argument("--temperatures", default="0.8,0.9,1.0,1.1")
     parser.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
+    parser.add_argument("--preset", default="small",
+                        help="train's --preset; 'none' for the default size")  # fmt: skip
+    parser.add_argument("--device", default="cpu", help="train's and generate's --device")
+    parser.add_argument("--label", default="", help="added to the PNGs' names, e.g. _gpu")
     args = parser.parse_args()
     minutes = [float(m) for m in args.minutes.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -71,10 +83,13 @@ def main() -> None:
                 budget = f"{(mark - done) * 60:.0f}s"
                 if checkpoint is None:
                     command = [*SAMPLERNN, "train", str(clip), "-o", name, "--output-root",
-                               str(folder), "--preset", "small", "--max-time", budget,
+                               str(folder), "--max-time", budget, "--device", args.device,
                                "--generate-every", str(10**9)]  # fmt: skip
+                    if args.preset != "none":
+                        command += ["--preset", args.preset]
                 else:
-                    command = [*SAMPLERNN, "resume", str(checkpoint), "--max-time", budget]
+                    command = [*SAMPLERNN, "resume", str(checkpoint), "--max-time", budget,
+                               "--device", args.device]  # fmt: skip
                 result = run(command, cwd=folder)
                 checkpoint = Path(result.stdout.strip().splitlines()[-1])
                 if not checkpoint.is_absolute():
@@ -88,12 +103,12 @@ def main() -> None:
                 print(f"| {mark:g} min | {training_state['training_seconds'] / 60:.1f} min | "
                       f"{training_state['iteration']} | {losses['last_val_loss']:.3f} | "
                       f"{losses['best_val_loss']:.3f} | {ended} |")  # fmt: skip
-                generated = generate(checkpoint, folder, args.clip_seconds, 1.0)
+                generated = generate(checkpoint, folder, args.clip_seconds, 1.0, args.device)
                 picture = spectrogram_pair(
                     torch.from_numpy(generated), truth, RATE,
                     f"generated after {mark:g} min ({losses['last_val_loss']:.2f} bits)",
                 )  # fmt: skip
-                matplotlib.image.imsave(args.out / f"{name}_{mark:g}min.png", picture)
+                matplotlib.image.imsave(args.out / f"{name}{args.label}_{mark:g}min.png", picture)
                 done = mark
                 if ended == "itself":
                     break
@@ -102,9 +117,9 @@ def main() -> None:
             print(f"\ntemperature ({args.clip_seconds:g} s clips of the last checkpoint): "
                   f"training audio flatness {real['flatness']:.3f}, level "
                   f"{real['level_dbfs']:.1f} dB")  # fmt: skip
-            for temperature in (float(t) for t in args.temperatures.split(",")):
+            for temperature in (float(t) for t in args.temperatures.split(",") if t):
                 stats = spectral_stats(generate(checkpoint, folder, args.clip_seconds,
-                                                temperature))  # fmt: skip
+                                                temperature, args.device))  # fmt: skip
                 print(
                     f"  {temperature:g}: flatness {stats['flatness']:.3f}, centroid "
                     f"{stats['centroid_hz']:.0f} Hz, level {stats['level_dbfs']:.1f} dB"
