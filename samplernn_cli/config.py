@@ -319,6 +319,12 @@ class TrainConfig(Settings):
     patience: int = setting(3, "patience", int, 0, MAX_COUNT)
     # Halvings after which the next such plateau ends the run, with the best model.
     max_halvings: int = setting(3, "max_halvings", int, 0, 64)
+    # Each training sequence is played at a gain drawn from [min_gain, 1] per epoch and
+    # quantized again; 1: off (what checkpoints written before this setting existed did).
+    min_gain: float = setting(0.5, "min_gain", float, 0.0, 1.0, low_inclusive=False)
+    # The probability that an input code the model sees (not a target) moves one level up or
+    # down; 0: off (what checkpoints written before this setting existed did).
+    input_noise: float = setting(0.1, "input_noise", float, 0.0, 1.0)
 
     def chunk_length(self, model: ModelConfig) -> int:
         """Target samples per truncated-BPTT step: ``num_frames`` top-tier frames."""
@@ -365,6 +371,17 @@ class StopConditions(Settings):
         if self.max_epochs is not None:
             totals.append(self.max_epochs * iterations_per_epoch)
         return min(totals) if totals else None
+
+    def eta(self, iteration: int, per_epoch: int, elapsed: float, done: int) -> float | None:
+        """Seconds until the session stops by itself, at the rate so far (``done``
+        iterations in ``elapsed`` seconds of this session, now at ``iteration``), if known."""
+        candidates = []
+        total = self.total_iterations(per_epoch)
+        if total is not None and done > 0:
+            candidates.append(max(0, total - iteration) * elapsed / done)
+        if self.max_seconds is not None:
+            candidates.append(max(0.0, self.max_seconds - elapsed))
+        return min(candidates) if candidates else None
 
 
 @dataclass(frozen=True)

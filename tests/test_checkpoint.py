@@ -51,17 +51,20 @@ def test_round_trip_with_weights_only(tmp_path: Path) -> None:
 def test_checkpoints_from_before_a_setting_keep_the_behaviour_they_trained_with(
     tmp_path: Path,
 ) -> None:
-    """A checkpoint written before random sequence starts and the plateau schedule existed
-    resumes with fixed starts and a constant learning rate, as it was trained; new runs
-    default to both."""
+    """A checkpoint written before random sequence starts, the plateau schedule, random gains
+    and input noise existed resumes with fixed starts, a constant learning rate and its
+    sequences as they are, as it was trained; new runs default to all of them."""
     payload = minimal_payload()
     train = dict(payload["train"])  # type: ignore[call-overload]
-    for key in ("sequence_starts", "patience", "max_halvings"):
+    for key in ("sequence_starts", "patience", "max_halvings", "min_gain", "input_noise"):
         del train[key]
     write_payload(tmp_path / "old.pt", {**payload, "train": train})
     old = load_checkpoint(tmp_path / "old.pt").train
-    assert (old.sequence_starts, old.patience) == ("fixed", 0)
-    assert (TrainConfig().sequence_starts, TrainConfig().patience) == ("random", 3)
+    assert (old.sequence_starts, old.patience, old.min_gain, old.input_noise) == (
+        "fixed", 0, 1.0, 0.0)  # fmt: skip
+    new = TrainConfig()
+    assert (new.sequence_starts, new.patience, new.min_gain, new.input_noise) == (
+        "random", 3, 0.5, 0.1)  # fmt: skip
 
 
 class RunsCode:

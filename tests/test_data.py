@@ -9,11 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from samplernn_cli.config import ModelConfig
+from samplernn_cli.data.augment import epoch_gains, jitter
 from samplernn_cli.data.plan import SequencePlan
 from samplernn_cli.data.split import DataSplit, Segment, split_dataset
 from samplernn_cli.errors import AudioError
 from samplernn_cli.evaluation import evaluate_bits
 from samplernn_cli.model import SampleRNN
+from samplernn_cli.quantize import Quantizer
 
 
 def make_plan(total: int = 1000, **overrides: int) -> tuple[torch.Tensor, SequencePlan]:
@@ -193,3 +195,51 @@ def test_random_starts_move_every_epoch_within_each_sequences_share() -> None:
         chosen = order[index * 4 : (index + 1) * 4]
         for row, sequence in zip(rows, chosen.tolist(), strict=True):
             assert row[8].item() == epochs[3][sequence].item() + 1
+
+
+@pytest.mark.parametrize("kind", ["linear", "mu-law"])
+def test_random_gains_play_each_sequence_quieter_for_an_epoch(kind: str) -> None:
+    """With min_gain, every sequence of an epoch is the same audio at one gain from
+    [min_gain, 1] (drawn from seed and epoch), quantized again; silence stays silence."""
+    quantizer = Quantizer(kind, 256)
+    t = torch.arange(4000, dtype=torch.float32)
+    audio = 0.9 * torch.sin(t * 0.05) * torch.sin(t * 0.0013)
+    codes = quantizer.encode(audio).to(torch.int16)
+    settings = dict(history=8, zero_code=quantizer.zero_code, sequence_length=320,
+                    chunk_length=32, batch_size=4, seed=5)  # fmt: skip
+    segments = [Segment(0, 0, 4000)]
+    plain = SequencePlan([codes], segments, **settings)
+    varied = SequencePlan([codes], segments, **settings, min_gain=0.5, quantizer=quantizer)
+    off = SequencePlan([codes], segments, **settings, min_gain=1.0, quantizer=quantizer)
+    assert torch.equal(off.batch(2, 1), plain.batch(2, 1))
+    # Re-quantizing moves a sample by at most half a step of the grid where it lands.
+    tolerance = 1 / 255 + 1e-6 if kind == "linear" else 0.025
+    drawn = [epoch_gains(5, epoch, plain.num_sequences, 0.5) for epoch in range(3)]
+    for epoch, gains in enumerate(drawn):
+        assert ((gains >= 0.5) & (gains <= 1.0)).all() and gains.std() > 0.05
+        order = plain.order(epoch)
+        for index in range(plain.batches_per_epoch):
+            clean, quiet = plain.batch(epoch, index), varied.batch(epoch, index)
+            assert quiet.dtype == clean.dtype and quiet.shape == clean.shape
+            assert torch.equal(varied.batch(epoch, index), quiet)  # determined by (seed, epoch)
+            silent = clean == quantizer.zero_code
+            assert torch.equal(quiet[silent], clean[silent])
+            chosen = order[index * 4 : (index + 1) * 4]
+            expected = quantizer.decode(clean) * gains[chosen].float()[:, None]
+            assert (quantizer.decode(quiet) - expected).abs().max() <= tolerance
+    assert not torch.equal(drawn[0], drawn[1])
+
+
+def test_input_noise_moves_a_share_of_codes_by_one_level() -> None:
+    codes = torch.randint(0, 64, (16, 1000))
+    codes[0, :] = 0
+    codes[1, :] = 63
+    noisy = jitter(codes, 0.1, 64, seed=3, iteration=7, stream=0)
+    moved = noisy != codes
+    assert 0.08 < moved.float().mean() < 0.12
+    assert (noisy - codes).abs().max() == 1
+    assert noisy.min() >= 0 and noisy.max() <= 63
+    assert torch.equal(noisy, jitter(codes, 0.1, 64, seed=3, iteration=7, stream=0))
+    assert not torch.equal(noisy, jitter(codes, 0.1, 64, seed=3, iteration=8, stream=0))
+    assert not torch.equal(noisy, jitter(codes, 0.1, 64, seed=3, iteration=7, stream=4))
+    assert torch.equal(jitter(codes, 0.0, 64, seed=3, iteration=7, stream=0), codes)

@@ -263,6 +263,26 @@ def test_training_step_matches_the_straightforward_formulation(name: str) -> Non
             torch.testing.assert_close(param.grad, want, rtol=1e-4, atol=1e-6, msg=param_name)
 
 
+def test_input_noise_changes_what_the_model_sees_not_what_it_predicts() -> None:
+    """forward_backward(inputs=...) runs the model on the noisy copy and scores it against
+    the window's own codes, in one pass or in slices."""
+    from samplernn_cli.data.augment import jitter
+    from samplernn_cli.training.step import forward_backward
+
+    model = build(VARIANTS["2-tier-lstm"])
+    window = random_window(model, 3, 4)
+    noisy = jitter(window, 0.3, model.config.q_levels, seed=1, iteration=0, stream=0)
+    assert not torch.equal(noisy, window)
+    logits, _ = model(noisy)
+    levels = logits.shape[-1]
+    want = F.cross_entropy(logits.reshape(-1, levels), window[:, model.history :].reshape(-1))
+    for slice_floats in (10**9, 3 * model.config.hidden_size * 5):
+        bits, _ = forward_backward(model, window, None, inputs=noisy, slice_floats=slice_floats)
+        assert bits == pytest.approx(want.item() / math.log(2), rel=1e-5)
+    same, _ = forward_backward(model, window, None, inputs=window)
+    assert same == pytest.approx(forward_backward(model, window, None)[0], rel=1e-6)
+
+
 @pytest.mark.skipif(
     __import__("platform").libc_ver()[0] != "glibc", reason="the heap settings are glibc's"
 )

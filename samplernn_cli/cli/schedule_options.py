@@ -1,5 +1,6 @@
-"""The options of ``samplernn train`` that shape the training schedule: where sequences
-start, and what happens when validation stops improving (the plateau schedule)."""
+"""The options of ``samplernn train`` that shape what training sees and when: where sequences
+start, how they vary (gain, input noise), and what happens when validation stops improving
+(the plateau schedule)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,25 @@ MaxHalvingsOption = Annotated[
         TrainConfig, "max_halvings", "--max-halvings",
         help="After this many halvings, the next --patience validations without a new best "
         "end the run, with the best model as its final checkpoint.",
+        rich_help_panel=TRAINING,
+    ),
+]  # fmt: skip
+MinGainOption = Annotated[
+    float,
+    setting_option(
+        TrainConfig, "min_gain", "--min-gain",
+        help="Each training sequence is played at a random gain between this and 1 (drawn "
+        "anew every epoch) and quantized again, so the model learns the recording's sound, "
+        "not its exact samples. 1: off.",
+        rich_help_panel=TRAINING,
+    ),
+]  # fmt: skip
+InputNoiseOption = Annotated[
+    float,
+    setting_option(
+        TrainConfig, "input_noise", "--input-noise",
+        help="Probability that a sample the model sees as input (never a target) is moved "
+        "one quantization level up or down. 0: off.",
         rich_help_panel=TRAINING,
     ),
 ]  # fmt: skip

@@ -68,7 +68,9 @@ from samplernn_cli.cli.output import print_path
 from samplernn_cli.cli.rules import split_numbers
 from samplernn_cli.cli.schedule_options import (
     DEFAULT_SEQUENCE_STARTS,
+    InputNoiseOption,
     MaxHalvingsOption,
+    MinGainOption,
     PatienceOption,
     SequenceStartsOption,
 )
@@ -150,7 +152,8 @@ def _model_settings(
 
 # With --init-from, the train settings not given on the command line are the parent's.
 INHERITED_TRAIN_SETTINGS = ("batch_size", "num_frames", "sequence_seconds", "sequence_starts",
-                            "grad_clip", "val_fraction", "val_split")  # fmt: skip
+                            "min_gain", "input_noise", "grad_clip", "val_fraction",
+                            "val_split")  # fmt: skip
 
 
 def _explicit(ctx: typer.Context, name: str) -> bool:
@@ -316,6 +319,8 @@ def train(
     num_frames: NumFramesOption = TRAIN_DEFAULTS.num_frames,
     sequence_seconds: SequenceLengthOption = TRAIN_DEFAULTS.sequence_seconds,
     sequence_starts: SequenceStartsOption = DEFAULT_SEQUENCE_STARTS,
+    min_gain: MinGainOption = TRAIN_DEFAULTS.min_gain,
+    input_noise: InputNoiseOption = TRAIN_DEFAULTS.input_noise,
     patience: PatienceOption = TRAIN_DEFAULTS.patience,
     max_halvings: MaxHalvingsOption = TRAIN_DEFAULTS.max_halvings,
     grad_clip: GradClipOption = TRAIN_DEFAULTS.grad_clip,
@@ -393,6 +398,8 @@ def train(
         "num_frames": settings["num_frames"],
         "sequence_seconds": sequence_seconds,
         "sequence_starts": sequence_starts.value,
+        "min_gain": min_gain,
+        "input_noise": input_noise,
         "patience": patience,
         "max_halvings": max_halvings,
         "grad_clip": grad_clip,

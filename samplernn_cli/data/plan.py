@@ -19,7 +19,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from samplernn_cli.data.augment import epoch_gains, regain
 from samplernn_cli.data.split import Segment
+from samplernn_cli.quantize import Quantizer
 from samplernn_cli.seeding import mix_seed
 
 
@@ -63,7 +65,11 @@ class SequencePlan:
     sequence of a segment starts anywhere in the k-th of equal parts of the segment's
     possible starts, drawn anew for every epoch from (seed, epoch): the same coverage, but
     chunk boundaries and the state's history fall at different samples every epoch, so a
-    short recording is not learned as the same few sequences over and over. Every sequence
+    short recording is not learned as the same few sequences over and over. With
+    ``min_gain`` below 1, each sequence is played at a gain drawn from [min_gain, 1] for
+    each epoch from (seed, epoch) and quantized again (:func:`~samplernn_cli.data.augment.regain`),
+    so the model learns the recording's sound at other levels, not its exact codes. Every
+    sequence
     carries ``history`` samples of real context before its first target (silence before the
     start of a file).
     """
@@ -80,6 +86,8 @@ class SequencePlan:
         batch_size: int,
         seed: int,
         random_starts: bool = False,
+        min_gain: float = 1.0,
+        quantizer: Quantizer | None = None,
     ) -> None:
         if not segments or min(s.length for s in segments) < chunk_length:
             raise ValueError("a training segment is shorter than one chunk")
@@ -121,6 +129,10 @@ class SequencePlan:
         self.lows = torch.tensor(lows, dtype=torch.long)
         self.widths = torch.tensor(widths, dtype=torch.long)
         self.random_starts = random_starts
+        if min_gain < 1.0 and quantizer is None:
+            raise ValueError("random gains need the quantizer")
+        self.min_gain = min_gain
+        self.quantizer = quantizer
         self.batches_per_epoch = self.num_sequences // batch_size
 
     @property
@@ -147,10 +159,15 @@ class SequencePlan:
         chosen = chosen[rows]
         starts = self.epoch_starts(epoch)[chosen]
         picks = list(zip(self.files[chosen].tolist(), starts.tolist(), strict=True))
-        return read_rows(
+        rows = read_rows(
             self.codes, picks, before=self.history, length=self.sequence_length,
             fill=self.zero_code,
         )  # fmt: skip
+        if self.min_gain < 1.0:
+            assert self.quantizer is not None
+            gains = epoch_gains(self.seed, epoch, self.num_sequences, self.min_gain)
+            rows = regain(rows, gains[chosen], self.quantizer)
+        return rows
 
     def window(self, batch: torch.Tensor, chunk: int) -> torch.Tensor:
         """(B, history + chunk_length) int64 codes of chunk ``chunk`` of a batch."""

@@ -27,6 +27,7 @@ from samplernn_cli.checkpoint import (
     save_checkpoint,
 )
 from samplernn_cli.config import LiveSettings
+from samplernn_cli.data.augment import jitter
 from samplernn_cli.data.cache import Dataset
 from samplernn_cli.data.plan import SequencePlan
 from samplernn_cli.data.split import DataSplit, split_dataset
@@ -118,6 +119,8 @@ class Trainer:
             batch_size=train_config.batch_size,
             seed=train_config.seed,
             random_starts=train_config.sequence_starts == "random",
+            min_gain=train_config.min_gain,
+            quantizer=self.model.quantizer,
         )
         # This process's rows of every batch (all of them in a single process).
         self.rows = slice(None) if dist is None else dist.rows(train_config.batch_size)
@@ -358,27 +361,22 @@ class Trainer:
             return "max_time"
         return None
 
-    def _eta(self, session_started: float, start_iteration: int) -> float | None:
-        elapsed = time.monotonic() - session_started
-        done = self.state.iteration - start_iteration
-        candidates = []
-        total = self.request.stop.total_iterations(self.plan.iterations_per_epoch)
-        if total is not None and done > 0:
-            candidates.append(max(0, total - self.state.iteration) * elapsed / done)
-        if self.request.stop.max_seconds is not None:
-            candidates.append(max(0.0, self.request.stop.max_seconds - elapsed))
-        return min(candidates) if candidates else None
-
     def _step(self, window: torch.Tensor) -> float:
-        """One optimizer step on one chunk; returns the loss in bits per sample (may be NaN)."""
+        """One optimizer step on one (CPU) chunk, with input noise if the run has it; returns
+        the loss in bits per sample (may be NaN)."""
         self.optimizer.zero_grad(set_to_none=True)
         self.grad_norm = math.nan
+        train, state = self.request.train, self.state
+        inputs = None if train.input_noise == 0 else jitter(
+            window, train.input_noise, self.model.sample_tier.q_levels, train.seed,
+            state.iteration, self.rows.start or 0).to(self.device)  # fmt: skip
+        window = window.to(self.device)
         if self.ddp is None:
-            bits, new_state = forward_backward(self.model, window, self.state.rnn_state)
+            bits, new_state = forward_backward(self.model, window, state.rnn_state, inputs=inputs)
         else:
             assert self.dist is not None
             bits, new_state = distributed_forward_backward(
-                self.ddp, self.dist, window, self.state.rnn_state, self.model.history
+                self.ddp, self.dist, window, state.rnn_state, self.model.history, inputs
             )
         ok = math.isfinite(bits)
         if ok:
@@ -447,6 +445,7 @@ class Trainer:
         if self.progress is None or not self.is_main:
             return
         last_val = self.state.history.last_val
+        stop, per_epoch, now = self.request.stop, self.plan.iterations_per_epoch, time.monotonic()
         self.progress(
             TrainStatus(
                 iteration=self.state.iteration,
@@ -455,8 +454,10 @@ class Trainer:
                 val_loss=None if last_val is None else last_val[1],
                 samples_per_s=samples_per_s,
                 start_iteration=first,
-                total_iterations=self.request.stop.total_iterations(self.plan.iterations_per_epoch),
-                eta_seconds=self._eta(started, first),
+                total_iterations=stop.total_iterations(per_epoch),
+                eta_seconds=stop.eta(
+                    self.state.iteration, per_epoch, now - started, self.state.iteration - first
+                ),
             )
         )
 
@@ -537,7 +538,7 @@ class Trainer:
                 batch_key = (state.epoch_index, state.batch)
                 sequence_batch = self.plan.batch(*batch_key, self.rows)
             assert sequence_batch is not None
-            window = self.plan.window(sequence_batch, state.chunk).to(self.device)
+            window = self.plan.window(sequence_batch, state.chunk)
             started = time.perf_counter()
             bits = self._step(window)
             step_seconds = time.perf_counter() - started

@@ -23,6 +23,7 @@ def forward_backward(
     window: torch.Tensor,
     state: ModelState | None,
     *,
+    inputs: torch.Tensor | None = None,
     slice_floats: int = MLP_SLICE_FLOATS,
 ) -> tuple[float, ModelState]:
     """Loss and gradients of one truncated-BPTT chunk, with bounded memory.
@@ -38,7 +39,8 @@ def forward_backward(
     order. Nothing is back-propagated when the loss is not finite.
 
     Args:
-        window: (B, history + L) codes.
+        window: (B, history + L) codes: the targets are its last L.
+        inputs: what the model sees instead of ``window`` (same shape; input noise), or None.
 
     Returns:
         The mean loss in bits per sample (NaN or infinite if so) and the state after the
@@ -49,6 +51,8 @@ def forward_backward(
     batch = window.shape[0]
     length = window.shape[1] - history
     targets = window[:, history:]
+    if inputs is not None:
+        window = inputs
     # (B, L, FS): the frame_size codes before each target (a view, not a copy).
     previous = window[:, history - tier.frame_size : -1].unfold(1, tier.frame_size, 1)
     step = max(1, slice_floats // (batch * tier.input.out_features))
@@ -89,6 +93,7 @@ def distributed_forward_backward(
     window: torch.Tensor,
     state: ModelState | None,
     history: int,
+    inputs: torch.Tensor | None = None,
 ) -> tuple[float, ModelState]:
     """One forward and one backward pass through DistributedDataParallel, which averages
     the gradients over the ranks as the backward pass produces them. (The sliced pass of
@@ -102,7 +107,7 @@ def distributed_forward_backward(
     """
 
     def step() -> tuple[torch.Tensor, ModelState]:
-        logits, new_state = ddp(window, state)
+        logits, new_state = ddp(window if inputs is None else inputs, state)
         targets = window[:, history:].reshape(-1)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets)
         loss.backward()  # the gradients' all-reduce happens in here
