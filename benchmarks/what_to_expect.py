@@ -104,11 +104,16 @@ def main() -> None:
                       f"{training_state['iteration']} | {losses['last_val_loss']:.3f} | "
                       f"{losses['best_val_loss']:.3f} | {ended} |")  # fmt: skip
                 generated = generate(checkpoint, folder, args.clip_seconds, 1.0, args.device)
+                trained = training_state["training_seconds"] / 60
+                title, stem = f"generated after {mark:g} min", f"{name}{args.label}_{mark:g}min"
+                if ended == "itself":  # before the mark: the model the run ended with
+                    title = f"final model (the run ended itself after {trained:.0f} min)"
+                    stem = f"{name}{args.label}_final"
+                bits = losses["last_val_loss"]
                 picture = spectrogram_pair(
-                    torch.from_numpy(generated), truth, RATE,
-                    f"generated after {mark:g} min ({losses['last_val_loss']:.2f} bits)",
-                )  # fmt: skip
-                matplotlib.image.imsave(args.out / f"{name}{args.label}_{mark:g}min.png", picture)
+                    torch.from_numpy(generated), truth, RATE, f"{title} ({bits:.2f} bits)"
+                )
+                matplotlib.image.imsave(args.out / f"{stem}.png", picture)
                 done = mark
                 if ended == "itself":
                     break
