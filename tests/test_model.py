@@ -271,7 +271,7 @@ def test_input_noise_changes_what_the_model_sees_not_what_it_predicts() -> None:
 
     model = build(VARIANTS["2-tier-lstm"])
     window = random_window(model, 3, 4)
-    noisy = jitter(window, 0.3, model.config.q_levels, seed=1, iteration=0, stream=0)
+    noisy = jitter(window, 0.3, model.config.q_levels, seed=1, iteration=0)
     assert not torch.equal(noisy, window)
     logits, _ = model(noisy)
     levels = logits.shape[-1]

@@ -38,13 +38,23 @@ def regain(codes: torch.Tensor, gains: torch.Tensor, quantizer: Quantizer) -> to
 
 
 def jitter(
-    codes: torch.Tensor, probability: float, levels: int, seed: int, iteration: int, stream: int
+    codes: torch.Tensor,
+    probability: float,
+    levels: int,
+    seed: int,
+    iteration: int,
+    rows: slice = slice(None),
+    batch: int | None = None,
 ) -> torch.Tensor:
     """A copy of (CPU) ``codes`` in which each code, with ``probability``, moved one level up
-    or down (staying within [0, levels)), drawn from (seed, iteration, stream); ``stream``
-    tells apart the processes of a distributed run."""
-    salt = mix_seed(NOISE_SALT, stream)
-    generator = torch.Generator().manual_seed(mix_seed(mix_seed(seed, iteration), salt))
-    moved = torch.rand(codes.shape, generator=generator) < probability
-    step = torch.randint(0, 2, codes.shape, generator=generator, dtype=codes.dtype) * 2 - 1
+    or down (staying within [0, levels)), drawn from (seed, iteration).
+
+    In a distributed run ``codes`` are this process's ``rows`` of a batch of ``batch``: the
+    draws are made for the whole batch, so the processes together move the codes one process
+    would.
+    """
+    shape = (codes.shape[0] if batch is None else batch, codes.shape[1])
+    generator = torch.Generator().manual_seed(mix_seed(mix_seed(seed, iteration), NOISE_SALT))
+    moved = (torch.rand(shape, generator=generator) < probability)[rows]
+    step = (torch.randint(0, 2, shape, generator=generator, dtype=codes.dtype) * 2 - 1)[rows]
     return (codes + moved.to(codes.dtype) * step).clamp_(0, levels - 1)

@@ -369,7 +369,7 @@ class Trainer:
         train, state = self.request.train, self.state
         inputs = None if train.input_noise == 0 else jitter(
             window, train.input_noise, self.model.sample_tier.q_levels, train.seed,
-            state.iteration, self.rows.start or 0).to(self.device)  # fmt: skip
+            state.iteration, self.rows, train.batch_size).to(self.device)  # fmt: skip
         window = window.to(self.device)
         if self.ddp is None:
             bits, new_state = forward_backward(self.model, window, state.rnn_state, inputs=inputs)
