@@ -355,8 +355,9 @@ def test_a_run_that_stops_improving_ends_with_its_best_model(
     tmp_path: Path, write_audio: WriteAudio
 ) -> None:
     """With a learning rate far too high, validation soon stops improving: the run goes back
-    to its best model once (patience 1, one halving), then ends early (stopped_by
-    "plateau") with the best model's weights in its final checkpoint, validated again."""
+    to its best model once (patience 1, one halving), and at the next plateau ends early
+    (stopped_by "plateau") with the best model's weights in its final checkpoint, validated
+    again."""
     source = write_audio("in.wav", seconds=1.0, rate=RATE)
     request = request_for(
         source, tmp_path,
@@ -370,11 +371,10 @@ def test_a_run_that_stops_improving_ends_with_its_best_model(
     best = load_checkpoint(result.run_dir / "run_best_model.pt")
     *loop, (last_iteration, last_figure) = final.history.validations
     best_iteration, best_figure = min(loop, key=lambda v: v[1])
-    # The last two validations of the loop set no new best (a new best is strictly lower;
-    # a step skipped as non-finite can leave the best model's figure): one halving, then
-    # the end.
-    assert loop[-1][1] >= best_figure and loop[-2][1] >= best_figure
-    assert best_iteration < loop[-2][0]
+    # The loop's last validation set no new best (a new best is strictly lower; a step
+    # skipped as non-finite can leave the best model's figure): after the one halving, that
+    # plateau ended the run.
+    assert loop[-1][1] >= best_figure and best_iteration < loop[-1][0]
     assert final.progress.lr_halvings == 1
     assert last_iteration == result.iteration == loop[-1][0]
     assert last_figure == pytest.approx(best_figure, abs=1e-5)
