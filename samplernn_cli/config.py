@@ -321,10 +321,10 @@ class TrainConfig(Settings):
     max_halvings: int = setting(3, "max_halvings", int, 0, 64)
     # Each training sequence is played at a gain drawn from [min_gain, 1] per epoch and
     # quantized again; 1: off (what checkpoints written before this setting existed did).
-    min_gain: float = setting(0.5, "min_gain", float, 0.0, 1.0, low_inclusive=False)
+    min_gain: float = setting(1.0, "min_gain", float, 0.0, 1.0, low_inclusive=False)
     # The probability that an input code the model sees (not a target) moves one level up or
     # down; 0: off (what checkpoints written before this setting existed did).
-    input_noise: float = setting(0.1, "input_noise", float, 0.0, 1.0)
+    input_noise: float = setting(0.0, "input_noise", float, 0.0, 1.0)
 
     def chunk_length(self, model: ModelConfig) -> int:
         """Target samples per truncated-BPTT step: ``num_frames`` top-tier frames."""

@@ -53,7 +53,8 @@ def test_checkpoints_from_before_a_setting_keep_the_behaviour_they_trained_with(
 ) -> None:
     """A checkpoint written before random sequence starts, the plateau schedule, random gains
     and input noise existed resumes with fixed starts, a constant learning rate and its
-    sequences as they are, as it was trained; new runs default to all of them."""
+    sequences as they are, as it was trained; new runs default to random starts and the
+    schedule (random gains and input noise are opt-in)."""
     payload = minimal_payload()
     train = dict(payload["train"])  # type: ignore[call-overload]
     for key in ("sequence_starts", "patience", "max_halvings", "min_gain", "input_noise"):
@@ -63,8 +64,7 @@ def test_checkpoints_from_before_a_setting_keep_the_behaviour_they_trained_with(
     assert (old.sequence_starts, old.patience, old.min_gain, old.input_noise) == (
         "fixed", 0, 1.0, 0.0)  # fmt: skip
     new = TrainConfig()
-    assert (new.sequence_starts, new.patience, new.min_gain, new.input_noise) == (
-        "random", 3, 0.5, 0.1)  # fmt: skip
+    assert (new.sequence_starts, new.patience) == ("random", 3)
 
 
 class RunsCode:

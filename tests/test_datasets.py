@@ -174,8 +174,10 @@ def torchrun(*args: str | os.PathLike[str], cwd: Path) -> subprocess.CompletedPr
 def test_torchrun_trains_like_one_process_with_the_same_global_batch(tmp_path: Path) -> None:
     source = tmp_path / "in.wav"
     soundfile.write(source, tone_mix(2.0, RATE), RATE)
+    # Random gains and input noise on: each process must vary its rows as one process would.
     common = [*TINY_FLAGS, "--device", "cpu", "--max-iterations", "6", "--val_every", "3",
-              "--checkpoint_every", "3", "--generate_every", "3", "--length", "0.02"]  # fmt: skip
+              "--checkpoint_every", "3", "--generate_every", "3", "--length", "0.02",
+              "--min-gain", "0.5", "--input-noise", "0.1"]  # fmt: skip
     # With TensorBoard (when installed, as with the dev extra): rank 0 alone writes events.
     board = ["--tensorboard"] if importlib.util.find_spec("tensorboard") else []
     distributed = torchrun("train", source, "-o", "dist", *common, *board, cwd=tmp_path)

@@ -196,15 +196,20 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path).payload["model"]
 
 
+@pytest.mark.parametrize("varied", [False, True], ids=["plain", "gains-and-noise"])
 def test_resume_continues_exactly_like_a_straight_run(
-    tmp_path: Path, write_audio: WriteAudio
+    tmp_path: Path, write_audio: WriteAudio, varied: bool
 ) -> None:
-    """N iterations straight == K iterations, stop, resume for N - K: same losses, weights."""
+    """N iterations straight == K iterations, stop, resume for N - K: same losses, weights
+    (also with random gains and input noise, which are drawn from the seed)."""
     source = write_audio("in.wav", seconds=1.0, rate=RATE)
+    config = replace(TINY_TRAIN, min_gain=0.5, input_noise=0.1) if varied else TINY_TRAIN
     straight = train(
-        request_for(source, tmp_path, name="a", stop=StopConditions(max_iterations=30))
-    )
-    first = train(request_for(source, tmp_path, name="b", stop=StopConditions(max_iterations=13)))
+        request_for(source, tmp_path, name="a", train=config,
+                    stop=StopConditions(max_iterations=30))
+    )  # fmt: skip
+    first = train(request_for(source, tmp_path, name="b", train=config,
+                              stop=StopConditions(max_iterations=13)))  # fmt: skip
     assert first.checkpoint is not None
     # An interrupted session wrote rows past the checkpoint: they must be replaced.
     with open(first.run_dir / "b_losses.csv", "a") as handle:
