@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+# The random streams of training data, each drawn from mix_seed(mix_seed(seed, epoch or
+# iteration), its salt): where sequences start (per epoch), their gains (per epoch), the
+# input noise (per iteration).
+STARTS_SALT, GAIN_SALT, NOISE_SALT = 0, 1, 2
+
 
 def mix_seed(seed: int, salt: int) -> int:
     """A 63-bit seed for a (run seed, salt) pair, e.g. (seed, epoch) or (seed, iteration);

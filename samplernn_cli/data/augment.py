@@ -9,11 +9,7 @@ from __future__ import annotations
 import torch
 
 from samplernn_cli.quantize import Quantizer
-from samplernn_cli.seeding import mix_seed
-
-# Salts of the random streams drawn from (seed, epoch) or (seed, iteration); 0 is the
-# sequence starts' (SequencePlan.epoch_starts).
-GAIN_SALT, NOISE_SALT = 1, 2
+from samplernn_cli.seeding import GAIN_SALT, NOISE_SALT, mix_seed
 
 
 def epoch_gains(seed: int, epoch: int, count: int, min_gain: float) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 from samplernn_cli.data.augment import epoch_gains, regain
 from samplernn_cli.data.split import Segment
 from samplernn_cli.quantize import Quantizer
-from samplernn_cli.seeding import mix_seed
+from samplernn_cli.seeding import STARTS_SALT, mix_seed
 
 
 def whole_chunks(requested: int, available: int, chunk_length: int) -> int:
@@ -67,11 +67,10 @@ class SequencePlan:
     chunk boundaries and the state's history fall at different samples every epoch, so a
     short recording is not learned as the same few sequences over and over. With
     ``min_gain`` below 1, each sequence is played at a gain drawn from [min_gain, 1] for
-    each epoch from (seed, epoch) and quantized again (:func:`~samplernn_cli.data.augment.regain`),
-    so the model learns the recording's sound at other levels, not its exact codes. Every
-    sequence
-    carries ``history`` samples of real context before its first target (silence before the
-    start of a file).
+    each epoch from (seed, epoch) and quantized again
+    (:func:`~samplernn_cli.data.augment.regain`), so the model learns the recording's sound
+    at other levels, not its exact codes. Every sequence carries ``history`` samples of real
+    context before its first target (silence before the start of a file).
     """
 
     def __init__(
@@ -148,7 +147,7 @@ class SequencePlan:
         """Where each sequence starts in ``epoch`` (within its file)."""
         if not self.random_starts:
             return self.starts
-        generator = torch.Generator().manual_seed(mix_seed(mix_seed(self.seed, epoch), 0))
+        generator = torch.Generator().manual_seed(mix_seed(mix_seed(self.seed, epoch), STARTS_SALT))
         draws = torch.rand(self.num_sequences, generator=generator, dtype=torch.float64)
         return self.lows + (draws * self.widths).long().clamp_(max=self.widths - 1)
 
@@ -159,15 +158,15 @@ class SequencePlan:
         chosen = chosen[rows]
         starts = self.epoch_starts(epoch)[chosen]
         picks = list(zip(self.files[chosen].tolist(), starts.tolist(), strict=True))
-        rows = read_rows(
+        codes = read_rows(
             self.codes, picks, before=self.history, length=self.sequence_length,
             fill=self.zero_code,
         )  # fmt: skip
         if self.min_gain < 1.0:
             assert self.quantizer is not None
             gains = epoch_gains(self.seed, epoch, self.num_sequences, self.min_gain)
-            rows = regain(rows, gains[chosen], self.quantizer)
-        return rows
+            codes = regain(codes, gains[chosen], self.quantizer)
+        return codes
 
     def window(self, batch: torch.Tensor, chunk: int) -> torch.Tensor:
         """(B, history + chunk_length) int64 codes of chunk ``chunk`` of a batch."""
