@@ -51,7 +51,7 @@ EXPORT_FORMAT_VERSION = 2
 # written before them.
 LEGACY_MODEL_SETTINGS = {"skip_connections": False, "weight_norm": False, "learn_h0": False}
 LEGACY_TRAIN_SETTINGS = {"sequence_starts": "fixed", "patience": 0, "min_gain": 1.0,
-                         "input_noise": 0.0}  # fmt: skip
+                         "input_noise": 0.0, "speed_spread": 0.0}  # fmt: skip
 # What a checkpoint's "progress" must hold for training to resume from it.
 RESUME_PROGRESS = ("epoch_index", "batch", "chunk", "training_seconds")
 

@@ -325,6 +325,10 @@ class TrainConfig(Settings):
     # The probability that an input code the model sees (not a target) moves one level up or
     # down; 0: off (what checkpoints written before this setting existed did).
     input_noise: float = setting(0.0, "input_noise", float, 0.0, 1.0)
+    # Training also runs on copies of the training parts played at speeds 1 - s, 1 - s/2,
+    # 1 + s/2 and 1 + s (resampled: pitch moves with speed); 0: off (what checkpoints
+    # written before this setting existed did).
+    speed_spread: float = setting(0.08, "speed_spread", float, 0.0, 0.5)
 
     def chunk_length(self, model: ModelConfig) -> int:
         """Target samples per truncated-BPTT step: ``num_frames`` top-tier frames."""

@@ -51,20 +51,21 @@ def test_round_trip_with_weights_only(tmp_path: Path) -> None:
 def test_checkpoints_from_before_a_setting_keep_the_behaviour_they_trained_with(
     tmp_path: Path,
 ) -> None:
-    """A checkpoint written before random sequence starts, the plateau schedule, random gains
-    and input noise existed resumes with fixed starts, a constant learning rate and its
-    sequences as they are, as it was trained; new runs default to random starts and the
-    schedule (random gains and input noise are opt-in)."""
+    """A checkpoint written before random sequence starts, the plateau schedule, random gains,
+    input noise and speed copies existed resumes with fixed starts, a constant learning rate
+    and its sequences as they are, as it was trained; new runs default to random starts, the
+    schedule and speed copies (random gains and input noise are opt-in)."""
     payload = minimal_payload()
     train = dict(payload["train"])  # type: ignore[call-overload]
-    for key in ("sequence_starts", "patience", "max_halvings", "min_gain", "input_noise"):
+    for key in ("sequence_starts", "patience", "max_halvings", "min_gain", "input_noise",
+                "speed_spread"):  # fmt: skip
         del train[key]
     write_payload(tmp_path / "old.pt", {**payload, "train": train})
     old = load_checkpoint(tmp_path / "old.pt").train
-    assert (old.sequence_starts, old.patience, old.min_gain, old.input_noise) == (
-        "fixed", 0, 1.0, 0.0)  # fmt: skip
+    assert (old.sequence_starts, old.patience, old.min_gain, old.input_noise,
+            old.speed_spread) == ("fixed", 0, 1.0, 0.0, 0.0)  # fmt: skip
     new = TrainConfig()
-    assert (new.sequence_starts, new.patience) == ("random", 3)
+    assert (new.sequence_starts, new.patience, new.speed_spread) == ("random", 3, 0.08)
 
 
 class RunsCode:

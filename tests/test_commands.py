@@ -158,7 +158,9 @@ def test_inspect_checkpoint(trained: Path, tmp_path: Path) -> None:
     assert summary["file_size_bytes"] == trained.stat().st_size
     table = run_cli("inspect-checkpoint", trained, cwd=tmp_path, env={"COLUMNS": "120"})
     assert table.returncode == 0
-    for text in ("2-tier SampleRNN", "LSTM 1x16", "8,000 Hz", "200 / 2", "loss curve"):
+    epochs = f"200 / {summary['training']['epoch']}"
+    for text in ("2-tier SampleRNN", "LSTM 1x16", "8,000 Hz", epochs, "speed spread 0.08",
+                 "loss curve"):  # fmt: skip
         assert text in table.stdout
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from samplernn_cli.config import ModelConfig
-from samplernn_cli.data.augment import epoch_gains, jitter
+from samplernn_cli.data.augment import epoch_gains, jitter, speeds, with_speed_copies
 from samplernn_cli.data.plan import SequencePlan
 from samplernn_cli.data.split import DataSplit, Segment, split_dataset
 from samplernn_cli.errors import AudioError
@@ -195,6 +195,38 @@ def test_random_starts_move_every_epoch_within_each_sequences_share() -> None:
         chosen = order[index * 4 : (index + 1) * 4]
         for row, sequence in zip(rows, chosen.tolist(), strict=True):
             assert row[8].item() == epochs[3][sequence].item() + 1
+
+
+@pytest.mark.parametrize("kind", ["linear", "mu-law"])
+def test_speed_copies_play_the_training_parts_faster_and_slower(kind: str) -> None:
+    """Each training segment is copied at 4 speeds: 1/s of its length, every frequency
+    times s (a tape played faster or slower); the held-out part is never copied, the
+    originals come first unchanged, and copies shorter than the shortest segment are
+    left out."""
+    assert speeds(0.0) == () and speeds(0.04) == pytest.approx((0.96, 0.98, 1.02, 1.04))
+    rate, hz = 8000, 500.0
+    quantizer = Quantizer(kind, 256)
+    t = torch.arange(3 * rate, dtype=torch.float64) / rate
+    codes = quantizer.encode(0.5 * torch.sin(2 * math.pi * hz * t)).numpy().astype("int16")
+    segments = (Segment(0, 0, 2 * rate), Segment(0, 2 * rate + 400, rate - 400))
+    same_codes, same_segments = with_speed_copies([codes], segments, 0.0, quantizer)
+    assert same_segments == segments and len(same_codes) == 1
+    all_codes, all_segments = with_speed_copies([codes], segments, 0.2, quantizer)
+    assert all_codes[0] is codes and all_segments[:2] == segments
+    copies = all_segments[2:]
+    # The shorter segment played at 1.1 and 1.2 times the speed is shorter than itself.
+    expected = [(2 * rate, 0.8), (rate - 400, 0.8), (2 * rate, 0.9), (rate - 400, 0.9),
+                (2 * rate, 1.1), (2 * rate, 1.2)]  # fmt: skip
+    assert [len(all_codes[s.file]) for s in copies] == [math.ceil(n / v) for n, v in expected]
+    for segment, speed in zip(copies[::2][:2] + copies[4:], (0.8, 0.9, 1.1, 1.2), strict=True):
+        assert segment.file == all_segments.index(segment) - 1 and segment.start == 0
+        copy = all_codes[segment.file]
+        assert copy.dtype == codes.dtype and segment.length == len(copy)
+        audio = quantizer.decode(torch.from_numpy(copy[1000:-1000].astype("int64")))
+        spectrum = torch.fft.rfft(audio * torch.hann_window(len(audio)))
+        peak = spectrum.abs().argmax().item() * rate / len(audio)
+        assert peak == pytest.approx(hz * speed, abs=2 * rate / len(audio))
+        assert audio.abs().max() == pytest.approx(0.5, abs=0.05)
 
 
 @pytest.mark.parametrize("kind", ["linear", "mu-law"])

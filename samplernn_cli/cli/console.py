@@ -260,7 +260,8 @@ def render_checkpoint(summary: dict) -> None:
          f"best {bits(losses['best_val_loss'], losses['best_val_iteration'])}"),
         ("training input", _describe_inputs(source)),
         ("batches", f"{training['batch_size']} sequences of {training['sequence_seconds']:g} s "
-                    f"({training['sequence_starts']} starts, gains {training['min_gain']:g} to 1, "
+                    f"({training['sequence_starts']} starts, speed spread "
+                    f"{training['speed_spread']:g}, gains {training['min_gain']:g} to 1, "
                     f"input noise {training['input_noise']:g}), {training['num_frames']} frames "
                     f"({training['chunk_samples']} samples) per step, seed {training['seed']}"),
         ("optimizer", "none (an exported model: weights only)" if optimizer is None else

@@ -51,6 +51,17 @@ MinGainOption = Annotated[
         rich_help_panel=TRAINING,
     ),
 ]  # fmt: skip
+SpeedSpreadOption = Annotated[
+    float,
+    setting_option(
+        TrainConfig, "speed_spread", "--speed-spread",
+        help="Also train on copies of the training audio played at speeds 1-S, 1-S/2, 1+S/2 "
+        "and 1+S (resampled once at the start, so pitch moves with speed, as on tape): the "
+        "model meets every note and voice at other pitches and memorises less. The copies "
+        "take 4 times the training audio's memory. 0: off.",
+        rich_help_panel=TRAINING,
+    ),
+]  # fmt: skip
 InputNoiseOption = Annotated[
     float,
     setting_option(

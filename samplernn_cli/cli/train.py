@@ -73,6 +73,7 @@ from samplernn_cli.cli.schedule_options import (
     MinGainOption,
     PatienceOption,
     SequenceStartsOption,
+    SpeedSpreadOption,
 )
 from samplernn_cli.config import (
     LiveSettings,
@@ -152,8 +153,8 @@ def _model_settings(
 
 # With --init-from, the train settings not given on the command line are the parent's.
 INHERITED_TRAIN_SETTINGS = ("batch_size", "num_frames", "sequence_seconds", "sequence_starts",
-                            "min_gain", "input_noise", "grad_clip", "val_fraction",
-                            "val_split")  # fmt: skip
+                            "min_gain", "input_noise", "speed_spread", "grad_clip",
+                            "val_fraction", "val_split")  # fmt: skip
 
 
 def _explicit(ctx: typer.Context, name: str) -> bool:
@@ -321,6 +322,7 @@ def train(
     sequence_starts: SequenceStartsOption = DEFAULT_SEQUENCE_STARTS,
     min_gain: MinGainOption = TRAIN_DEFAULTS.min_gain,
     input_noise: InputNoiseOption = TRAIN_DEFAULTS.input_noise,
+    speed_spread: SpeedSpreadOption = TRAIN_DEFAULTS.speed_spread,
     patience: PatienceOption = TRAIN_DEFAULTS.patience,
     max_halvings: MaxHalvingsOption = TRAIN_DEFAULTS.max_halvings,
     grad_clip: GradClipOption = TRAIN_DEFAULTS.grad_clip,
@@ -400,6 +402,7 @@ def train(
         "sequence_starts": sequence_starts.value,
         "min_gain": min_gain,
         "input_noise": input_noise,
+        "speed_spread": speed_spread,
         "patience": patience,
         "max_halvings": max_halvings,
         "grad_clip": grad_clip,

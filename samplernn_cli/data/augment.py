@@ -1,15 +1,74 @@
 """Training-time variations of the code sequences, against memorising a short recording.
 
-Both are drawn from the run's seed (and the epoch or iteration), so a run stays
-reproducible and resumes exactly. Validation and evaluation never see them.
+Copies at other speeds are made once, from the training parts alone; gains and input noise
+are drawn from the run's seed (and the epoch or iteration). So a run stays reproducible and
+resumes exactly. Validation and evaluation never see any of them.
 """
 
 from __future__ import annotations
 
-import torch
+import logging
+from collections.abc import Sequence
+from fractions import Fraction
 
+import numpy as np
+import torch
+import torchaudio.functional as AF
+
+from samplernn_cli.data.split import Segment
 from samplernn_cli.quantize import Quantizer
 from samplernn_cli.seeding import GAIN_SALT, NOISE_SALT, mix_seed
+
+logger = logging.getLogger("samplernn")
+
+
+def speeds(spread: float) -> tuple[float, ...]:
+    """The speeds of the training audio's extra copies for ``spread`` (none for 0):
+    1 - spread, 1 - spread / 2, 1 + spread / 2 and 1 + spread."""
+    if spread <= 0:
+        return ()
+    return (1.0 - spread, 1.0 - spread / 2, 1.0 + spread / 2, 1.0 + spread)
+
+
+def with_speed_copies(
+    codes: Sequence[np.ndarray],
+    segments: Sequence[Segment],
+    spread: float,
+    quantizer: Quantizer,
+) -> tuple[list[np.ndarray], tuple[Segment, ...]]:
+    """``codes`` and their training ``segments``, followed by the segments played at
+    :func:`speeds` (``spread``): new code arrays, numbered after ``codes``' files, each with
+    one whole-array segment.
+
+    Like a tape played faster or slower, pitch and tempo move together: a copy at speed s
+    is the segment's audio resampled (band-limited, torchaudio) to 1/s of its length and
+    quantized again. A copy shorter than the shortest segment is left out, so the copies
+    never shorten the training sequences.
+    """
+    extra: list[np.ndarray] = []
+    extra_segments: list[Segment] = []
+    if not segments or spread <= 0:
+        return list(codes), tuple(segments)
+    shortest = min(s.length for s in segments)
+    for speed in speeds(spread):
+        # A small ratio of integers: torchaudio's kernel has one phase per output step.
+        ratio = Fraction(speed).limit_denominator(100)
+        for segment in segments:
+            if segment.length / speed < shortest:
+                continue
+            source = np.asarray(codes[segment.file][segment.start : segment.end])
+            audio = quantizer.decode(torch.from_numpy(source.astype(np.int64)))
+            played = AF.resample(audio, ratio.numerator, ratio.denominator)
+            extra.append(quantizer.encode(played).numpy().astype(source.dtype))
+            extra_segments.append(Segment(len(codes) + len(extra) - 1, 0, len(extra[-1])))
+    if extra:
+        times = sum(len(c) for c in extra) / sum(s.length for s in segments)
+        logger.info(
+            f"training audio: also {len(extra)} copies at speeds "
+            + ", ".join(f"{s:g}" for s in speeds(spread))
+            + f" ({times:.1f} times the training parts)"
+        )
+    return [*codes, *extra], (*segments, *extra_segments)
 
 
 def epoch_gains(seed: int, epoch: int, count: int, min_gain: float) -> torch.Tensor:

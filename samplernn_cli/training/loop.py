@@ -27,7 +27,7 @@ from samplernn_cli.checkpoint import (
     save_checkpoint,
 )
 from samplernn_cli.config import LiveSettings
-from samplernn_cli.data.augment import jitter
+from samplernn_cli.data.augment import jitter, with_speed_copies
 from samplernn_cli.data.cache import Dataset
 from samplernn_cli.data.plan import SequencePlan
 from samplernn_cli.data.split import DataSplit, split_dataset
@@ -109,9 +109,10 @@ class Trainer:
             sample_rate=self.sample_rate,
             seed=train_config.seed,
         )
-        self.plan = SequencePlan(
-            dataset.codes,
-            self.split.train,
+        self.plan = SequencePlan(  # the training parts, and their copies at other speeds
+            *with_speed_copies(
+                dataset.codes, self.split.train, train_config.speed_spread, self.model.quantizer
+            ),
             history=model_config.history,
             zero_code=self.model.quantizer.zero_code,
             sequence_length=round(train_config.sequence_seconds * self.sample_rate),
