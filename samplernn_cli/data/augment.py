@@ -43,10 +43,12 @@ def with_speed_copies(
     Like a tape played faster or slower, pitch and tempo move together: a copy at speed s
     is the segment's audio resampled (band-limited, torchaudio) to 1/s of its length and
     quantized again. A copy shorter than the shortest segment is left out, so the copies
-    never shorten the training sequences.
+    never shorten the training sequences: with a single recording (one segment), only the
+    slower copies are made.
     """
     extra: list[np.ndarray] = []
     extra_segments: list[Segment] = []
+    used: list[float] = []
     if not segments or spread <= 0:
         return list(codes), tuple(segments)
     shortest = min(s.length for s in segments)
@@ -61,12 +63,19 @@ def with_speed_copies(
             played = AF.resample(audio, ratio.numerator, ratio.denominator)
             extra.append(quantizer.encode(played).numpy().astype(source.dtype))
             extra_segments.append(Segment(len(codes) + len(extra) - 1, 0, len(extra[-1])))
+            used += [] if speed in used else [speed]
     if extra:
         times = sum(len(c) for c in extra) / sum(s.length for s in segments)
         logger.info(
             f"training audio: also {len(extra)} copies at speeds "
-            + ", ".join(f"{s:g}" for s in speeds(spread))
-            + f" ({times:.1f} times the training parts)"
+            + ", ".join(f"{s:g}" for s in used)
+            + f" ({times:.1f} times the training parts"
+            + (
+                ""
+                if len(used) == len(speeds(spread))
+                else "; the faster ones would be shorter than the shortest training part"
+            )
+            + ")"
         )
     return [*codes, *extra], (*segments, *extra_segments)
 
