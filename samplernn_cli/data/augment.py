@@ -46,12 +46,11 @@ def with_speed_copies(
     never shorten the training sequences: with a single recording (one segment), only the
     slower copies are made.
     """
-    extra: list[np.ndarray] = []
-    extra_segments: list[Segment] = []
-    used: list[float] = []
     if not segments or spread <= 0:
         return list(codes), tuple(segments)
     shortest = min(s.length for s in segments)
+    extra: list[np.ndarray] = []
+    made: list[float] = []  # the speed of each copy
     for speed in speeds(spread):
         # A small ratio of integers: torchaudio's kernel has one phase per output step.
         ratio = Fraction(speed).limit_denominator(100)
@@ -62,20 +61,16 @@ def with_speed_copies(
             audio = quantizer.decode(torch.from_numpy(source.astype(np.int64)))
             played = AF.resample(audio, ratio.numerator, ratio.denominator)
             extra.append(quantizer.encode(played).numpy().astype(source.dtype))
-            extra_segments.append(Segment(len(codes) + len(extra) - 1, 0, len(extra[-1])))
-            used += [] if speed in used else [speed]
+            made.append(speed)
+    extra_segments = [Segment(len(codes) + i, 0, len(copy)) for i, copy in enumerate(extra)]
     if extra:
+        used = sorted(set(made))
         times = sum(len(c) for c in extra) / sum(s.length for s in segments)
+        why = "; the faster ones would be shorter than the shortest training part"
         logger.info(
             f"training audio: also {len(extra)} copies at speeds "
-            + ", ".join(f"{s:g}" for s in used)
-            + f" ({times:.1f} times the training parts"
-            + (
-                ""
-                if len(used) == len(speeds(spread))
-                else "; the faster ones would be shorter than the shortest training part"
-            )
-            + ")"
+            f"{', '.join(f'{s:g}' for s in used)} ({times:.1f} times the training parts"
+            f"{why if len(used) < len(speeds(spread)) else ''})"
         )
     return [*codes, *extra], (*segments, *extra_segments)
 
