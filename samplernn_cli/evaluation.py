@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from samplernn_cli.audio import read_audio
 from samplernn_cli.checkpoint import load_checkpoint
 from samplernn_cli.config import AudioConfig
-from samplernn_cli.data.plan import read_rows, whole_chunks
-from samplernn_cli.data.split import Segment, tail_length
+from samplernn_cli.data.plan import read_rows
+from samplernn_cli.data.split import Segment, tail_length, whole_chunks
 from samplernn_cli.device import resolve_device
 from samplernn_cli.errors import AudioError, UsageError
 from samplernn_cli.gain import choose_gain

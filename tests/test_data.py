@@ -201,20 +201,22 @@ def test_random_starts_move_every_epoch_within_each_sequences_share() -> None:
 def test_speed_copies_play_the_training_parts_faster_and_slower(kind: str) -> None:
     """Each training segment is copied at 4 speeds: 1/s of its length, every frequency
     times s (a tape played faster or slower); the held-out part is never copied, the
-    originals come first unchanged, and copies shorter than the shortest segment are
-    left out."""
+    originals come first unchanged, and copies shorter than a training sequence are left
+    out."""
     assert speeds(0.0) == () and speeds(0.04) == pytest.approx((0.96, 0.98, 1.02, 1.04))
     rate, hz = 8000, 500.0
     quantizer = Quantizer(kind, 256)
     t = torch.arange(3 * rate, dtype=torch.float64) / rate
     codes = quantizer.encode(0.5 * torch.sin(2 * math.pi * hz * t)).numpy().astype("int16")
     segments = (Segment(0, 0, 2 * rate), Segment(0, 2 * rate + 400, rate - 400))
-    same_codes, same_segments = with_speed_copies([codes], segments, 0.0, quantizer)
+    # Sequences of 7,000 samples (chunks of 500): the shorter segment (7,600 samples) played
+    # at 1.1 and 1.2 times the speed (6,910 and 6,334) is too short for one.
+    lengths = dict(sequence_length=7000, chunk_length=500)
+    same_codes, same_segments = with_speed_copies([codes], segments, 0.0, quantizer, **lengths)
     assert same_segments == segments and len(same_codes) == 1
-    all_codes, all_segments = with_speed_copies([codes], segments, 0.2, quantizer)
+    all_codes, all_segments = with_speed_copies([codes], segments, 0.2, quantizer, **lengths)
     assert all_codes[0] is codes and all_segments[:2] == segments
     copies = all_segments[2:]
-    # The shorter segment played at 1.1 and 1.2 times the speed is shorter than itself.
     expected = [(2 * rate, 0.8), (rate - 400, 0.8), (2 * rate, 0.9), (rate - 400, 0.9),
                 (2 * rate, 1.1), (2 * rate, 1.2)]  # fmt: skip
     assert [len(all_codes[s.file]) for s in copies] == [math.ceil(n / v) for n, v in expected]
@@ -227,6 +229,14 @@ def test_speed_copies_play_the_training_parts_faster_and_slower(kind: str) -> No
         peak = spectrum.abs().argmax().item() * rate / len(audio)
         assert peak == pytest.approx(hz * speed, abs=2 * rate / len(audio))
         assert audio.abs().max() == pytest.approx(0.5, abs=0.05)
+    # With sequences of 6,500, the copy at 1.1 is kept, shorter than the segment it plays.
+    shorter = with_speed_copies([codes], segments, 0.2, quantizer, sequence_length=6500,
+                                chunk_length=500)  # fmt: skip
+    assert [len(c) for c in shorter[0][1:]] == [len(c) for c in all_codes[1:5]] + [
+        math.ceil(2 * rate / 1.1),
+        math.ceil((rate - 400) / 1.1),
+        math.ceil(2 * rate / 1.2),
+    ]
 
 
 @pytest.mark.parametrize("kind", ["linear", "mu-law"])

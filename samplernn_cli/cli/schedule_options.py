@@ -58,8 +58,8 @@ SpeedSpreadOption = Annotated[
         help="Also train on copies of the training audio played at speeds 1-S, 1-S/2, 1+S/2 "
         "and 1+S (resampled once at the start, so pitch moves with speed, as on tape): the "
         "model meets every note and voice at other pitches and memorises less. The copies "
-        "take up to 4 times the training audio's memory; a copy shorter than the shortest "
-        "training part is left out (with one recording, the faster ones). 0: off.",
+        "take up to 4 times the training audio's memory; a copy too short for one training "
+        "sequence is left out. 0: off.",
         rich_help_panel=TRAINING,
     ),
 ]  # fmt: skip

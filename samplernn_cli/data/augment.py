@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
-from samplernn_cli.data.split import Segment
+from samplernn_cli.data.split import Segment, whole_chunks
 from samplernn_cli.quantize import Quantizer
 from samplernn_cli.seeding import GAIN_SALT, NOISE_SALT, mix_seed
 
@@ -35,6 +35,9 @@ def with_speed_copies(
     segments: Sequence[Segment],
     spread: float,
     quantizer: Quantizer,
+    *,
+    sequence_length: int,
+    chunk_length: int,
 ) -> tuple[list[np.ndarray], tuple[Segment, ...]]:
     """``codes`` and their training ``segments``, followed by the segments played at
     :func:`speeds` (``spread``): new code arrays, numbered after ``codes``' files, each with
@@ -42,13 +45,14 @@ def with_speed_copies(
 
     Like a tape played faster or slower, pitch and tempo move together: a copy at speed s
     is the segment's audio resampled (band-limited, torchaudio) to 1/s of its length and
-    quantized again. A copy shorter than the shortest segment is left out, so the copies
-    never shorten the training sequences: with a single recording (one segment), only the
-    slower copies are made.
+    quantized again. A copy shorter than the training sequences the segments give
+    (``sequence_length`` requested, in whole chunks of ``chunk_length``: see
+    :class:`~samplernn_cli.data.plan.SequencePlan`) is left out, so the copies never shorten
+    the training sequences.
     """
     if not segments or spread <= 0:
         return list(codes), tuple(segments)
-    shortest = min(s.length for s in segments)
+    shortest = whole_chunks(sequence_length, min(s.length for s in segments), chunk_length)
     extra: list[np.ndarray] = []
     made: list[float] = []  # the speed of each copy
     for speed in speeds(spread):
@@ -66,11 +70,11 @@ def with_speed_copies(
     if extra:
         used = sorted(set(made))
         times = sum(len(c) for c in extra) / sum(s.length for s in segments)
-        why = "; the faster ones would be shorter than the shortest training part"
+        left_out = len(segments) * len(speeds(spread)) - len(extra)
+        why = f"; {left_out} would be shorter than a training sequence" if left_out else ""
         logger.info(
             f"training audio: also {len(extra)} copies at speeds "
-            f"{', '.join(f'{s:g}' for s in used)} ({times:.1f} times the training parts"
-            f"{why if len(used) < len(speeds(spread)) else ''})"
+            f"{', '.join(f'{s:g}' for s in used)} ({times:.1f} times the training parts{why})"
         )
     return [*codes, *extra], (*segments, *extra_segments)
 

@@ -19,15 +19,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from samplernn_cli.data.augment import epoch_gains, regain
-from samplernn_cli.data.split import Segment
+from samplernn_cli.config import ModelConfig, TrainConfig
+from samplernn_cli.data.augment import epoch_gains, regain, with_speed_copies
+from samplernn_cli.data.split import Segment, whole_chunks
 from samplernn_cli.quantize import Quantizer
 from samplernn_cli.seeding import STARTS_SALT, mix_seed
-
-
-def whole_chunks(requested: int, available: int, chunk_length: int) -> int:
-    """A sequence length in samples: whole chunks, at most ``available``, at least one chunk."""
-    return max(1, min(requested, available) // chunk_length) * chunk_length
 
 
 def read_rows(
@@ -172,3 +168,31 @@ class SequencePlan:
         """(B, history + chunk_length) int64 codes of chunk ``chunk`` of a batch."""
         start = chunk * self.chunk_length
         return batch[:, start : start + self.history + self.chunk_length].long()
+
+
+def training_plan(
+    codes: Sequence[np.ndarray | torch.Tensor],
+    segments: Sequence[Segment],
+    train: TrainConfig,
+    model: ModelConfig,
+    quantizer: Quantizer,
+    sample_rate: int,
+) -> SequencePlan:
+    """A run's plan: its training ``segments`` of ``codes``, and their copies at other speeds
+    (``train.speed_spread``: :func:`~samplernn_cli.data.augment.with_speed_copies`), with the
+    run's settings."""
+    lengths = dict(  # of the training sequences, as requested, and of a chunk
+        sequence_length=round(train.sequence_seconds * sample_rate),
+        chunk_length=train.chunk_length(model),
+    )
+    return SequencePlan(
+        *with_speed_copies(codes, segments, train.speed_spread, quantizer, **lengths),
+        history=model.history,
+        zero_code=quantizer.zero_code,
+        batch_size=train.batch_size,
+        seed=train.seed,
+        random_starts=train.sequence_starts == "random",
+        min_gain=train.min_gain,
+        quantizer=quantizer,
+        **lengths,
+    )

@@ -44,6 +44,11 @@ class DataSplit:
         return sum(s.length for s in self.val)
 
 
+def whole_chunks(requested: int, available: int, chunk_length: int) -> int:
+    """A sequence length in samples: whole chunks, at most ``available``, at least one chunk."""
+    return max(1, min(requested, available) // chunk_length) * chunk_length
+
+
 def tail_length(total: int, val_fraction: float, chunk_length: int) -> int:
     """Samples held out at the end of a file of ``total`` samples: ``val_fraction`` of it, but
     at least one chunk (none when the fraction is zero)."""

@@ -27,9 +27,9 @@ from samplernn_cli.checkpoint import (
     save_checkpoint,
 )
 from samplernn_cli.config import LiveSettings
-from samplernn_cli.data.augment import jitter, with_speed_copies
+from samplernn_cli.data.augment import jitter
 from samplernn_cli.data.cache import Dataset
-from samplernn_cli.data.plan import SequencePlan
+from samplernn_cli.data.plan import training_plan
 from samplernn_cli.data.split import DataSplit, split_dataset
 from samplernn_cli.errors import CheckpointError, OutputError, TrainingError
 from samplernn_cli.evaluation import evaluate_bits
@@ -109,19 +109,13 @@ class Trainer:
             sample_rate=self.sample_rate,
             seed=train_config.seed,
         )
-        self.plan = SequencePlan(  # the training parts, and their copies at other speeds
-            *with_speed_copies(
-                dataset.codes, self.split.train, train_config.speed_spread, self.model.quantizer
-            ),
-            history=model_config.history,
-            zero_code=self.model.quantizer.zero_code,
-            sequence_length=round(train_config.sequence_seconds * self.sample_rate),
-            chunk_length=self.chunk_length,
-            batch_size=train_config.batch_size,
-            seed=train_config.seed,
-            random_starts=train_config.sequence_starts == "random",
-            min_gain=train_config.min_gain,
-            quantizer=self.model.quantizer,
+        self.plan = training_plan(  # the training parts, and their copies at other speeds
+            dataset.codes,
+            self.split.train,
+            train_config,
+            model_config,
+            self.model.quantizer,
+            self.sample_rate,
         )
         # This process's rows of every batch (all of them in a single process).
         self.rows = slice(None) if dist is None else dist.rows(train_config.batch_size)
