@@ -51,7 +51,7 @@ EXPORT_FORMAT_VERSION = 2
 # written before them.
 LEGACY_MODEL_SETTINGS = {"skip_connections": False, "weight_norm": False, "learn_h0": False}
 LEGACY_TRAIN_SETTINGS = {"sequence_starts": "fixed", "patience": 0, "min_gain": 1.0,
-                         "input_noise": 0.0, "speed_spread": 0.0}  # fmt: skip
+                         "input_noise": 0.0, "speed_spread": 0.0, "average_decay": 0.0}  # fmt: skip
 # What a checkpoint's "progress" must hold for training to resume from it.
 RESUME_PROGRESS = ("epoch_index", "batch", "chunk", "training_seconds")
 
@@ -75,6 +75,8 @@ class Progress:
     # validations since the last new best or halving. None in files written before it.
     lr_halvings: int | None = None
     stale_validations: int | None = None
+    # Steps the weight average (TrainConfig.average_decay) has taken in; None: no average.
+    average_updates: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -219,7 +221,7 @@ class TrainingSnapshot:
     sample_rate: int
     inputs: tuple[InputFile, ...]
     codes_sha256: str  # of all input files' codes, in order
-    weights: dict[str, torch.Tensor]
+    weights: dict[str, torch.Tensor]  # the average's, when the run averages its weights
     optimizer: dict[str, Any]
     progress: Progress
     rnn_state: ModelState | None  # (layers, B, H) tensors of the whole batch, on the CPU
@@ -228,6 +230,8 @@ class TrainingSnapshot:
     device: str
     # Where the run's starting weights came from (see :func:`provenance`); None: from scratch.
     parent: dict[str, Any] | None = None
+    # The weights training goes on from, when ``weights`` are their average; None: the same.
+    training_weights: dict[str, torch.Tensor] | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """The file's dict (without the format header)."""
@@ -247,6 +251,9 @@ class TrainingSnapshot:
                 "val_samples": sum(f.val_samples for f in self.inputs),
             },
             "model": self.weights,
+            **(
+                {} if self.training_weights is None else {"training_weights": self.training_weights}
+            ),
             "optimizer": self.optimizer,
             "progress": self.progress.to_dict(),
             "rnn_state": None
@@ -398,7 +405,14 @@ class Checkpoint:
 
     @property
     def weights(self) -> dict[str, torch.Tensor]:
+        """The model's weights (of a run that averages its weights: the average)."""
         return self.payload["model"]
+
+    @property
+    def training_weights(self) -> dict[str, torch.Tensor]:
+        """The weights training resumes from: ``weights`` unless the run averages them."""
+        weights = self.payload.get("training_weights")
+        return weights if isinstance(weights, dict) else self.weights
 
     @property
     def optimizer_state(self) -> dict[str, Any] | None:

@@ -329,6 +329,10 @@ class TrainConfig(Settings):
     # 1 + s/2 and 1 + s (resampled: pitch moves with speed); 0: off (what checkpoints
     # written before this setting existed did).
     speed_spread: float = setting(0.08, "speed_spread", float, 0.0, 0.5)
+    # Validation, generated clips and checkpoints use an exponential moving average of the
+    # weights with this decay per step (training/averaging.py); 0: off, the weights as
+    # trained (what checkpoints written before this setting existed did).
+    average_decay: float = setting(0.999, "average_decay", float, 0.0, 0.99999)
 
     def chunk_length(self, model: ModelConfig) -> int:
         """Target samples per truncated-BPTT step: ``num_frames`` top-tier frames."""

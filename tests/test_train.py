@@ -228,6 +228,11 @@ def test_resume_continues_exactly_like_a_straight_run(
     assert rows_b[12]["val_loss"] != ""
     weights_a, weights_b = _weights(straight.checkpoint), _weights(resumed.checkpoint)
     assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+    # The weights training goes on from, as well as their average (the model above).
+    own_a = load_checkpoint(straight.checkpoint).training_weights
+    own_b = load_checkpoint(resumed.checkpoint).training_weights
+    assert all(torch.equal(own_a[k], own_b[k]) for k in own_a)
+    assert not all(torch.equal(own_a[k], weights_a[k]) for k in own_a)
     history = load_checkpoint(resumed.checkpoint).payload["history"]
     assert history["loss"].numel() == 30
     # The checkpoint resumed from is still there, untouched by the continued run.
@@ -309,6 +314,64 @@ def test_best_model_follows_the_best_validation(tmp_path: Path, write_audio: Wri
                          stop=StopConditions(max_iterations=6)))  # fmt: skip
     after = load_checkpoint(result.run_dir / "run_best_model.pt").payload
     assert after["progress"]["iteration"] == best_iteration
+
+
+def test_weight_average_follows_the_weights_after_a_warm_up() -> None:
+    """Step n moves the average by 1 - min(decay, (1 + n) / (10 + n)) towards the weights;
+    applied() swaps it in for a block (also one that fails), restart() starts it again."""
+    from samplernn_cli.training.averaging import WeightAverage
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    average = WeightAverage(model, decay=0.3)
+    expected = 0.0
+    for n, value in enumerate([1.0, 2.0, 4.0, 8.0], start=1):
+        torch.nn.init.constant_(model.weight, value)
+        average.update()
+        decay = min(0.3, (1 + n) / (10 + n))  # 2/11 and 3/12, then 0.3
+        expected = decay * expected + (1 - decay) * value
+        assert average.average[0].item() == pytest.approx(expected)
+    assert average.updates == 4 and average.weights()["weight"].item() == pytest.approx(expected)
+    with average.applied():
+        assert model.weight.item() == pytest.approx(expected)
+    assert model.weight.item() == 8.0
+    with pytest.raises(KeyError), average.applied():
+        raise KeyError
+    assert model.weight.item() == 8.0
+    average.restart()
+    assert average.average[0].item() == 8.0
+
+
+def test_weight_average_is_what_validation_and_checkpoints_use(
+    tmp_path: Path, write_audio: WriteAudio
+) -> None:
+    """With --average-decay, a checkpoint's model is the average of the weights: what the
+    validation figures score, and what evaluate (like generate and export) loads; the
+    weights training goes on from are kept beside it. Without, there is one set."""
+    from samplernn_cli.checkpoint import write_payload
+    from samplernn_cli.evaluation import EvaluateRequest, evaluate_files
+
+    source = write_audio("in.wav", seconds=1.0, rate=RATE)
+    averaged = train(request_for(source, tmp_path, train=replace(TINY_TRAIN, average_decay=0.9)))
+    checkpoint = load_checkpoint(averaged.checkpoint)
+    assert checkpoint.progress.average_updates == 12
+    model, own = checkpoint.weights, checkpoint.training_weights
+    assert model.keys() == own.keys() and not all(torch.equal(model[k], own[k]) for k in own)
+    last_validation = checkpoint.history.validations[-1]
+    assert last_validation[0] == 12
+    scored = evaluate_files(EvaluateRequest(averaged.checkpoint, (source,), held_out=True,
+                                            device="cpu"))  # fmt: skip
+    assert scored["bits_per_sample"] == pytest.approx(last_validation[1], abs=1e-6)
+    swapped = tmp_path / "swapped.pt"
+    payload = {k: v for k, v in checkpoint.payload.items() if k not in ("format", "format_version")}
+    write_payload(swapped, {**payload, "model": own})
+    other = evaluate_files(EvaluateRequest(swapped, (source,), held_out=True, device="cpu"))
+    assert other["bits_per_sample"] != pytest.approx(last_validation[1], abs=1e-6)
+
+    plain = train(request_for(source, tmp_path, name="plain",
+                              train=replace(TINY_TRAIN, average_decay=0.0)))  # fmt: skip
+    payload = load_checkpoint(plain.checkpoint).payload
+    assert "training_weights" not in payload and payload["progress"]["average_updates"] is None
 
 
 def test_plateau_schedule_returns_to_the_best_model_then_ends_the_run(tmp_path: Path) -> None:

@@ -263,7 +263,8 @@ def render_checkpoint(summary: dict) -> None:
                     f"({training['sequence_starts']} starts, speed spread "
                     f"{training['speed_spread']:g}, gains {training['min_gain']:g} to 1, "
                     f"input noise {training['input_noise']:g}), {training['num_frames']} frames "
-                    f"({training['chunk_samples']} samples) per step, seed {training['seed']}"),
+                    f"({training['chunk_samples']} samples) per step, seed {training['seed']}, "
+                    f"weight average {training['average_decay']:g}"),
         ("optimizer", "none (an exported model: weights only)" if optimizer is None else
                       f"{optimizer['name']}, learning rate {optimizer['learning_rate']:g}, "
                       f"betas {tuple(optimizer['betas'])}, eps {optimizer['eps']:g}, "

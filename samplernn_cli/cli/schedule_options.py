@@ -63,6 +63,17 @@ SpeedSpreadOption = Annotated[
         rich_help_panel=TRAINING,
     ),
 ]  # fmt: skip
+AverageDecayOption = Annotated[
+    float,
+    setting_option(
+        TrainConfig, "average_decay", "--average-decay",
+        help="Validate, make clips from and save an exponential moving average of the "
+        "weights, with decay D per step (an average over about the last 1/(1-D) steps; "
+        "training goes on from the weights as trained, which each checkpoint keeps too): "
+        "it scores better on held-out audio than the weights of any one step. 0: off.",
+        rich_help_panel=TRAINING,
+    ),
+]  # fmt: skip
 InputNoiseOption = Annotated[
     float,
     setting_option(

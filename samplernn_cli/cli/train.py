@@ -68,6 +68,7 @@ from samplernn_cli.cli.output import print_path
 from samplernn_cli.cli.rules import split_numbers
 from samplernn_cli.cli.schedule_options import (
     DEFAULT_SEQUENCE_STARTS,
+    AverageDecayOption,
     InputNoiseOption,
     MaxHalvingsOption,
     MinGainOption,
@@ -153,8 +154,8 @@ def _model_settings(
 
 # With --init-from, the train settings not given on the command line are the parent's.
 INHERITED_TRAIN_SETTINGS = ("batch_size", "num_frames", "sequence_seconds", "sequence_starts",
-                            "min_gain", "input_noise", "speed_spread", "grad_clip",
-                            "val_fraction", "val_split")  # fmt: skip
+                            "min_gain", "input_noise", "speed_spread", "average_decay",
+                            "grad_clip", "val_fraction", "val_split")  # fmt: skip
 
 
 def _explicit(ctx: typer.Context, name: str) -> bool:
@@ -323,6 +324,7 @@ def train(
     min_gain: MinGainOption = TRAIN_DEFAULTS.min_gain,
     input_noise: InputNoiseOption = TRAIN_DEFAULTS.input_noise,
     speed_spread: SpeedSpreadOption = TRAIN_DEFAULTS.speed_spread,
+    average_decay: AverageDecayOption = TRAIN_DEFAULTS.average_decay,
     patience: PatienceOption = TRAIN_DEFAULTS.patience,
     max_halvings: MaxHalvingsOption = TRAIN_DEFAULTS.max_halvings,
     grad_clip: GradClipOption = TRAIN_DEFAULTS.grad_clip,
@@ -403,6 +405,7 @@ def train(
         "min_gain": min_gain,
         "input_noise": input_noise,
         "speed_spread": speed_spread,
+        "average_decay": average_decay,
         "patience": patience,
         "max_halvings": max_halvings,
         "grad_clip": grad_clip,

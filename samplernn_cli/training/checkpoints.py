@@ -12,15 +12,18 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from samplernn_cli.checkpoint import Checkpoint, load_checkpoint
+from samplernn_cli.checkpoint import Checkpoint, InputFile, load_checkpoint
 from samplernn_cli.config import LiveSettings, StopConditions
+from samplernn_cli.data.cache import Dataset
+from samplernn_cli.data.split import DataSplit
 from samplernn_cli.errors import CheckpointError
 from samplernn_cli.training.runfolder import RunFolder
 
 logger = logging.getLogger("samplernn")
 
 PERIODIC_NAME = re.compile(r"^(?P<name>.+)_epoch_(?P<epoch>\d+)_iter_(?P<iteration>\d+)_model\.pt$")
-# What a checkpoint holds per parameter: the weights and Adam's two moments.
+# What a checkpoint holds per parameter: the weights and Adam's two moments (and the
+# weights training goes on from, when ``model`` holds their average).
 COPIES_PER_PARAMETER = 3
 
 
@@ -118,10 +121,29 @@ def prune(
     return removed
 
 
-def estimated_checkpoint_bytes(parameter_bytes: int) -> int:
+def input_records(dataset: Dataset, split: DataSplit) -> tuple[InputFile, ...]:
+    """What a checkpoint records of each input file: where it came from, its gain, its
+    length and fingerprint, and how much of it trains and validates."""
+    train = {s.file: s.length for s in split.train}
+    val = {s.file: s.length for s in split.val}
+    return tuple(
+        InputFile(
+            source=file.source,
+            gain=file.gain,
+            samples=file.length,
+            codes_sha256=file.fingerprint,
+            train_samples=train.get(index, 0),
+            val_samples=val.get(index, 0),
+        )
+        for index, file in enumerate(dataset.files)
+    )
+
+
+def estimated_checkpoint_bytes(parameter_bytes: int, *, averaged: bool = False) -> int:
     """About how large a training checkpoint of a model is: its weights and Adam's two
-    moments (the RNN state, RNG state and loss history add well under 1 % at the presets)."""
-    return COPIES_PER_PARAMETER * parameter_bytes
+    moments, and with ``averaged`` the weights' average too (the RNN state, RNG state and
+    loss history add well under 1 % at the presets)."""
+    return (COPIES_PER_PARAMETER + averaged) * parameter_bytes
 
 
 def disk_plan(

@@ -21,7 +21,6 @@ import torch
 
 from samplernn_cli.checkpoint import (
     Checkpoint,
-    InputFile,
     TrainingSnapshot,
     provenance,
     save_checkpoint,
@@ -42,7 +41,8 @@ from samplernn_cli.training.artifacts import (
     training_piece,
     write_round_picture,
 )
-from samplernn_cli.training.checkpoints import prune
+from samplernn_cli.training.averaging import WeightAverage
+from samplernn_cli.training.checkpoints import input_records, prune
 from samplernn_cli.training.distributed import Distributed
 from samplernn_cli.training.live import LiveSettingsFile
 from samplernn_cli.training.plateau import PlateauSchedule
@@ -149,6 +149,8 @@ class Trainer:
             shared=dist is not None, report=self.is_main,
         )  # fmt: skip
         self.weights_replaced = False  # after the last validation figure (the schedule)
+        decay = request.train.average_decay
+        self.average = self.plateau.average = WeightAverage(self.model, decay) if decay else None
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Take the weights, optimizer, RNG and run state from a checkpoint of this run."""
@@ -159,7 +161,9 @@ class Trainer:
                 f"then, {self.plan.iterations_per_epoch} now); is this the same input?"
             )
         try:
-            self.model.load_state_dict(checkpoint.weights)
+            self.model.load_state_dict(checkpoint.training_weights)
+            if self.average is not None:
+                self.average.load(checkpoint.weights, checkpoint.progress.average_updates or 0)
             self.optimizer.load_state_dict(checkpoint.optimizer_state)
             self.state = RunState.from_checkpoint(checkpoint, self.device)
             if self.dist is not None and self.state.rnn_state is not None:
@@ -189,6 +193,8 @@ class Trainer:
         try:
             # Half-precision weights of an export are widened to float32 as they are copied.
             self.model.load_state_dict(parent.weights)
+            if self.average is not None:
+                self.average.restart()
             if optimizer:
                 self.optimizer.load_state_dict(parent.optimizer_state)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -212,19 +218,7 @@ class Trainer:
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        train = {s.file: s.length for s in self.split.train}
-        val = {s.file: s.length for s in self.split.val}
-        inputs = tuple(
-            InputFile(
-                source=file.source,
-                gain=file.gain,
-                samples=file.length,
-                codes_sha256=file.fingerprint,
-                train_samples=train.get(index, 0),
-                val_samples=val.get(index, 0),
-            )
-            for index, file in enumerate(self.dataset.files)
-        )
+        average = self.average
         return TrainingSnapshot(
             run_name=self.run.name,
             model_config=self.request.model,
@@ -232,13 +226,15 @@ class Trainer:
             train=self.request.train,
             live=self.live.current,
             sample_rate=self.sample_rate,
-            inputs=inputs,
+            inputs=input_records(self.dataset, self.split),
             codes_sha256=self.dataset.fingerprint,
-            weights=self.model.state_dict(),
+            weights=self.model.state_dict() if average is None else average.weights(),
+            training_weights=None if average is None else self.model.state_dict(),
             optimizer=self.optimizer.state_dict(),
             progress=state.progress(
                 iterations_per_epoch=self.plan.iterations_per_epoch,
                 sequence_samples=self.plan.sequence_length,
+                average_updates=None if average is None else average.updates,
             ),
             rnn_state=rnn_state,
             rng=rng,
@@ -284,14 +280,15 @@ class Trainer:
         if self.is_main:
             self.model.eval()
             try:
-                bits = evaluate_bits(
-                    self.model,
-                    self.dataset.codes,
-                    self.split.val,
-                    sequence_length=self.plan.sequence_length,
-                    chunk_length=self.chunk_length,
-                    should_stop=lambda: self.stop.interrupted,
-                )
+                with self.averaged():
+                    bits = evaluate_bits(
+                        self.model,
+                        self.dataset.codes,
+                        self.split.val,
+                        sequence_length=self.plan.sequence_length,
+                        chunk_length=self.chunk_length,
+                        should_stop=lambda: self.stop.interrupted,
+                    )
             finally:
                 self.model.train()
         history = self.state.history
@@ -326,6 +323,10 @@ class Trainer:
             self._after_validation(improved)
         return bits
 
+    def averaged(self) -> contextlib.AbstractContextManager[None]:
+        """The model with the run's averaged weights inside the block (if it averages)."""
+        return contextlib.nullcontext() if self.average is None else self.average.applied()
+
     def _set_learning_rate(self, live_rate: float) -> None:
         """The live learning rate, times what the plateau schedule has made of it."""
         for group in self.optimizer.param_groups:
@@ -335,6 +336,8 @@ class Trainer:
         """Apply the plateau schedule after a validation in the loop."""
         if self.plateau.after_validation(self.state, improved=improved):
             self.weights_replaced = True
+            if self.average is not None:
+                self.average.restart()
         self._set_learning_rate(self.live.current.learning_rate)
 
     # ----------------------------------------------------------------- the loop
@@ -382,6 +385,8 @@ class Trainer:
             ok = math.isfinite(self.grad_norm)
         if ok:
             self.optimizer.step()
+            if self.average is not None:
+                self.average.update()
             self.state.rnn_state = detach_state(new_state)
             self.state.bad_steps = 0
         else:
@@ -575,16 +580,17 @@ class Trainer:
                 and state.iteration % live.generate_every == 0
                 and not self.stop.requested
             ):
-                clips = generate_clips(
-                    self.model,
-                    self.run,
-                    self.live.current,
-                    sample_rate=self.sample_rate,
-                    seed=mix_seed(self.request.train.seed, state.iteration),
-                    epoch=state.last_epoch,
-                    iteration=state.iteration,
-                    should_stop=lambda: self.stop.interrupted,
-                )
+                with self.averaged():
+                    clips = generate_clips(
+                        self.model,
+                        self.run,
+                        self.live.current,
+                        sample_rate=self.sample_rate,
+                        seed=mix_seed(self.request.train.seed, state.iteration),
+                        epoch=state.last_epoch,
+                        iteration=state.iteration,
+                        should_stop=lambda: self.stop.interrupted,
+                    )
                 if clips is not None:
                     self._show_round(clips)
             if state.iteration % live.checkpoint_every == 0:

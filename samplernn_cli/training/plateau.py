@@ -25,6 +25,7 @@ import torch
 from samplernn_cli.checkpoint import load_checkpoint
 from samplernn_cli.config import TrainConfig
 from samplernn_cli.errors import CheckpointError
+from samplernn_cli.training.averaging import WeightAverage
 from samplernn_cli.training.state import RunState
 
 logger = logging.getLogger("samplernn")
@@ -66,13 +67,16 @@ class PlateauSchedule:
         self.best_model = best_model
         self.shared = shared
         self.report = report
+        # The run's weight average (training/averaging.py): the best model is the average.
+        self.average: WeightAverage | None = None
         self.best: Snapshot | None = None  # this session's best model
         self.stopped = False  # the schedule has ended the run
 
     def keep_best(self) -> None:
         """Remember the model as it is now: it just set a new best validation figure."""
         if self.patience > 0:
-            self.best = (_to_cpu(self.model.state_dict()), _to_cpu(self.optimizer.state_dict()))
+            weights = self.model.state_dict() if self.average is None else self.average.weights()
+            self.best = (_to_cpu(weights), _to_cpu(self.optimizer.state_dict()))
 
     def _best(self) -> Snapshot | None:
         if self.best is not None or self.shared:

@@ -330,7 +330,8 @@ def _plan_disk(trainer: Trainer) -> None:
         size = trainer.resumed_from.stat().st_size
     else:
         size = estimated_checkpoint_bytes(
-            sum(p.numel() * p.element_size() for p in trainer.model.parameters())
+            sum(p.numel() * p.element_size() for p in trainer.model.parameters()),
+            averaged=trainer.average is not None,
         )
     line, warning = disk_plan(
         trainer.run,

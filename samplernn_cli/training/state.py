@@ -35,7 +35,9 @@ class RunState:
         """What the plateau schedule multiplies the live learning rate by."""
         return 0.5**self.lr_halvings
 
-    def progress(self, *, iterations_per_epoch: int, sequence_samples: int) -> Progress:
+    def progress(
+        self, *, iterations_per_epoch: int, sequence_samples: int, average_updates: int | None
+    ) -> Progress:
         position = {name: getattr(self, name) for name in RESUME_PROGRESS}
         return Progress(
             iteration=self.iteration,
@@ -44,6 +46,7 @@ class RunState:
             sequence_samples=sequence_samples,
             lr_halvings=self.lr_halvings,
             stale_validations=self.stale_validations,
+            average_updates=average_updates,
             **position,
         )
 
