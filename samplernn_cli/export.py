@@ -1,7 +1,8 @@
 """``samplernn export``: an inference-only model file from a checkpoint.
 
 A training checkpoint carries what resuming needs: Adam's two moment estimates per weight
-(twice the weights again), the RNG state, the carried RNN state and the loss history. An
+(twice the weights again), the weights training goes on from when ``model`` holds their
+average (once more), the RNG state, the carried RNN state and the loss history. An
 export keeps what generating, scoring and fine-tuning need: the weights (optionally in half
 precision), the model, quantizer, audio and training settings, the figures of the run and
 where the file came from. It is the same kind of file as a checkpoint (loads with
