@@ -144,13 +144,13 @@ class Trainer:
         # Where the starting weights came from (checkpoint.provenance), kept by every
         # checkpoint of the run; None: trained from scratch.
         self.parent: dict[str, Any] | None = None
+        decay = request.train.average_decay
+        self.average = WeightAverage(self.model, decay) if decay else None
         self.plateau = PlateauSchedule(
             request.train, self.model, self.optimizer, best_model=self.run.best_model,
-            shared=dist is not None, report=self.is_main,
+            shared=dist is not None, report=self.is_main, average=self.average,
         )  # fmt: skip
         self.weights_replaced = False  # after the last validation figure (the schedule)
-        decay = request.train.average_decay
-        self.average = self.plateau.average = WeightAverage(self.model, decay) if decay else None
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Take the weights, optimizer, RNG and run state from a checkpoint of this run."""
@@ -336,8 +336,6 @@ class Trainer:
         """Apply the plateau schedule after a validation in the loop."""
         if self.plateau.after_validation(self.state, improved=improved):
             self.weights_replaced = True
-            if self.average is not None:
-                self.average.restart()
         self._set_learning_rate(self.live.current.learning_rate)
 
     # ----------------------------------------------------------------- the loop

@@ -57,9 +57,13 @@ class PlateauSchedule:
         best_model: Path,
         shared: bool,
         report: bool,
+        average: WeightAverage | None = None,
     ) -> None:
         """``best_model``: the run's best-model file; ``shared``: every rank of a distributed
-        run calls the same methods at the same validations; ``report``: this process logs."""
+        run calls the same methods at the same validations; ``report``: this process logs;
+        ``average``: the run's weight average (training/averaging.py), if it keeps one: the
+        best model is then the average, and it starts again from the best model's weights
+        when they come back."""
         self.patience = train.patience
         self.max_halvings = train.max_halvings
         self.model = model
@@ -67,8 +71,7 @@ class PlateauSchedule:
         self.best_model = best_model
         self.shared = shared
         self.report = report
-        # The run's weight average (training/averaging.py): the best model is the average.
-        self.average: WeightAverage | None = None
+        self.average = average
         self.best: Snapshot | None = None  # this session's best model
         self.stopped = False  # the schedule has ended the run
 
@@ -109,6 +112,8 @@ class PlateauSchedule:
         if best is not None:
             self.model.load_state_dict(best[0])
             self.optimizer.load_state_dict(best[1])
+            if self.average is not None:
+                self.average.restart()
         best_val = state.history.best_val
         if best is None:
             where = "the current weights (no best model to return to)"
