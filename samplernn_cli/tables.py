@@ -7,10 +7,11 @@ pass sorts all ``targets x frame_size`` indices first: about 6 ms of a 50 ms tra
 the small preset. The gradient has a structure no library routine uses: position ``p``'s codes
 only ever address position ``p``'s table, so each position's gradient is a plain scatter-add
 of the output gradient's rows. :func:`_table_gradient` (Numba) does exactly that, position by
-position in target order (about 3 ms at that size): deterministic, and equal to
-``embedding_bag``'s gradient up to float summation order. It runs on one thread: with
-PyTorch's thread pool next to Numba's on the same cores, a parallel version made the step no
-faster. Other devices keep ``embedding_bag``'s own backward pass.
+position in target order: deterministic, and equal to ``embedding_bag``'s gradient up to
+float summation order. Positions write disjoint tables, so they run in parallel on PyTorch's
+number of threads, each zeroing its own table first (measured inside the small preset's
+training step on 2 cores: 2.1 ms, against 3.7 ms on one thread after ``torch.zeros``). Other
+devices keep ``embedding_bag``'s own backward pass.
 """
 
 from __future__ import annotations
@@ -20,17 +21,18 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from numba import njit
+from numba import config, njit, prange, set_num_threads
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
+@njit(cache=True, parallel=True, fastmath={"reassoc", "contract"})
 def _table_gradient(codes: np.ndarray, grad: np.ndarray, levels: int, out: np.ndarray) -> None:
-    """out[p * levels + codes[n, p]] += grad[n] for every target n and position p; ``out``
-    is (positions * levels, H), zeroed by the caller."""
+    """out[p * levels + c] = the sum of grad[n] over the targets n with codes[n, p] == c, for
+    every position p; ``out`` is (positions * levels, H), overwritten."""
     targets, positions = codes.shape
     width = grad.shape[1]
-    for p in range(positions):
+    for p in prange(positions):
         base = p * levels
+        out[base : base + levels] = 0.0
         for n in range(targets):
             row = base + codes[n, p]
             for j in range(width):
@@ -58,7 +60,8 @@ class _TableSum(torch.autograd.Function):
         if not ctx.needs_input_grad[1]:
             return None, None, None
         (codes,) = ctx.saved_tensors
-        out = torch.zeros(ctx.table_shape, dtype=grad.dtype)
+        out = torch.empty(ctx.table_shape, dtype=grad.dtype)
+        set_num_threads(max(1, min(torch.get_num_threads(), config.NUMBA_NUM_THREADS)))
         _table_gradient(codes.numpy(), grad.contiguous().numpy(), ctx.levels, out.numpy())
         return None, out, None
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from samplernn_cli.evaluation import LOG2
+from samplernn_cli.head_loss import head_loss
 from samplernn_cli.model import ModelState, SampleRNN
 from samplernn_cli.training.distributed import Distributed, collective
 
@@ -58,8 +59,8 @@ def forward_backward(
     step = max(1, slice_floats // (batch * tier.input.out_features))
     if step >= length:
         conditioning, new_state = model.frame_tiers_pass(window, state)
-        logits = tier(previous, conditioning)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        first = tier.first_layer(previous, tier.input_tables())
+        loss = head_loss(tier, first, conditioning, targets, 1.0 / targets.numel())
         bits = loss.item() / LOG2
         if math.isfinite(bits):
             loss.backward()
@@ -75,10 +76,8 @@ def forward_backward(
         frames = slice(first, first + frames_per_slice)
         part = slice(first * bottom.ratio, min((first + frames_per_slice) * bottom.ratio, length))
         conditioning = bottom.upsample_frames(features_leaf[:, frames])
-        logits = tier(previous[:, part], conditioning, tables_leaf)
-        loss = F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), targets[:, part].reshape(-1), reduction="sum"
-        ) / (batch * length)
+        first = tier.first_layer(previous[:, part], tables_leaf)
+        loss = head_loss(tier, first, conditioning, targets[:, part], 1.0 / (batch * length))
         loss.backward()
         total += loss.detach()
     bits = float(total) / LOG2
