@@ -1,5 +1,5 @@
 """``python -m samplernn_cli``: the same command line as ``samplernn``."""
 
-from samplernn_cli.cli.app import main
+from samplernn_cli.cli.app import run
 
-main()
+run()

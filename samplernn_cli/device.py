@@ -1,6 +1,11 @@
-"""Choosing the torch device from ``--device auto|cpu|cuda|cuda:N|mps``."""
+"""Choosing the torch device from ``--device auto|cpu|cuda|cuda:N|mps``, and the process
+settings that make CPU training steps faster."""
 
 from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator
 
 import torch
 
@@ -63,3 +68,22 @@ def keep_heap_memory() -> bool:
         )
     except (OSError, AttributeError):
         return False
+
+
+@contextlib.contextmanager
+def long_lived_objects_frozen() -> Iterator[None]:
+    """Keep Python's cyclic garbage collector off the objects that exist when training starts.
+
+    Every training step makes thousands of short-lived Python objects, so the collector
+    runs about every third step, and its older generations walk everything loaded before:
+    torch's modules, the model, the data. Measured over 300 steps at the small preset: 0.17 s
+    of collection (1 % of the steps' time) before freezing, 0.015 s after. Objects made
+    during training are collected as usual; on leaving, the frozen ones are handed back to
+    the collector (``gc.unfreeze``), so a Python caller that trains twice loses nothing.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -46,6 +46,35 @@ def test_help_lists_commands_without_importing_torch(tmp_path: Path) -> None:
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.parametrize("with_thread", [False, True])
+def test_the_command_ends_without_losing_output_exit_handlers_or_threads(
+    tmp_path: Path, with_thread: bool
+) -> None:
+    """`samplernn` (cli.app.run) skips Python's slow teardown after the command, but keeps
+    its exit code, what it left unflushed on stdout and stderr, what exit handlers do, and a
+    running thread's work (which gets the ordinary exit)."""
+    marker, done = tmp_path / "atexit.txt", tmp_path / "thread.txt"
+    probe = f"""
+import atexit, sys, threading, time
+import samplernn_cli.cli.app as app
+def command():
+    atexit.register(lambda: open({str(marker)!r}, "w").write("ran"))
+    if {with_thread!r}:
+        threading.Thread(target=lambda: (time.sleep(0.3), open({str(done)!r}, "w").write("x"))).start()
+    sys.stdout.write("no newline on stdout")
+    sys.stderr.write("no newline on stderr")
+    sys.exit(3)
+app.main = command
+app.run()
+print("never reached")
+"""
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.returncode == 3
+    assert (out.stdout, out.stderr) == ("no newline on stdout", "no newline on stderr")
+    assert marker.read_text() == "ran"
+    assert done.exists() == with_thread
+
+
 def test_core_never_imports_typer_or_rich() -> None:
     # Every module of the package outside samplernn_cli/cli/.
     probe = (

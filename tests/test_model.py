@@ -320,3 +320,17 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
     )
     # Measured 0 to 620 per step, 690 to 4,800 without the settings.
     assert float(result.stdout.strip().splitlines()[-1]) < 1000
+
+
+def test_objects_are_frozen_for_the_collector_only_while_training() -> None:
+    import gc
+
+    from samplernn_cli.device import long_lived_objects_frozen
+
+    before = gc.get_freeze_count()
+    with long_lived_objects_frozen():
+        assert gc.get_freeze_count() > before
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), long_lived_objects_frozen():
+        raise RuntimeError("a failed run")
+    assert gc.get_freeze_count() == 0

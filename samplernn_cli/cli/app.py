@@ -9,7 +9,11 @@ so ``samplernn --help`` and shell completion are fast.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import sys
+import threading
 from typing import Annotated
 
 import typer
@@ -73,3 +77,35 @@ def main(argv: list[str] | None = None) -> None:
         print_error("aborted")
         sys.exit(EXIT_FAILURE)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def run() -> None:
+    """The ``samplernn`` command: :func:`main`, then a quick exit.
+
+    Once a command that imported torch has returned, Python's own shutdown still spends 0.5
+    to 1.2 s collecting and tearing down modules (measured: 1.2 s after a short ``train``,
+    0.5 s after only importing torch), with nothing left to do: every file the command wrote
+    is closed by then. So the exit handlers run (logging's flush among them), stdout and
+    stderr are flushed, and the process ends there with the command's exit code. A thread
+    still running (none of ours outlives its command) gets the ordinary exit, which waits for
+    it. :func:`main` itself, which tests call in-process, exits the ordinary way.
+    """
+    try:
+        main()
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = EXIT_FAILURE
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if any(t.is_alive() and not t.daemon for t in others):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        # A closed pipe (`| head`) or a closed stream: nothing more can reach it.
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)

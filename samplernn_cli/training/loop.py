@@ -30,6 +30,7 @@ from samplernn_cli.data.augment import jitter
 from samplernn_cli.data.cache import Dataset
 from samplernn_cli.data.plan import training_plan
 from samplernn_cli.data.split import DataSplit, split_dataset
+from samplernn_cli.device import long_lived_objects_frozen
 from samplernn_cli.errors import CheckpointError, OutputError, TrainingError
 from samplernn_cli.evaluation import evaluate_bits
 from samplernn_cli.model import SampleRNN, detach_state
@@ -465,6 +466,7 @@ class Trainer:
         start_iteration = self.state.iteration
         with (
             self.stop.watching(),
+            long_lived_objects_frozen(),
             contextlib.closing(self.loss_log),
             contextlib.closing(self.board),
             self._naming_newest(),
