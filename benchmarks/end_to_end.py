@@ -13,7 +13,9 @@ of iterations, each in its own process, one after the other, `--rounds` times al
   zero state per batch, no validation), timed by the script itself after its warm-up
   iteration.
 
-Prints target samples per second for each and their ratio (median over rounds). Run from
+Prints target samples per second for each and their ratio, per round and over the rounds:
+the ratio of the medians, and the median of the rounds' ratios (the two differ when the
+machine's speed drifts during the run; a round pairs runs made a minute apart). Run from
 the repository root:
 
     python benchmarks/end_to_end.py
@@ -110,11 +112,14 @@ def main() -> None:
             rates["ours"].append(ours(clip, args.iterations, Path(tmp), args.ours_args.split()))
             rates["2022 scheme"].append(seed(clip, args.iterations))
             print(f"round {round_number + 1}: ours {rates['ours'][-1]:,.0f}, 2022 scheme "
-                  f"{rates['2022 scheme'][-1]:,.0f} target samples/s", flush=True)  # fmt: skip
+                  f"{rates['2022 scheme'][-1]:,.0f} target samples/s, ratio "
+                  f"{rates['ours'][-1] / rates['2022 scheme'][-1]:.2f}x", flush=True)  # fmt: skip
     mine, theirs = statistics.median(rates["ours"]), statistics.median(rates["2022 scheme"])
+    ratios = [a / b for a, b in zip(rates["ours"], rates["2022 scheme"], strict=True)]
     print(
         f"median: ours {mine:,.0f}, 2022 scheme {theirs:,.0f} target samples/s; "
-        f"ratio {mine / theirs:.2f}x"
+        f"ratio {mine / theirs:.2f}x (median of the rounds' ratios: "
+        f"{statistics.median(ratios):.2f}x)"
     )
 
 
