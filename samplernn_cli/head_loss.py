@@ -17,8 +17,11 @@ gradients with every element-wise op in place:
 
 No library routine fuses a softmax-cross-entropy gradient into the logits' buffer on the
 CPU (``torch.compile`` does, but measured slower for this step), hence the hand-written
-backward pass. The same loss and gradients as ``F.cross_entropy`` on the MLP, up to float
-summation order; other devices and inference keep that plain formulation.
+backward pass. In the profiler these ops shrink from about 8 ms of a small step to about
+1 ms; the whole step, timed in alternating rounds, was 1.00x to 1.06x faster, since part of
+the memory traffic they caused moves to the matrix products beside them. The same loss and
+gradients as ``F.cross_entropy`` on the MLP, up to float summation order; other devices and
+inference keep that plain formulation.
 """
 
 from __future__ import annotations

@@ -60,7 +60,8 @@ import samplernn_cli.cli.app as app
 def command():
     atexit.register(lambda: open({str(marker)!r}, "w").write("ran"))
     if {with_thread!r}:
-        threading.Thread(target=lambda: (time.sleep(0.3), open({str(done)!r}, "w").write("x"))).start()
+        late = lambda: (time.sleep(0.3), open({str(done)!r}, "w").write("x"))
+        threading.Thread(target=late).start()
     sys.stdout.write("no newline on stdout")
     sys.stderr.write("no newline on stderr")
     sys.exit(3)
