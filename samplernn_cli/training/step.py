@@ -59,8 +59,8 @@ def forward_backward(
     step = max(1, slice_floats // (batch * tier.input.out_features))
     if step >= length:
         conditioning, new_state = model.frame_tiers_pass(window, state)
-        first = tier.first_layer(previous, tier.input_tables())
-        loss = head_loss(tier, first, conditioning, targets, 1.0 / targets.numel())
+        summed = tier.first_layer(previous, tier.input_tables())
+        loss = head_loss(tier, summed, conditioning, targets, 1.0 / targets.numel())
         bits = loss.item() / LOG2
         if math.isfinite(bits):
             loss.backward()
@@ -76,8 +76,8 @@ def forward_backward(
         frames = slice(first, first + frames_per_slice)
         part = slice(first * bottom.ratio, min((first + frames_per_slice) * bottom.ratio, length))
         conditioning = bottom.upsample_frames(features_leaf[:, frames])
-        first = tier.first_layer(previous[:, part], tables_leaf)
-        loss = head_loss(tier, first, conditioning, targets[:, part], 1.0 / (batch * length))
+        summed = tier.first_layer(previous[:, part], tables_leaf)
+        loss = head_loss(tier, summed, conditioning, targets[:, part], 1.0 / (batch * length))
         loss.backward()
         total += loss.detach()
     bits = float(total) / LOG2
