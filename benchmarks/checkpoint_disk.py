@@ -4,7 +4,7 @@ For each preset, builds the model, takes one Adam step (so both moments exist, a
 checkpoint after the first iteration) and writes the weights, their average (the default
 `--average-decay`; a copy of the same size) and the optimizer state with `torch.save`, as a
 checkpoint holds them; prints the file size next to the estimate `samplernn train` logs at
-start (`training.checkpoints.estimated_checkpoint_bytes`: weights, their average and two
+start (`training.retention.estimated_checkpoint_bytes`: weights, their average and two
 moments) and their ratio. With `--average-decay 0` a checkpoint is a quarter smaller. The
 rest of a checkpoint (settings, RNG and RNN state, loss history) adds well under 1 %. Run
 from the repository root:
@@ -22,7 +22,7 @@ import torch
 from samplernn_cli.config import ModelConfig
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.presets import PRESETS
-from samplernn_cli.training.checkpoints import estimated_checkpoint_bytes, format_bytes
+from samplernn_cli.training.retention import estimated_checkpoint_bytes, format_bytes
 from samplernn_cli.training.step import make_optimizer
 
 

@@ -5,10 +5,12 @@ Both implementations train the same model on the same batches of the same clip:
 * optimised (`samplernn_cli.training.step.forward_backward` and `make_optimizer`, what `samplernn
   train` runs): the MLP's first layer as a gather from per-position tables, the MLP and the
   bottom tier's upsampling in slices of bounded memory, fused Adam;
-* straightforward (`samplernn_cli.reference.naive_loss`, as the 2022 tool did): the first
+* straightforward (`samplernn_cli.model.reference.naive_loss`, as the 2022 tool did): the first
   layer as a product with the concatenated embeddings of the previous samples, the whole
   chunk at once, Adam's per-parameter loop;
-* compiled (`--compile`): the optimised step with the sample tier under torch.compile.
+* compiled (`--compile`): the optimised step with the sample tier's MLP and loss
+  (`samplernn_cli.model.head_loss.plain_head_loss`) under torch.compile in place of the fused
+  node that `samplernn train` runs on the CPU.
 
 Each (configuration, implementation) runs in its own process, so its peak resident memory
 (wait4's rusage) is its own. Throughput is the median of per-iteration target samples per
@@ -98,7 +100,9 @@ def worker(config: str, implementation: str, iterations: int, source: Path) -> N
     from samplernn_cli.data.plan import SequencePlan
     from samplernn_cli.data.split import Segment
     from samplernn_cli.model import SampleRNN, detach_state
-    from samplernn_cli.reference import naive_loss
+    from samplernn_cli.model.head_loss import plain_head_loss
+    from samplernn_cli.model.reference import naive_loss
+    from samplernn_cli.training import step
     from samplernn_cli.training.step import forward_backward, make_optimizer
 
     settings, batch, frames, _ = CONFIGS[config]
@@ -109,9 +113,10 @@ def worker(config: str, implementation: str, iterations: int, source: Path) -> N
     else:  # what `samplernn train` uses
         optimizer = make_optimizer(model, 0.001)
     if implementation == "compiled":
-        # torch.compile (Inductor) on the sample tier, the bulk of the work; the LSTM layers
-        # stay eager (their fused kernels are oneDNN's already).
-        model.sample_tier.forward = torch.compile(model.sample_tier.forward)
+        # torch.compile (Inductor) on the sample tier's MLP and loss, the bulk of the work;
+        # the first layer's table sums and the LSTM layers stay eager (their kernels are
+        # hand-written, and oneDNN's).
+        step.head_loss = torch.compile(plain_head_loss)
     codes = model.quantizer.encode(read_audio(source, AudioConfig()).samples)
     chunk = frames * model.config.tier_frame_samples[-1]
     plan = SequencePlan([codes], [Segment(0, 0, codes.numel())], history=model.history,

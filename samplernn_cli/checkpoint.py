@@ -6,28 +6,28 @@ float, bool, None, lists, dicts), so it loads with ``torch.load(weights_only=Tru
 loading never runs code from the file. It carries everything needed to generate without the
 training data and to resume training exactly: the configs, the sample rate, the weights, the
 optimizer state, the RNG state, the position in the data plan, the carried RNN state and the
-loss history.
+loss history (:mod:`samplernn_cli.history`).
 
 Training describes what to write with a :class:`TrainingSnapshot` (typed); the dict layout
 is made here, by :func:`save_checkpoint`, and read back here, by :func:`load_checkpoint`,
 which accepts every format-1 file written so far (older ones lack some keys; the readers
 below fill them in).
 
-An exported model (``samplernn export``, :mod:`samplernn_cli.export`) is a file of the same
-kind holding only what inference needs: ``"kind": "export"``, format version 2 (so that
-versions of samplernn from before exports refuse it with "upgrade" rather than a missing
-key), and no optimizer, RNG, data-position or loss-history state. It loads as a
-:class:`Checkpoint` whose :attr:`Checkpoint.is_export` is true.
+An exported model (``samplernn export``, :mod:`samplernn_cli.export`; written here by
+:func:`save_export`) is a file of the same kind holding only what inference needs:
+``"kind": "export"``, format version 2 (so that versions of samplernn from before exports
+refuse it with "upgrade" rather than a missing key), and no optimizer, RNG, data-position or
+loss-history state. It loads as a :class:`Checkpoint` whose :attr:`Checkpoint.is_export` is
+true.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import pickle
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from samplernn_cli.audio import AudioSource
 from samplernn_cli.config import AudioConfig, LiveSettings, ModelConfig, TrainConfig
 from samplernn_cli.errors import CheckpointError, ConfigError, OutputError
 from samplernn_cli.fileio import atomic_write, file_sha256
+from samplernn_cli.history import LossHistory
 from samplernn_cli.model import ModelState, SampleRNN
 
 FORMAT = "samplernn-cli checkpoint"
@@ -47,11 +48,6 @@ FORMAT = "samplernn-cli checkpoint"
 FORMAT_VERSION = 2
 TRAINING_FORMAT_VERSION = 1
 EXPORT_FORMAT_VERSION = 2
-# Settings added after format 1 was first written take the value that matches checkpoints
-# written before them.
-LEGACY_MODEL_SETTINGS = {"skip_connections": False, "weight_norm": False, "learn_h0": False}
-LEGACY_TRAIN_SETTINGS = {"sequence_starts": "fixed", "patience": 0, "min_gain": 1.0,
-                         "input_noise": 0.0, "speed_spread": 0.0, "average_decay": 0.0}  # fmt: skip
 # What a checkpoint's "progress" must hold for training to resume from it.
 RESUME_PROGRESS = ("epoch_index", "batch", "chunk", "training_seconds")
 
@@ -90,100 +86,6 @@ class Progress:
             kind = float if f.name == "training_seconds" else int
             values[f.name] = None if value is None else kind(value)
         return cls(**values)
-
-
-@dataclass(frozen=True)
-class LossSummary:
-    """The last and best training and validation figures (bits per sample) with the
-    iteration of each; None where there is none."""
-
-    last_loss: float | None = None
-    last_loss_iteration: int | None = None
-    best_loss: float | None = None
-    best_loss_iteration: int | None = None
-    last_val_loss: float | None = None
-    last_val_iteration: int | None = None
-    best_val_loss: float | None = None
-    best_val_iteration: int | None = None
-
-
-@dataclass
-class LossHistory:
-    """One entry per iteration (the rows of ``NAME_losses.csv``), and every validation."""
-
-    losses: list[float] = field(default_factory=list)  # training NLL, bits per sample
-    epochs: list[int] = field(default_factory=list)
-    elapsed: list[float] = field(default_factory=list)  # training seconds, summed
-    rates: list[float] = field(default_factory=list)  # target samples per second
-    validations: list[tuple[int, float]] = field(default_factory=list)  # (iteration, bits)
-
-    def append(self, loss: float, epoch: int, elapsed: float, rate: float) -> None:
-        self.losses.append(loss)
-        self.epochs.append(epoch)
-        self.elapsed.append(elapsed)
-        self.rates.append(rate)
-
-    @property
-    def last_val(self) -> tuple[int, float] | None:
-        return self.validations[-1] if self.validations else None
-
-    @property
-    def best_val(self) -> tuple[int, float] | None:
-        return min(self.validations, key=lambda item: item[1]) if self.validations else None
-
-    def finite_losses(self) -> list[tuple[int, float]]:
-        """(iteration, bits) of every iteration whose loss was finite."""
-        return [(i + 1, v) for i, v in enumerate(self.losses) if math.isfinite(v)]
-
-    def summary(self) -> LossSummary:
-        finite = self.finite_losses()
-        best_loss = min(finite, key=lambda item: item[1]) if finite else None
-        last_val, best_val = self.last_val, self.best_val
-        return LossSummary(
-            last_loss=finite[-1][1] if finite else None,
-            last_loss_iteration=finite[-1][0] if finite else None,
-            best_loss=None if best_loss is None else best_loss[1],
-            best_loss_iteration=None if best_loss is None else best_loss[0],
-            last_val_loss=None if last_val is None else last_val[1],
-            last_val_iteration=None if last_val is None else last_val[0],
-            best_val_loss=None if best_val is None else best_val[1],
-            best_val_iteration=None if best_val is None else best_val[0],
-        )
-
-    def rows(self) -> list[tuple[int, float, int, float, float | None, float]]:
-        """The ``NAME_losses.csv`` rows so far."""
-        vals = dict(self.validations)
-        return [
-            (i + 1, loss, epoch, elapsed, vals.get(i + 1), rate)
-            for i, (loss, epoch, elapsed, rate) in enumerate(
-                zip(self.losses, self.epochs, self.elapsed, self.rates, strict=True)
-            )
-        ]
-
-    def to_dict(self) -> dict[str, torch.Tensor]:
-        return {
-            "loss": torch.tensor(self.losses, dtype=torch.float64),
-            "epoch": torch.tensor(self.epochs, dtype=torch.int64),
-            "elapsed_s": torch.tensor(self.elapsed, dtype=torch.float64),
-            "samples_per_s": torch.tensor(self.rates, dtype=torch.float64),
-            "val_iteration": torch.tensor([i for i, _ in self.validations], dtype=torch.int64),
-            "val_loss": torch.tensor([v for _, v in self.validations], dtype=torch.float64),
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LossHistory:
-        """The history of a checkpoint (empty lists for what it lacks)."""
-
-        def values(key: str) -> list[Any]:
-            return data[key].tolist() if key in data else []
-
-        return cls(
-            losses=values("loss"),
-            epochs=values("epoch"),
-            elapsed=values("elapsed_s"),
-            rates=values("samples_per_s"),
-            validations=list(zip(values("val_iteration"), values("val_loss"), strict=True)),
-        )
 
 
 @dataclass(frozen=True)
@@ -287,6 +189,55 @@ def save_checkpoint(path: Path, snapshot: TrainingSnapshot) -> None:
     write_payload(path, snapshot.to_payload())
 
 
+def save_export(
+    path: Path, checkpoint: Checkpoint, *, dtype: torch.dtype, overwrite: bool = False
+) -> None:
+    """Write the inference-only file of ``checkpoint`` (a training checkpoint or an export)
+    to ``path`` atomically, with its floating-point weights stored as ``dtype``.
+
+    Raises:
+        OutputError: the file could not be written (or exists, without ``overwrite``);
+            nothing is left under ``path``.
+    """
+    weights = {
+        name: tensor.to(dtype) if tensor.is_floating_point() else tensor
+        for name, tensor in checkpoint.weights.items()
+    }
+    payload = checkpoint.payload
+    progress = checkpoint.progress
+    write_payload(
+        path,
+        {
+            "kind": "export",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "run_name": checkpoint.run_name,
+            "model_config": checkpoint.model_config.to_dict(),
+            "audio": checkpoint.audio.to_dict(),
+            "train": checkpoint.train.to_dict(),
+            "live": checkpoint.live.to_dict(),
+            "sample_rate": checkpoint.sample_rate,
+            # The input as recorded (names, durations, fingerprints): small, and evaluate
+            # --held-out needs the split settings that go with it.
+            "input": payload.get("input", {}),
+            "model": weights,
+            "progress": {
+                "iteration": progress.iteration,
+                "epoch": progress.epoch,
+                "training_seconds": progress.training_seconds,
+                "iterations_per_epoch": progress.iterations_per_epoch,
+                "sequence_samples": progress.sequence_samples,
+            },
+            "summary": checkpoint.stored_summary,
+            "environment": payload.get("environment", {}),
+            "parent": checkpoint.parent,
+            # An export of an export keeps naming the training checkpoint it all came from.
+            "exported_from": checkpoint.exported_from or provenance(checkpoint),
+        },
+        format_version=EXPORT_FORMAT_VERSION,
+        overwrite=overwrite,
+    )
+
+
 def write_payload(
     path: Path,
     payload: dict[str, Any],
@@ -296,7 +247,7 @@ def write_payload(
 ) -> None:
     """Write ``payload`` behind the format header, atomically (tools and tests use it to
     write files of unusual content; training writes through :func:`save_checkpoint`, export
-    through :func:`samplernn_cli.export.export_model`).
+    through :func:`save_export`).
 
     Raises:
         OutputError: the file could not be written (or exists, without ``overwrite``);
@@ -501,10 +452,14 @@ def _validate(path: Path, payload: object) -> Checkpoint:
             f"(format {FORMAT_VERSION}): upgrade samplernn-cli to read it"
         )
     try:
-        model_config = ModelConfig.from_dict({**LEGACY_MODEL_SETTINGS, **payload["model_config"]})
+        # Settings added after format 1 was first written take the value that matches
+        # checkpoints written before them (their declared legacy value).
+        model_config = ModelConfig.from_dict(
+            {**ModelConfig.legacy_values(), **payload["model_config"]}
+        )
         model_config.validate()
         audio = AudioConfig.from_dict(payload["audio"])
-        train = TrainConfig.from_dict({**LEGACY_TRAIN_SETTINGS, **payload["train"]})
+        train = TrainConfig.from_dict({**TrainConfig.legacy_values(), **payload["train"]})
         live = LiveSettings.from_dict(payload["live"])
         sample_rate = int(payload["sample_rate"])
         progress = Progress.from_dict(payload["progress"])

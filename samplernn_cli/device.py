@@ -49,12 +49,13 @@ def keep_heap_memory() -> bool:
 
     A CPU training step allocates and frees dozens of activation and gradient buffers of a few
     MB. By default glibc serves such sizes with fresh mmap()s, or trims them off the heap
-    when freed, so every step faults the same pages in again and the kernel zeroes them: at the
-    small preset, 700 to 4,800 page faults per step, against 0 to 600 with these settings. A
-    buffer below 64 MB comes from the heap, and the heap is trimmed only when 1 GB lies
-    free at its top (the same settings the 2022 tool's benchmarks pin). The process keeps its
-    peak memory, which it needed anyway. Returns False where the C library is not glibc (the
-    settings are glibc's); nothing changes then.
+    when freed, so every step faults the same pages in again and the kernel zeroes them. With
+    these settings a buffer below 64 MB comes from the heap, and the heap is trimmed only when
+    1 GB lies free at its top (the same settings the 2022 tool's benchmarks pin), so a step
+    reuses the pages the one before it freed (``benchmarks/process_settings.py`` counts the
+    page faults per step with and without them). The process keeps its peak memory, which it
+    needed anyway. Returns False where the C library is not glibc (the settings are glibc's);
+    nothing changes then.
     """
     import ctypes
     import platform
@@ -74,10 +75,10 @@ def keep_heap_memory() -> bool:
 def long_lived_objects_frozen() -> Iterator[None]:
     """Keep Python's cyclic garbage collector off the objects that exist when training starts.
 
-    Every training step makes thousands of short-lived Python objects, so the collector
-    runs about every third step, and its older generations walk everything loaded before:
-    torch's modules, the model, the data. Measured over 300 steps at the small preset: 0.17 s
-    of collection (1 % of the steps' time) before freezing, 0.015 s after. Objects made
+    Every training step makes thousands of short-lived Python objects, so the collector runs
+    again and again, and its older generations walk everything loaded before: torch's
+    modules, the model, the data. Frozen, those are no longer walked
+    (``benchmarks/process_settings.py`` times the collections with and without). Objects made
     during training are collected as usual; on leaving, the frozen ones are handed back to
     the collector (``gc.unfreeze``), so a Python caller that trains twice loses nothing.
     """

@@ -13,17 +13,11 @@ marked ``"kind": "export"``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
-from samplernn_cli.checkpoint import (
-    EXPORT_FORMAT_VERSION,
-    load_checkpoint,
-    provenance,
-    write_payload,
-)
+from samplernn_cli.checkpoint import load_checkpoint, save_export
 from samplernn_cli.errors import OutputError
 
 # --half names -> the floating-point type the weights are stored in.
@@ -71,43 +65,7 @@ def export_model(
     if not target.parent.is_dir():
         raise OutputError(f"cannot write {target}: folder {target.parent} does not exist")
     dtype = HALF_TYPES[half] if half is not None else torch.float32
-    weights = {
-        name: tensor.to(dtype) if tensor.is_floating_point() else tensor
-        for name, tensor in checkpoint.weights.items()
-    }
-    payload = checkpoint.payload
-    progress = checkpoint.progress
-    write_payload(
-        target,
-        {
-            "kind": "export",
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "run_name": checkpoint.run_name,
-            "model_config": checkpoint.model_config.to_dict(),
-            "audio": checkpoint.audio.to_dict(),
-            "train": checkpoint.train.to_dict(),
-            "live": checkpoint.live.to_dict(),
-            "sample_rate": checkpoint.sample_rate,
-            # The input as recorded (names, durations, fingerprints): small, and evaluate
-            # --held-out needs the split settings that go with it.
-            "input": payload.get("input", {}),
-            "model": weights,
-            "progress": {
-                "iteration": progress.iteration,
-                "epoch": progress.epoch,
-                "training_seconds": progress.training_seconds,
-                "iterations_per_epoch": progress.iterations_per_epoch,
-                "sequence_samples": progress.sequence_samples,
-            },
-            "summary": checkpoint.stored_summary,
-            "environment": payload.get("environment", {}),
-            "parent": checkpoint.parent,
-            # An export of an export keeps naming the training checkpoint it all came from.
-            "exported_from": checkpoint.exported_from or provenance(checkpoint),
-        },
-        format_version=EXPORT_FORMAT_VERSION,
-        overwrite=force,
-    )
+    save_export(target, checkpoint, dtype=dtype, overwrite=force)
     return ExportResult(
         path=target,
         size_bytes=target.stat().st_size,

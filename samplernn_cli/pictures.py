@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torchaudio.functional as AF
 
-from samplernn_cli.checkpoint import LossHistory
 from samplernn_cli.errors import UsageError
 from samplernn_cli.fileio import atomic_write
+from samplernn_cli.history import LossHistory
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -25,6 +25,11 @@ class Preset:
         if unknown:
             raise ValueError(f"preset {self.name} sets unknown settings {sorted(unknown)}")
 
+    def values_of(self, settings: type) -> dict[str, Any]:
+        """What the preset sets of one settings class (ModelConfig or TrainConfig)."""
+        names = {f.name for f in fields(settings)}
+        return {name: value for name, value in self.values.items() if name in names}
+
 
 def _preset(name: str, description: str, source: str, **values: Any) -> Preset:
     defaults = {

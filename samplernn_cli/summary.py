@@ -9,7 +9,8 @@ from typing import Any
 
 import torch
 
-from samplernn_cli.checkpoint import Checkpoint, LossSummary
+from samplernn_cli.checkpoint import Checkpoint
+from samplernn_cli.history import LossSummary
 
 
 def _downsample(finite: list[tuple[int, float]], points: int) -> list[tuple[int, float]]:

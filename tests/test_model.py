@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from samplernn_cli.config import ModelConfig
 from samplernn_cli.generation.engine import generate_codes, prime_model
 from samplernn_cli.generation.sampling import sample_from_logits
-from samplernn_cli.generation.stepwise import autoregress
+from samplernn_cli.generation.torch_sampler import autoregress
 from samplernn_cli.model import SampleRNN, detach_state
 
 VARIANTS = {
@@ -69,8 +69,8 @@ def test_table_first_layer_equals_concatenated_embeddings_times_weight(name: str
     upstream = torch.randn(3, 10, tier.input.out_features)
     parameters = [p for p in tier.parameters()]
 
-    fast = tier.first_layer(previous, tier.input_tables())
-    fast_grads = torch.autograd.grad((fast * upstream).sum(), parameters, allow_unused=True)
+    from_tables = tier.first_layer(previous, tier.input_tables())
+    table_grads = torch.autograd.grad((from_tables * upstream).sum(), parameters, allow_unused=True)
 
     if tier.embedding is None:
         inputs = F.one_hot(previous, 16).float().flatten(-2)
@@ -79,8 +79,8 @@ def test_table_first_layer_equals_concatenated_embeddings_times_weight(name: str
     naive = tier.input(inputs)
     naive_grads = torch.autograd.grad((naive * upstream).sum(), parameters, allow_unused=True)
 
-    torch.testing.assert_close(fast, naive, rtol=1e-5, atol=1e-6)
-    for got, want in zip(fast_grads, naive_grads, strict=True):
+    torch.testing.assert_close(from_tables, naive, rtol=1e-5, atol=1e-6)
+    for got, want in zip(table_grads, naive_grads, strict=True):
         if want is None:
             assert got is None
         else:
@@ -90,7 +90,7 @@ def test_table_first_layer_equals_concatenated_embeddings_times_weight(name: str
 def test_table_sum_backward_equals_embedding_bag_exactly() -> None:
     """The CPU kernel's table gradient is embedding_bag's (up to float summation order), for
     3-D codes and a non-contiguous upstream gradient, and the same on every call."""
-    from samplernn_cli.tables import table_sum
+    from samplernn_cli.model.tables import table_sum
 
     levels, positions, width = 8, 4, 5
     codes = torch.randint(0, levels, (3, 7, positions))
@@ -247,7 +247,7 @@ def test_loss_at_initialisation_is_near_uniform() -> None:
 def test_training_step_matches_the_straightforward_formulation(name: str) -> None:
     """Loss and every gradient of the optimised step (table first layer, MLP in slices)
     equal those of the straightforward formulation on the same batch."""
-    from samplernn_cli.reference import naive_loss
+    from samplernn_cli.model.reference import naive_loss
     from samplernn_cli.training.step import forward_backward
 
     model = build(VARIANTS[name])
@@ -318,7 +318,8 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
-    # Measured 0 to 620 per step, 690 to 4,800 without the settings.
+    # Without the settings a step faults its buffers in anew, thousands of pages; with them
+    # only a few hundred at most (benchmarks/process_settings.py counts both).
     assert float(result.stdout.strip().splitlines()[-1]) < 1000
 
 

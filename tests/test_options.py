@@ -1,5 +1,6 @@
-"""The command line's options against the settings they set: the same limits, allowed values
-and defaults (declared once, in samplernn_cli.config), and shell completion."""
+"""The command line's options against the settings they set: the spellings, help, panels,
+limits, allowed values and defaults declared once, in samplernn_cli.config; the declarations'
+legacy and inherited values; and shell completion."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import shutil
 import subprocess
 import typing
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,15 +24,28 @@ from samplernn_cli.config import (
     LiveSettings,
     ModelConfig,
     Rule,
+    Settings,
     StopConditions,
     TrainConfig,
-    parse_duration,
+    declaration,
+    declarations,
+    default,
+    shown,
 )
 from samplernn_cli.errors import ConfigError
+from samplernn_cli.training.fine_tune import fine_tune_settings
 
 from .conftest import SAMPLERNN
 
 SETTINGS = (ModelConfig, AudioConfig, TrainConfig, LiveSettings, StopConditions, GenerateSettings)
+# The settings each command takes (all of a class's that declare flags, or those named).
+COMMAND_SETTINGS: dict[str, tuple[tuple[type[Settings], tuple[str, ...]], ...]] = {
+    "train": tuple((c, ()) for c in (AudioConfig, ModelConfig, TrainConfig, LiveSettings,
+                                     StopConditions)),
+    "resume": ((LiveSettings, ()), (StopConditions, ())),
+    "generate": ((GenerateSettings, ()),),
+    "quantize-preview": ((AudioConfig, ()), (ModelConfig, ("q_levels", "quantizer"))),
+}  # fmt: skip
 # Positional arguments each command needs before its options are parsed.
 POSITIONAL = {"resume": ["x.pt"], "generate": ["x.pt"], "evaluate": ["x.pt", "a.wav"],
               "inspect-checkpoint": ["x.pt"], "quantize-preview": ["a.wav"],
@@ -39,7 +54,7 @@ POSITIONAL = {"resume": ["x.pt"], "generate": ["x.pt"], "evaluate": ["x.pt", "a.
 
 def setting_options() -> list[tuple[str, Any, str, type, str]]:
     """(command, click parameter, its first spelling, settings class, setting name) for every
-    option that sets a stored setting."""
+    option that sets a stored setting (declared, or made by hand from a declaration)."""
     group = typer.main.get_command(app)
     found = []
     for info in app.registered_commands:
@@ -53,7 +68,7 @@ def setting_options() -> list[tuple[str, Any, str, type, str]]:
     return found
 
 
-def probes(rule: Rule, flag: str) -> list[str]:
+def probes(rule: Rule, text_parsed: bool) -> list[str]:
     """Values on both sides of every limit, as typed on the command line."""
     if rule.kind is str:
         return [*rule.choices, "nope"]
@@ -62,20 +77,21 @@ def probes(rule: Rule, flag: str) -> list[str]:
         return [str(v) for v in (low - 1, low, low + 1, high - 1, high, high + 1)]
     low, high = float(rule.low), float(rule.high)  # type: ignore[arg-type]
     values = [low, math.nextafter(low, math.inf), high, math.nextafter(high, math.inf), -1.0]
-    if flag == "--max-time":
+    if text_parsed:  # a duration
         return [f"{v!r}s" for v in values] + ["1h30m", "0s"]
     return [repr(v) for v in values] + ["nan", "inf"]
 
 
-def accepted_by_setting(rule: Rule, flag: str, text: str) -> bool:
+def accepted_by_setting(settings: type, name: str, text: str) -> bool:
+    declared = declaration(settings, name)
     try:
-        if rule.kind is str:
-            rule.check(text)
-        elif flag == "--max-time":
-            rule.check(parse_duration(text))
+        if declared.rule.kind is str:
+            declared.rule.check(text)
+        elif declared.parse is not None:
+            declared.rule.check(declared.parse(text))
         else:
             for part in text.split(","):
-                rule.check(rule.kind(part))
+                declared.rule.check(declared.rule.kind(part))
     except (ConfigError, ValueError):
         return False
     return True
@@ -89,38 +105,53 @@ def test_every_option_accepts_exactly_what_its_setting_accepts() -> None:
     for command_name, param, flag, settings, name in options:
         if param.is_flag:
             continue
-        rule = next(f.metadata["rule"] for f in dataclasses.fields(settings) if f.name == name)
         command = group.commands[command_name]  # type: ignore[attr-defined]
-        for text in probes(rule, flag):
+        declared = declaration(settings, name)
+        for text in probes(declared.rule, declared.parse is not None):
             try:
                 command.make_context(command_name, [*POSITIONAL.get(command_name, []), flag, text])
                 parsed = True
             except typer.TyperException:
                 parsed = False
-            if parsed != accepted_by_setting(rule, flag, text):
+            if parsed != accepted_by_setting(settings, name, text):
                 disagreements.append(f"{command_name} {flag} {text}: option {parsed}")
     assert not disagreements, disagreements
 
 
-def test_option_defaults_are_the_settings_defaults() -> None:
+@pytest.mark.parametrize("command_name", sorted(COMMAND_SETTINGS))
+def test_every_declared_setting_is_an_option_as_declared(command_name: str) -> None:
+    """Spellings, help, panel and default of each option are its declaration's; the limits
+    are checked above."""
+    command = typer.main.get_command(app).commands[command_name]  # type: ignore[attr-defined]
+    params = {param.name: param for param in command.params}
     checked = 0
-    for command, param, flag, settings, name in setting_options():
-        if param.default is None or name == "frame_sizes":
-            continue  # "not given": the command or the live settings file decides
-        if (command, flag) == ("quantize-preview", "--encoding"):
-            assert param.default.value == "float"  # the exact dequantized values
-            continue
-        expected = next(f.default for f in dataclasses.fields(settings) if f.name == name)
-        default = getattr(param.default, "value", param.default)  # Enums
-        assert default == expected, (flag, default, expected)
-        checked += 1
-    assert checked > 20
+    for settings, names in COMMAND_SETTINGS[command_name]:
+        for name, declared in declarations(settings).items():
+            if not declared.flags or (names and name not in names):
+                continue
+            param = params[name]
+            value = default(settings, name)
+            assert [*param.opts, *param.secondary_opts] == declared.spellings(), name
+            assert param.help == declared.help.replace("{default}", shown(value)), name
+            assert param.rich_help_panel == (declared.panel or settings.panel), name
+            given_only = settings.given_only or declared.given_only
+            expected = None if given_only else value
+            assert getattr(param.default, "value", param.default) == expected, name
+            checked += 1
+    assert checked >= 4
+
+
+def test_quantize_preview_writes_float_by_default() -> None:
+    """Its --encoding is generate's, with the default that keeps the dequantized values."""
+    command = typer.main.get_command(app).commands["quantize-preview"]  # type: ignore[attr-defined]
+    encoding = next(param for param in command.params if param.name == "encoding")
+    assert encoding.default.value == "float"
 
 
 @pytest.mark.parametrize("settings", SETTINGS)
 def test_validate_checks_every_setting_by_its_rule(settings: type) -> None:
     for field in dataclasses.fields(settings):
-        rule: Rule = field.metadata["rule"]
+        rule = declaration(settings, field.name).rule
         if rule.kind is bool:
             bad: Any = "yes"
         elif rule.kind is str:
@@ -133,6 +164,40 @@ def test_validate_checks_every_setting_by_its_rule(settings: type) -> None:
         value = dataclasses.replace(settings(), **{field.name: bad})
         with pytest.raises(ConfigError, match=rule.label):
             value.validate()
+
+
+@pytest.mark.parametrize("settings", SETTINGS)
+def test_legacy_and_inherited_declarations_are_valid(settings: type[Settings]) -> None:
+    legacy = settings.legacy_values()
+    for name, value in legacy.items():
+        declaration(settings, name).rule.check(value)
+    settings(**legacy).validate()
+    inherited = [name for name, d in declarations(settings).items() if d.inherited]
+    # Fine-tuning takes only train settings from its parent (the architecture it keeps).
+    assert not inherited or settings is TrainConfig
+    assert all(declaration(settings, name).flags for name in inherited)
+
+
+def test_fine_tune_rule_names_the_declared_option_and_inherits_the_declared() -> None:
+    parent_train = TrainConfig(batch_size=4, seed=9, patience=1, average_decay=0.5)
+    parent = SimpleNamespace(model_config=ModelConfig(hidden_size=16), sample_rate=8000,
+                             train=parent_train, path=Path("parent.pt"))  # fmt: skip
+    own = TrainConfig(seed=3, grad_clip=2.0)
+    model, audio, train = fine_tune_settings(
+        parent,
+        ModelConfig(),
+        AudioConfig(),
+        own,
+        chosen={"grad_clip"},  # type: ignore[arg-type]
+    )
+    assert model == parent.model_config and audio.sample_rate == 8000
+    inherited = {n for n, d in declarations(TrainConfig).items() if d.inherited}
+    for name in {f.name for f in dataclasses.fields(TrainConfig)}:
+        source = parent_train if name in inherited - {"grad_clip"} else own
+        assert getattr(train, name) == getattr(source, name), name
+    # A Python caller chose every setting: a model of its own conflicts.
+    with pytest.raises(ConfigError, match=r"--hidden-size 1024 conflicts with parent\.pt"):
+        fine_tune_settings(parent, ModelConfig(), AudioConfig(), own)  # type: ignore[arg-type]
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")

@@ -12,8 +12,8 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from samplernn_cli.checkpoint import LossHistory
 from samplernn_cli.config import AudioConfig, StopConditions
+from samplernn_cli.history import LossHistory
 from samplernn_cli.pictures import (
     CURVE_POINTS,
     DPI,

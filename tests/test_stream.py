@@ -153,10 +153,10 @@ def test_any_command_with_a_closed_stdout_ends_quietly(checkpoint: Path, tmp_pat
         os.close(write_end)
 
 
-@pytest.mark.parametrize("implementation", ["fast", "reference"])
+@pytest.mark.parametrize("implementation", ["numba", "torch"])
 def test_both_samplers_hand_over_codes_in_order(checkpoint: Path, implementation: str) -> None:
-    """What on_codes receives, joined, is what the sampler returns (the step-by-step sampler
-    is the one CUDA runs)."""
+    """What on_codes receives, joined, is what the sampler returns (the PyTorch sampler is the
+    one every GPU runs)."""
     import torch
 
     from samplernn_cli.checkpoint import load_checkpoint

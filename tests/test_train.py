@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from samplernn_cli.checkpoint import load_checkpoint
 from samplernn_cli.config import AudioConfig, StopConditions
 from samplernn_cli.errors import AudioError, RunFolderError, TrainingError
-from samplernn_cli.training.loop import MAX_BAD_STEPS
 from samplernn_cli.training.requests import ResumeRequest, TrainRequest, TrainStatus
 from samplernn_cli.training.runfolder import RunFolder
 from samplernn_cli.training.session import resume, train
+from samplernn_cli.training.step import MAX_BAD_STEPS
 
 from .conftest import TINY_LIVE, TINY_MODEL, TINY_TRAIN, WriteAudio, read_losses, tone_mix
 

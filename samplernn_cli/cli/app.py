@@ -82,11 +82,11 @@ def main(argv: list[str] | None = None) -> None:
 def run() -> None:
     """The ``samplernn`` command: :func:`main`, then a quick exit.
 
-    Once a command that imported torch has returned, Python's own shutdown still spends 0.5
-    to 1.2 s collecting and tearing down modules (measured: 1.2 s after a short ``train``,
-    0.5 s after only importing torch), with nothing left to do: every file the command wrote
-    is closed by then. So the exit handlers run (logging's flush among them), stdout and
-    stderr are flushed, and the process ends there with the command's exit code. A thread
+    Once a command that imported torch has returned, Python's own shutdown still collects and
+    tears down every module and object it loaded, torch's many among them, with nothing left
+    to do: every file the command wrote is closed by then (``benchmarks/process_settings.py``
+    times the exit both ways). So the exit handlers run (logging's flush among them), stdout
+    and stderr are flushed, and the process ends there with the command's exit code. A thread
     still running (none of ours outlives its command) gets the ordinary exit, which waits for
     it. :func:`main` itself, which tests call in-process, exits the ordinary way.
     """

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import typer
 
@@ -27,9 +27,7 @@ from samplernn_cli.errors import (
     OutputClosed,
     SampleRNNError,
 )
-
-if TYPE_CHECKING:  # the module itself must not import torch
-    from samplernn_cli.training.requests import StopRequest
+from samplernn_cli.training.requests import StopReason, StopRequest  # imports no torch
 
 DEBUG_ENV = "SAMPLERNN_DEBUG"
 # A second SIGINT/SIGTERM at least this long after the first stops at once, without a
@@ -121,9 +119,9 @@ def report_usage_error(exc: typer.TyperException, fixed_at_resume: set[str]) -> 
     return getattr(exc, "exit_code", EXIT_USAGE)
 
 
-def exit_code_for_stop(stopped_by: str) -> int:
+def exit_code_for_stop(stopped_by: StopReason | str) -> int:
     """The exit code of a training session that ended for ``stopped_by``."""
-    return {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM}.get(stopped_by, 0)
+    return {StopReason.SIGINT: EXIT_SIGINT, StopReason.SIGTERM: EXIT_SIGTERM}.get(stopped_by, 0)
 
 
 @contextlib.contextmanager
@@ -151,7 +149,7 @@ def stop_on_signals(stop: StopRequest) -> Iterator[None]:
             if time.monotonic() - stop.since < SIGNAL_REPEAT_SECONDS:
                 return
             raise KeyboardInterrupt
-        stop.request(name)
+        stop.request(StopReason(name))
         logger.warning(
             f"{name} received: stopping after this iteration and writing a checkpoint "
             "(send it again, a second or more later, to stop at once without one)"

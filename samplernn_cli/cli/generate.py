@@ -9,51 +9,26 @@ from typing import Annotated
 
 import typer
 
-from samplernn_cli.cli.options import (
-    DEFAULT_ENCODING,
-    DEFAULT_FILE_FORMAT,
-    DEFAULT_GAIN,
-    GENERATE_DEFAULTS,
-    OUTPUT,
-    CountOption,
-    DeviceOption,
-    EncodingOption,
-    FileFormatOption,
-    GenerateBatchSizeOption,
-    GenerateLengthOption,
-    GenerateSeedOption,
-    KeepPrimeOption,
-    PrimeGainOption,
-    PrimeOption,
-    PrimeSecondsOption,
-    QuietOption,
-    TemperaturesOption,
-)
+from samplernn_cli.cli.options import OUTPUT, DeviceOption, PrimeOption, QuietOption
 from samplernn_cli.cli.output import print_path
-from samplernn_cli.cli.rules import split_numbers
-from samplernn_cli.config import GenerateSettings
+from samplernn_cli.cli.settings import Given, setting_options
+from samplernn_cli.config import GenerateSettings, default
 from samplernn_cli.errors import CheckpointError, UsageError
 from samplernn_cli.fileio import check_input_file
 
 logger = logging.getLogger("samplernn")
 
 
+@setting_options
 def generate(
+    *,
     checkpoint: Annotated[
         Path,
         typer.Argument(
             help="Checkpoint to generate from; nothing else is needed.", show_default=False
         ),
     ],
-    length: GenerateLengthOption = GENERATE_DEFAULTS.length,
-    count: CountOption = None,
-    temperatures: TemperaturesOption = None,
-    seed: GenerateSeedOption = None,
     prime: PrimeOption = None,
-    prime_seconds: PrimeSecondsOption = None,
-    keep_prime: KeepPrimeOption = GENERATE_DEFAULTS.keep_prime,
-    prime_gain: PrimeGainOption = None,
-    batch_size: GenerateBatchSizeOption = GENERATE_DEFAULTS.batch_size,
     out_dir: Annotated[
         Path | None,
         typer.Option(
@@ -86,8 +61,7 @@ def generate(
             rich_help_panel=OUTPUT,
         ),
     ] = None,
-    file_format: FileFormatOption = DEFAULT_FILE_FORMAT,
-    encoding: EncodingOption = DEFAULT_ENCODING,
+    generation: Given[GenerateSettings],
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
 ) -> None:
@@ -100,19 +74,15 @@ def generate(
     pipe ends it quietly, exit code 141).
     """  # fmt: skip
     check_input_file(checkpoint, CheckpointError)
-    values = (
-        GENERATE_DEFAULTS.temperatures
-        if temperatures is None
-        else split_numbers(temperatures, float)
-    )
-    if count is None:
-        count = len(values)
-    if len(values) not in (1, count):
+    values = dict(generation.values)
+    temperatures = values.get("temperatures", default(GenerateSettings, "temperatures"))
+    count = values.setdefault("count", len(temperatures))
+    if len(temperatures) not in (1, count):
         raise UsageError(
-            f"--temperature lists {len(values)} values for --count {count}; give one "
+            f"--temperature lists {len(temperatures)} values for --count {count}; give one "
             "value, or one per clip"
         )
-    if prime is None and (prime_seconds is not None or keep_prime or prime_gain is not None):
+    if prime is None and ({"prime_seconds", "prime_gain"} & set(values) or values["keep_prime"]):
         raise UsageError("--prime-seconds, --prime-gain and --keep-prime need --prime FILE")
     if prefix is not None and (not prefix or "/" in prefix or prefix.strip() != prefix):
         raise UsageError(f"invalid --prefix {prefix!r}: a file name stem without '/'")
@@ -127,7 +97,7 @@ def generate(
         if out_dir is not None or prefix is not None:
             raise UsageError("-o names the one output; it cannot be combined with -d or --prefix")
         if output == "-":
-            if file_format.value != "wav":
+            if values["file_format"] != "wav":
                 raise UsageError("the stream on standard output is WAV; drop --format")
             if sys.stdout.isatty():
                 raise UsageError(
@@ -139,19 +109,8 @@ def generate(
             suffix = output_file.suffix.lower().lstrip(".")
             if suffix not in ("wav", "flac"):
                 raise UsageError(f"-o {output}: the file name must end in .wav or .flac")
-            file_format = type(file_format)(suffix)
-    settings = GenerateSettings(
-        length=length,
-        count=count,
-        temperatures=values,
-        seed=seed,
-        batch_size=batch_size,
-        prime_seconds=prime_seconds,
-        keep_prime=keep_prime,
-        prime_gain=(prime_gain or DEFAULT_GAIN).value,
-        file_format=file_format.value,
-        encoding=encoding.value,
-    )
+            values["file_format"] = suffix
+    settings = GenerateSettings(**values)
     settings.validate()
 
     from samplernn_cli.cli.console import GenerateDisplay, setup_logging, stderr_is_terminal
@@ -171,7 +130,7 @@ def generate(
             result = generate_files(request, progress=display, on_file=print_path)
     clips = f"{settings.count} clip{'s' if settings.count != 1 else ''}"
     logger.info(
-        f"generated {clips} of {length:g} s with seed "
+        f"generated {clips} of {settings.length:g} s with seed "
         f"{result.seed} in {result.seconds:.1f} s: {result.samples_per_s:,.0f} samples/s, "
         f"{result.realtime_factor:.2f}x real time"
     )

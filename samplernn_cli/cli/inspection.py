@@ -8,25 +8,20 @@ from typing import Annotated
 import typer
 
 from samplernn_cli.cli.options import (
-    AUDIO_DEFAULTS,
     DEFAULT_GAIN,
-    DEFAULT_QUANTIZER,
-    MODEL_DEFAULTS,
     OUTPUT,
     PREVIEW_ENCODING,
     DeviceOption,
-    EncodingOption,
     EvaluateGainOption,
     ForceOption,
     JsonOption,
     KeepSampleRateOption,
-    NormalizeOption,
-    QuantizationOption,
-    QuantizerOption,
-    SampleRateOption,
+    PreviewEncodingOption,
     audio_settings,
 )
 from samplernn_cli.cli.output import print_json, print_path
+from samplernn_cli.cli.settings import Given, Only, setting_options
+from samplernn_cli.config import AudioConfig, ModelConfig
 from samplernn_cli.errors import AudioError, CheckpointError, UsageError
 from samplernn_cli.fileio import check_input_file
 
@@ -145,7 +140,9 @@ def evaluate(
         render_evaluation(report)
 
 
+@setting_options
 def quantize_preview(
+    *,
     input_path: Annotated[
         Path, typer.Argument(metavar="INPUT", help="Audio file to preview.", show_default=False)
     ],
@@ -160,12 +157,10 @@ def quantize_preview(
             rich_help_panel=OUTPUT,
         ),
     ] = None,
-    sample_rate: SampleRateOption = None,
+    audio: Given[AudioConfig],
     keep_sample_rate: KeepSampleRateOption = False,
-    normalize: NormalizeOption = AUDIO_DEFAULTS.normalize,
-    q_levels: QuantizationOption = MODEL_DEFAULTS.q_levels,
-    quantizer: QuantizerOption = DEFAULT_QUANTIZER,
-    encoding: EncodingOption = PREVIEW_ENCODING,
+    quantization: Annotated[Given[ModelConfig], Only("q_levels", "quantizer")],
+    encoding: PreviewEncodingOption = PREVIEW_ENCODING,
     force: ForceOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -176,7 +171,7 @@ def quantize_preview(
     holds exactly the dequantized values) and reports SNR, levels used, code entropy, DC
     offset, peak and RMS level and clipping.
     """  # fmt: skip
-    audio = audio_settings(sample_rate, keep_sample_rate, normalize)
+    audio_config = audio_settings(audio, keep_sample_rate)
     check_input_file(input_path, AudioError)
     if output is not None and output.suffix.lower() not in (".wav", ".flac"):
         raise UsageError(f"{output}: the preview is written as .wav or .flac")
@@ -189,8 +184,8 @@ def quantize_preview(
     report = preview(
         PreviewRequest(
             input_path=input_path,
-            audio=audio,
-            quantizer=Quantizer(quantizer.value, q_levels),
+            audio=audio_config,
+            quantizer=Quantizer(quantization.values["quantizer"], quantization.values["q_levels"]),
             output=output,
             encoding=encoding.value,
             force=force,

@@ -1,4 +1,5 @@
-"""Generation: the sampling engine (:mod:`.engine`) over the step-by-step PyTorch sampler
-(:mod:`.stepwise`) and the compiled CPU sampler (:mod:`.fast`, :mod:`.kernels`), what they
-share (:mod:`.sampling`), and writing clips from a checkpoint (:mod:`.clips`).
+"""Generation: the sampling engine (:mod:`.engine`) over two samplers, the model's PyTorch
+modules one sample at a time on any device (:mod:`.torch_sampler`) and compiled CPU kernels
+(:mod:`.numba_sampler`, :mod:`.kernels`), what they share (:mod:`.sampling`), writing clips
+from a checkpoint (:mod:`.clips`) and streaming them as they are generated (:mod:`.stream`).
 """

@@ -2,10 +2,11 @@
 
 Generation starts from the model's reset state with a silent history, exactly as a training
 sequence at the start of a file does, or from the state reached by running the network over
-a prime (real audio to continue). On the CPU the compiled sampler
-(:mod:`samplernn_cli.generation.fast`) runs; elsewhere the step-by-step PyTorch one
-(:mod:`samplernn_cli.generation.stepwise`). Both draw the same samples for the same seed
-(see :mod:`samplernn_cli.generation.sampling`).
+a prime (real audio to continue). Two samplers can run it: ``"numba"``, compiled CPU
+kernels over weights prepared once (:mod:`samplernn_cli.generation.numba_sampler`), which
+the CPU uses, and ``"torch"``, the model's own PyTorch modules one sample at a time on any
+device (:mod:`samplernn_cli.generation.torch_sampler`), which every other device uses. Both
+draw the same samples for the same seed (see :mod:`samplernn_cli.generation.sampling`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
+from samplernn_cli.generation.numba_sampler import NumbaSampler
 from samplernn_cli.generation.sampling import (
     ClipNoise,
     CodesCallback,
@@ -21,7 +23,7 @@ from samplernn_cli.generation.sampling import (
     sample_from_logits,
     temperature_column,
 )
-from samplernn_cli.generation.stepwise import autoregress
+from samplernn_cli.generation.torch_sampler import autoregress
 from samplernn_cli.model import ModelState, SampleRNN
 
 # Samples of prime audio run through the frame tiers per forward call.
@@ -88,9 +90,10 @@ def generate_codes(
         prime: (P,) codes to continue from (see :func:`prime_model`), or None.
         progress: see :data:`GenerateProgress`.
         on_codes: see :data:`CodesCallback` (for writing audio while it is generated).
-        implementation: ``"fast"`` (:class:`~samplernn_cli.generation.fast.FastSampler`,
-            CPU only), ``"reference"`` (:func:`autoregress`, any device) or ``"auto"`` (fast
-            on the CPU).
+        implementation: ``"numba"``
+            (:class:`~samplernn_cli.generation.numba_sampler.NumbaSampler`, CPU only),
+            ``"torch"`` (:func:`autoregress`, any device) or ``"auto"`` (numba on the CPU,
+            torch elsewhere).
 
     Returns:
         (count, num_samples) int64 codes (the prime is not included).
@@ -100,12 +103,9 @@ def generate_codes(
     noise = ClipNoise(seed, first_clip, count)
     history, state = (None, None) if prime is None else prime_model(model, prime, count)
     if implementation == "auto":
-        implementation = "fast" if device.type == "cpu" else "reference"
-    if implementation == "fast":
-        # Imported here: Numba, which compiles its kernels, loads only when it runs.
-        from samplernn_cli.generation.fast import FastSampler
-
-        sampler = FastSampler(model, count, temperatures.squeeze(1).tolist())
+        implementation = "numba" if device.type == "cpu" else "torch"
+    if implementation == "numba":
+        sampler = NumbaSampler(model, count, temperatures.squeeze(1).tolist())
         return sampler.run(
             num_samples,
             lambda block: noise.draw(block, torch.device("cpu")).numpy(),
@@ -114,7 +114,7 @@ def generate_codes(
             progress=progress,
             on_codes=on_codes,
         )
-    if implementation != "reference":
+    if implementation != "torch":
         raise ValueError(f"unknown implementation {implementation!r}")
     block = model.config.tier_frame_samples[-1]
     uniforms = torch.empty(0)

@@ -1,12 +1,13 @@
-"""Compiled inner loops of the fast sampler (Numba).
+"""Compiled inner loops of the Numba sampler.
 
 Generation is a loop over samples in which every step depends on the previous one, so it
 cannot be batched over time; at small model sizes the cost per step is dominated by the
-overhead of calling a library once per operation (about a microsecond for NumPy, several for
-PyTorch, twenty-odd operations per sample). These kernels run a whole frame of samples per
+overhead of calling a library once per operation (twenty-odd operations per sample, each
+with its own argument checks and dispatch). These kernels run a whole frame of samples per
 call instead. And at large sizes the BLAS libraries' matrix products for a few rows (a few
-clips) are poor (measured in ``benchmarks/generation.py``): written here as dot products
-against transposed weights, each weight row is read once for all clips.
+clips) are poor, being tuned for large blocks: written here as dot products against
+transposed weights, each weight row is read once for all clips.
+``benchmarks/generation.py --parts`` times both choices against their alternatives.
 
 Floating-point sums are reassociated (vectorised), so results differ from PyTorch's in the
 last bits, as any two BLAS libraries do.
@@ -17,10 +18,10 @@ from __future__ import annotations
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-FAST = {"reassoc", "contract"}  # vectorise sums; keep NaN and infinity semantics
+FASTMATH = {"reassoc", "contract"}  # vectorise sums; keep NaN and infinity semantics
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FASTMATH)
 def affine(x: np.ndarray, weight_t: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
     """out = x @ weight_t.T + bias for (B, K) x, (N, K) weight_t, (N,) bias, (B, N) out."""
     rows, inner = x.shape
@@ -53,7 +54,7 @@ def affine(x: np.ndarray, weight_t: np.ndarray, bias: np.ndarray, out: np.ndarra
         n += 1
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FASTMATH)
 def _relu(x: np.ndarray) -> None:
     rows, width = x.shape
     for r in range(rows):
@@ -77,7 +78,7 @@ def affine_parallel(
         affine(x, weight_t[start:stop], bias[start:stop], out[:, start:stop])
 
 
-@njit(cache=True, fastmath=FAST)
+@njit(cache=True, fastmath=FASTMATH)
 def _group_steps(
     first: int,
     last: int,
@@ -189,7 +190,7 @@ def sample_steps(
 
     Clips are independent within a frame, so they are split into one group per thread, and
     each group's clips go through every layer together, each weight row read once for all of
-    them (faster than one clip per task, measured in ``benchmarks/generation.py``).
+    them (with one clip per task, every task reads all the weights).
     """
     count = codes.shape[0]
     groups = min(count, get_num_threads())

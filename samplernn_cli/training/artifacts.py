@@ -1,42 +1,27 @@
-"""The run folder's side files, and what a session tells the log when it starts.
-
-The data examples the original tool wrote (the ground truth, one training sequence as input
-and target, both on one timeline), the clips generated while training and the picture of
-each generation round.
+"""The run folder's starting files, and what a session tells the log when it starts: the
+data examples the original tool wrote (the ground truth, one training sequence as input and
+target, both on one timeline) and the description of the input, model, data plan and folder.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
 
 from samplernn_cli.audio import write_audio
-from samplernn_cli.checkpoint import LossHistory
-from samplernn_cli.config import LiveSettings, ModelConfig, TrainConfig
+from samplernn_cli.config import ModelConfig, TrainConfig
 from samplernn_cli.data.cache import Dataset, decode_head
 from samplernn_cli.data.plan import SequencePlan
 from samplernn_cli.data.split import DataSplit
-from samplernn_cli.generation.engine import generate_codes
-from samplernn_cli.generation.sampling import GenerationStopped
 from samplernn_cli.model import SampleRNN
-from samplernn_cli.pictures import save_round_picture
-from samplernn_cli.quantize import Quantizer
 from samplernn_cli.training.runfolder import RunFolder
 
 logger = logging.getLogger("samplernn")
 
 # NAME_ground_truth.wav holds the first input file as the model hears it, up to this long.
 GROUND_TRUTH_SECONDS = 600.0
-# The ground truth of a round's picture: the loudest clip-long piece of the first training
-# part's first this many seconds (the same piece every round, so rounds compare).
-TRUTH_SEARCH_SECONDS = 60.0
 # Input files listed one by one in the log when training starts (inspect-checkpoint lists all).
 MAX_LISTED_INPUTS = 10
 
@@ -119,96 +104,3 @@ def describe_run(
         "iterations per epoch"
     )
     logger.info(f"run folder: {folder.path}")
-
-
-@dataclass(frozen=True)
-class GeneratedClips:
-    """The clips of one generation round: their files and their audio (N, T)."""
-
-    paths: list[Path]
-    audio: torch.Tensor
-    iteration: int
-    epoch: int
-
-
-def generate_clips(
-    model: SampleRNN,
-    folder: RunFolder,
-    live: LiveSettings,
-    *,
-    sample_rate: int,
-    seed: int,
-    epoch: int,
-    iteration: int,
-    should_stop: Callable[[], bool],
-) -> GeneratedClips | None:
-    """The ``num_generated`` clips of a generation round, written as
-    ``NAME_epoch_E_iter_I_N.wav`` (None if ``should_stop`` fires while they are made)."""
-    num_samples = max(1, round(live.length * sample_rate))
-    started = time.perf_counter()
-    model.eval()
-    try:
-        codes = generate_codes(
-            model,
-            live.num_generated,
-            num_samples,
-            temperature=live.temperature,
-            seed=seed,
-            progress=lambda done, total: should_stop(),
-        )
-    except GenerationStopped:
-        logger.warning("generation of clips interrupted")
-        return None
-    finally:
-        model.train()
-    audio = model.quantizer.decode(codes.cpu())
-    paths = []
-    for number in range(live.num_generated):
-        path = folder.clip(epoch, iteration, number + 1)
-        paths.append(write_audio(path, audio[number], sample_rate))
-    seconds = time.perf_counter() - started
-    rate = live.num_generated * num_samples / seconds
-    logger.info(
-        f"generated {live.num_generated} clips of {live.length:g} s in "
-        f"{format_seconds(seconds)} ({rate:,.0f} samples/s): {paths[0].name} ..."
-    )
-    return GeneratedClips(paths=paths, audio=audio, iteration=iteration, epoch=epoch)
-
-
-def training_piece(
-    dataset: Dataset, split: DataSplit, quantizer: Quantizer, samples: int
-) -> torch.Tensor:
-    """(T,) float: the loudest ``samples``-long piece (by RMS, at multiples of its length) of
-    the first :data:`TRUTH_SEARCH_SECONDS` of the first training part, as the model hears it
-    (quantized); shorter when the training part is."""
-    segment = split.train[0]
-    span = min(segment.length, max(samples, round(TRUTH_SEARCH_SECONDS * dataset.sample_rate)))
-    codes = dataset.files[segment.file].codes[segment.start : segment.start + span]
-    audio = quantizer.decode(torch.from_numpy(np.array(codes, dtype=np.int64)))
-    pieces = audio.numel() // samples
-    if pieces <= 1:
-        return audio[:samples]
-    loudest = int(audio[: pieces * samples].reshape(pieces, samples).square().mean(1).argmax())
-    return audio[loudest * samples : (loudest + 1) * samples]
-
-
-def write_round_picture(
-    folder: RunFolder,
-    clips: GeneratedClips,
-    truth: torch.Tensor,
-    *,
-    sample_rate: int,
-    history: LossHistory,
-) -> Path:
-    """``NAME_epoch_E_iter_I.png``: the loss curves so far and the spectrograms of the
-    round's clips beside the training audio's ``truth`` (T,)."""
-    path = save_round_picture(
-        folder.picture(clips.epoch, clips.iteration),
-        clips=clips.audio,
-        truth=truth,
-        sample_rate=sample_rate,
-        history=history,
-        heading=f"{folder.name}: iteration {clips.iteration}, epoch {clips.epoch}",
-    )
-    logger.info(f"picture: {path.name}")
-    return path

@@ -77,3 +77,8 @@ class WeightAverage:
             for name, value in zip(self.names, self.average, strict=True):
                 value.copy_(weights[name])
         self.updates = updates
+
+
+def averaged(average: WeightAverage | None) -> contextlib.AbstractContextManager[None]:
+    """The model with the run's averaged weights inside the block (if the run averages them)."""
+    return contextlib.nullcontext() if average is None else average.applied()

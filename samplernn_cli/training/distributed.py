@@ -44,7 +44,6 @@ class Distributed:
     """This process's place in a torchrun job."""
 
     rank: int
-    local_rank: int
     world_size: int
     device: torch.device
 
@@ -79,6 +78,17 @@ class Distributed:
         parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
         collective(lambda: dist.all_gather(parts, tensor))
         return torch.cat(parts, dim=dim)
+
+    def wrap(self, model: torch.nn.Module, *, partly_used: bool) -> torch.nn.Module:
+        """``model`` in DistributedDataParallel on this rank's device. ``partly_used``: some
+        parameters get no gradient in some steps."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(
+            model,
+            device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            find_unused_parameters=partly_used,
+        )
 
     @property
     def _comm_device(self) -> torch.device:
@@ -160,4 +170,4 @@ def from_environment(device: torch.device, batch_size: int) -> Distributed | Non
     else:
         raise UsageError(f"distributed training runs on CUDA or the CPU, not {device.type}")
     collective(lambda: dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT))
-    return Distributed(rank=rank, local_rank=local_rank, world_size=world_size, device=device)
+    return Distributed(rank=rank, world_size=world_size, device=device)

@@ -1,4 +1,6 @@
-"""The plateau schedule: what training does when validation stops improving.
+"""The learning-rate schedule: the live learning rate (``NAME_args.json``) times what the
+plateau schedule has made of it, and the plateau schedule: what training does when
+validation stops improving.
 
 On a few minutes of audio a SampleRNN starts memorising its training audio within minutes,
 and from then on every step makes the held-out figure worse. With ``patience`` > 0
@@ -136,3 +138,30 @@ class PlateauSchedule:
                     f"{where} with the learning rate halved (x{state.lr_scale:g})"
                 )
         return best is not None
+
+
+class LearningRateSchedule:
+    """The optimizer's learning rate: the live setting times ``RunState.lr_scale``, which
+    the plateau schedule halves."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, plateau: PlateauSchedule) -> None:
+        self.optimizer = optimizer
+        self.plateau = plateau
+        # The plateau schedule put the best model's weights back after the last validation
+        # figure (which therefore no longer measures them).
+        self.weights_replaced = False
+
+    def apply(self, live_rate: float, state: RunState) -> None:
+        """Set the rate: ``live_rate`` times what the schedule has made of it."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = live_rate * state.lr_scale
+
+    @property
+    def rate(self) -> float:
+        """The rate in effect."""
+        return self.optimizer.param_groups[0]["lr"]
+
+    def after_validation(self, state: RunState, *, improved: bool, live_rate: float) -> None:
+        """Apply the plateau schedule after a validation of the training loop."""
+        self.weights_replaced = self.plateau.after_validation(state, improved=improved)
+        self.apply(live_rate, state)

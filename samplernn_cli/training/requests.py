@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,22 @@ from samplernn_cli.training.runfolder import RunFolder
 
 if TYPE_CHECKING:
     from samplernn_cli.checkpoint import Checkpoint
+
+
+class StopReason(str, Enum):
+    """Why a session stopped (:attr:`TrainResult.stopped_by`, unless a caller gave
+    :meth:`StopRequest.request` a reason of its own). When the ranks of a distributed run
+    see different reasons, they all stop for the one declared last here."""
+
+    MAX_ITERATIONS = "max_iterations"
+    MAX_EPOCHS = "max_epochs"
+    MAX_TIME = "max_time"
+    SIGINT = "SIGINT"
+    SIGTERM = "SIGTERM"
+    PLATEAU = "plateau"  # the plateau schedule ended the run (training/plateau.py)
+
+    def __str__(self) -> str:  # the value in f-strings on every Python version
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -73,9 +90,7 @@ class TrainResult:
     iteration: int
     epoch: int
     checkpoint: Path | None  # the newest checkpoint of the run
-    # "max_iterations", "max_epochs", "max_time", "SIGINT", "SIGTERM", or the reason given
-    # to StopRequest.request
-    stopped_by: str
+    stopped_by: StopReason | str  # a str: the reason a caller gave StopRequest.request
     last_loss: float | None
     last_val_loss: float | None
 
@@ -85,18 +100,18 @@ class StopRequest:
     iteration, with a checkpoint.
 
     Anyone may call :meth:`request`: the command line does when SIGINT or SIGTERM arrives
-    (reasons ``"SIGINT"``/``"SIGTERM"``, which also cut validation and clip generation
-    short), a progress callback may (any other reason). A session marks the span in which
-    it polls the request with :meth:`watching`; the core never touches the process's signal
-    handlers itself.
+    (:attr:`StopReason.SIGINT`/:attr:`StopReason.SIGTERM`, which also cut validation and
+    clip generation short), a progress callback may (with a reason of its own). A session
+    marks the span in which it polls the request with :meth:`watching`; the core never
+    touches the process's signal handlers itself.
     """
 
     def __init__(self) -> None:
-        self.reason: str | None = None
+        self.reason: StopReason | str | None = None
         self.since = 0.0  # time.monotonic() of the request
         self.watched = False  # a session is polling this request
 
-    def request(self, reason: str) -> None:
+    def request(self, reason: StopReason | str) -> None:
         self.reason = reason
         self.since = time.monotonic()
 
@@ -107,7 +122,7 @@ class StopRequest:
     @property
     def interrupted(self) -> bool:
         """Stopped by a signal: skip the final validation and cut long work short."""
-        return self.reason in ("SIGINT", "SIGTERM")
+        return self.reason in (StopReason.SIGINT, StopReason.SIGTERM)
 
     @contextlib.contextmanager
     def watching(self) -> Iterator[None]:

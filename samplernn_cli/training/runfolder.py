@@ -14,19 +14,17 @@ platform's user config folder, or the file named by ``SAMPLERNN_CONFIG``), ``./o
 from __future__ import annotations
 
 import contextlib
-import io
-import math
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 
-from samplernn_cli.errors import ConfigError, OutputError, RunFolderError
-from samplernn_cli.fileio import atomic_write
+from samplernn_cli.errors import ConfigError, RunFolderError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,6 +35,13 @@ ENV_OUTPUT_ROOT = "SAMPLERNN_OUTPUT_ROOT"
 ENV_CONFIG = "SAMPLERNN_CONFIG"
 DEFAULT_ROOT = Path("outputs")
 NAME_PATTERN = re.compile(r"^[^/\\\x00]+$")
+# NAME_epoch_E_iter_I, then what the file is: a checkpoint (_model.pt), clip N (_N.wav) or
+# the round's picture (.png). The run name is greedy: it is what comes before the last
+# "_epoch_E_iter_I" that such a tail follows.
+ITERATION_FILE = re.compile(
+    r"^(?P<run_name>.+)_epoch_(?P<epoch>\d+)_iter_(?P<iteration>\d+)"
+    r"(?:(?P<checkpoint>_model\.pt)|_(?P<number>\d+)\.wav|\.png)$"
+)
 
 
 def user_config_path() -> Path:
@@ -69,8 +74,19 @@ def resolve_output_root(option: Path | None) -> Path:
 
 
 @dataclass(frozen=True)
+class IterationFile:
+    """What the name of a file a run writes at an iteration says (:meth:`RunFolder.parse`)."""
+
+    run_name: str
+    kind: Literal["checkpoint", "clip", "picture"]
+    epoch: int
+    iteration: int
+    number: int | None  # of a clip, counting from 1
+
+
+@dataclass(frozen=True)
 class RunFolder:
-    """Paths of one run's artifacts."""
+    """Paths of one run's artifacts: it names them and parses their names."""
 
     path: Path
     name: str
@@ -133,6 +149,22 @@ class RunFolder:
         """The picture of the generation round at ``iteration``."""
         return self.file(f"epoch_{epoch}_iter_{iteration}.png")
 
+    @staticmethod
+    def parse(name: str) -> IterationFile | None:
+        """What a file name made by :meth:`checkpoint`, :meth:`clip` or :meth:`picture` (of
+        any run) says; None for any other name."""
+        match = ITERATION_FILE.match(name)
+        if match is None:
+            return None
+        number = match["number"]
+        return IterationFile(
+            run_name=match["run_name"],
+            kind="checkpoint" if match["checkpoint"] else "picture" if number is None else "clip",
+            epoch=int(match["epoch"]),
+            iteration=int(match["iteration"]),
+            number=None if number is None else int(number),
+        )
+
     @property
     def tensorboard(self) -> Path:
         """The folder of TensorBoard's event files."""
@@ -166,18 +198,17 @@ class RunFolder:
             return False
         fixed = {self.args_json, self.losses_csv, self.ground_truth, self.input_example,
                  self.target_example, self.overlap_example, self.best_model}  # fmt: skip
-        pattern = rf"^{re.escape(self.name)}_epoch_\d+_iter_\d+(_model\.pt|_\d+\.wav|\.png)$"
-        return path.name in {p.name for p in fixed} or re.match(pattern, path.name) is not None
+        if path.name in {p.name for p in fixed}:
+            return True
+        parsed = self.parse(path.name)
+        return parsed is not None and parsed.run_name == self.name
 
     def artifacts_after(self, iteration: int) -> list[Path]:
         """Checkpoints, generated clips and pictures of this run written after ``iteration``."""
-        pattern = re.compile(
-            rf"^{re.escape(self.name)}_epoch_\d+_iter_(\d+)(_model\.pt|_\d+\.wav|\.png)$"
-        )
         later = []
         for path in self.existing_artifacts():
-            match = pattern.match(path.name)
-            if match and int(match.group(1)) > iteration:
+            parsed = self.parse(path.name)
+            if parsed is not None and parsed.run_name == self.name and parsed.iteration > iteration:
                 later.append(path)
         return later
 
@@ -233,73 +264,3 @@ class RunFolder:
 
 def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
-
-
-LOSS_COLUMNS = ("iter", "loss", "epoch", "elapsed_s", "val_loss", "samples_per_s")
-# iter, loss (bits), epoch, elapsed seconds, validation loss (bits) or None, samples/s
-LossRow = tuple[int, float, int, float, float | None, float]
-
-
-class LossLog:
-    """``NAME_losses.csv``: one row per iteration, appended and flushed as training goes.
-
-    Columns: ``iter`` (iteration number), ``loss`` (training NLL, bits per sample), ``epoch``,
-    ``elapsed_s`` (training wall-clock seconds, summed over sessions), ``val_loss``
-    (validation NLL in bits per sample, empty where not measured), ``samples_per_s``
-    (target samples per second of that iteration).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._handle: io.TextIOWrapper | None = None
-
-    def open(self, rows: Iterable[LossRow] = ()) -> None:
-        """Start the file with ``rows`` (the history when resuming), then open it for
-        appending. Whatever the file held before is replaced, partial lines included."""
-        text = ",".join(LOSS_COLUMNS) + "\n" + "".join(_format_row(*row) for row in rows)
-        atomic_write(self.path, lambda handle: handle.write(text.encode("utf-8")))
-        try:
-            self._handle = open(self.path, "a", encoding="utf-8", newline="")  # noqa: SIM115
-        except OSError as exc:
-            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-
-    def append(
-        self,
-        iteration: int,
-        loss: float,
-        epoch: int,
-        elapsed: float,
-        val_loss: float | None,
-        samples_per_s: float,
-    ) -> None:
-        if self._handle is None:
-            raise RuntimeError("LossLog.append before open")
-        try:
-            self._handle.write(
-                _format_row(iteration, loss, epoch, elapsed, val_loss, samples_per_s)
-            )
-            self._handle.flush()
-        except OSError as exc:
-            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-
-    def close(self) -> None:
-        if self._handle is not None:
-            with contextlib.suppress(OSError):
-                self._handle.close()
-            self._handle = None
-
-
-def _format_row(
-    iteration: int,
-    loss: float,
-    epoch: int,
-    elapsed: float,
-    val_loss: float | None,
-    samples_per_s: float,
-) -> str:
-    val = "" if val_loss is None else _number(val_loss, 6)
-    return f"{iteration},{_number(loss, 6)},{epoch},{elapsed:.3f},{val},{samples_per_s:.1f}\n"
-
-
-def _number(value: float, digits: int) -> str:
-    return f"{value:.{digits}f}" if math.isfinite(value) else str(value)

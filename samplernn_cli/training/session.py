@@ -21,24 +21,19 @@ from samplernn_cli.data.files import find_audio_files
 from samplernn_cli.device import keep_heap_memory, resolve_device
 from samplernn_cli.errors import (
     AudioError,
-    CheckpointError,
     ConfigError,
     MissingDependencyError,
     RunFolderError,
 )
 from samplernn_cli.quantize import Quantizer
 from samplernn_cli.training.artifacts import describe_run, write_data_examples
-from samplernn_cli.training.checkpoints import (
-    disk_plan,
-    estimated_checkpoint_bytes,
-    newest_complete,
-)
 from samplernn_cli.training.distributed import (
     Distributed,
     from_environment,
     membership,
     rank_in_environment,
 )
+from samplernn_cli.training.fine_tune import fine_tune_settings
 from samplernn_cli.training.live import parse_live_settings
 from samplernn_cli.training.loop import Trainer
 from samplernn_cli.training.requests import (
@@ -48,6 +43,7 @@ from samplernn_cli.training.requests import (
     TrainRequest,
     TrainResult,
 )
+from samplernn_cli.training.retention import disk_plan, estimated_checkpoint_bytes, newest_complete
 from samplernn_cli.training.runfolder import RunFolder
 from samplernn_cli.training.tensorboard_log import tensorboard_problem
 
@@ -70,19 +66,12 @@ def train(
     """
     for config in (request.model, request.audio, request.train, request.live, request.stop):
         config.validate()
-    parent = request.init_from
-    if parent is not None:
-        # The command line builds these from the parent; a Python caller might not.
-        if request.model != parent.model_config:
-            raise ConfigError(
-                f"the model settings differ from those of {parent.path.name}, which "
-                "--init-from starts from; take them from the checkpoint (Checkpoint.model_config)"
-            )
-        if request.audio.sample_rate != parent.sample_rate:
-            raise ConfigError(
-                f"the sample rate ({request.audio.sample_rate} Hz) differs from that of "
-                f"{parent.path.name} ({parent.sample_rate} Hz), which --init-from starts from"
-            )
+    if request.init_from is not None:
+        # The command line has applied the rule already; a Python caller chose every setting.
+        model, audio, training = fine_tune_settings(
+            request.init_from, request.model, request.audio, request.train
+        )
+        request = replace(request, model=model, audio=audio, train=training)
     return _open(request, progress, stop or StopRequest())
 
 
@@ -197,15 +186,7 @@ def _open(
             request, device=device, dataset=dataset, progress=progress, stop=stop, dist=dist
         )
         if checkpoint is not None:
-            trainer.restore(checkpoint)
-            if same_folder:
-                trainer.resumed_from = checkpoint.path
-            if trainer.is_main and request.run.best_model.is_file():
-                try:
-                    best = load_checkpoint(request.run.best_model).stored_summary
-                    trainer.best_on_disk = best.get("last_val_loss")
-                except CheckpointError as exc:
-                    logger.warning(f"{exc}; it will be replaced by the next best model")
+            trainer.restore(checkpoint, own_folder=same_folder)
             logger.info(
                 f"resuming {checkpoint.run_name} from iteration {checkpoint.iteration} (epoch "
                 f"{checkpoint.epoch}) of {checkpoint.path.name}"
@@ -221,7 +202,7 @@ def _open(
         try:
             return _train(trainer, write_examples=not same_folder)
         finally:
-            trainer.ddp = None  # DDP holds the process group: drop it before leaving the group
+            trainer.step.ddp = None  # DDP holds the process group: drop it before leaving it
 
 
 def _check_folder(
@@ -318,7 +299,7 @@ def _train(trainer: Trainer, *, write_examples: bool) -> TrainResult:
         )
         trainer.live.write()
         _plan_disk(trainer)
-        trainer.loss_log.open(trainer.state.history.rows())
+        trainer.reporter.loss_log.open(trainer.state.history.rows())
         if write_examples:
             write_data_examples(folder, trainer.dataset, trainer.plan, trainer.model)
         return trainer.fit()
@@ -326,8 +307,9 @@ def _train(trainer: Trainer, *, write_examples: bool) -> TrainResult:
 
 def _plan_disk(trainer: Trainer) -> None:
     """Say what the run's checkpoints will take, and warn when the disk will not hold it."""
-    if trainer.resumed_from is not None:
-        size = trainer.resumed_from.stat().st_size
+    resumed_from = trainer.writer.resumed_from
+    if resumed_from is not None:
+        size = resumed_from.stat().st_size
     else:
         size = estimated_checkpoint_bytes(
             sum(p.numel() * p.element_size() for p in trainer.model.parameters()),

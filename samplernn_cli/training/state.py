@@ -8,7 +8,9 @@ from pathlib import Path
 
 import torch
 
-from samplernn_cli.checkpoint import RESUME_PROGRESS, Checkpoint, LossHistory, Progress
+from samplernn_cli.checkpoint import RESUME_PROGRESS, Checkpoint, Progress
+from samplernn_cli.data.plan import SequencePlan
+from samplernn_cli.history import LossHistory
 from samplernn_cli.model import ModelState
 
 
@@ -24,7 +26,6 @@ class RunState:
     training_seconds: float = 0.0
     rnn_state: ModelState | None = None
     history: LossHistory = field(default_factory=LossHistory)
-    bad_steps: int = 0  # consecutive iterations with a non-finite loss or gradient
     last_checkpoint: Path | None = None
     last_checkpoint_iteration: int = -1
     lr_halvings: int = 0  # by the plateau schedule (TrainConfig.patience)
@@ -34,6 +35,20 @@ class RunState:
     def lr_scale(self) -> float:
         """What the plateau schedule multiplies the live learning rate by."""
         return 0.5**self.lr_halvings
+
+    def advance(self, plan: SequencePlan) -> None:
+        """Count an iteration done: on to the next chunk of the sequences, and after the
+        last chunk to the next batch (with a fresh RNN state) and epoch."""
+        self.last_epoch = self.epoch_index + 1
+        self.iteration += 1
+        self.chunk += 1
+        if self.chunk == plan.chunks_per_sequence:
+            self.chunk = 0
+            self.batch += 1
+            self.rnn_state = None
+            if self.batch == plan.batches_per_epoch:
+                self.batch = 0
+                self.epoch_index += 1
 
     def progress(
         self, *, iterations_per_epoch: int, sequence_samples: int, average_updates: int | None

@@ -1,22 +1,33 @@
-"""One training step's numerics: the loss and gradients of a truncated-BPTT chunk (in slices
-of bounded memory, or through DistributedDataParallel), and the optimizer."""
+"""One training step: the loss and gradients of a truncated-BPTT chunk (in slices of bounded
+memory, or through DistributedDataParallel), the optimizer, and the loop's step
+(:class:`TrainingStep`) with what it does when a loss or gradient is not finite."""
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 import torch.nn.functional as F
 
+from samplernn_cli.config import TrainConfig
+from samplernn_cli.data.augment import jitter
+from samplernn_cli.errors import TrainingError
 from samplernn_cli.evaluation import LOG2
-from samplernn_cli.head_loss import head_loss
-from samplernn_cli.model import ModelState, SampleRNN
+from samplernn_cli.model import ModelState, SampleRNN, detach_state
+from samplernn_cli.model.head_loss import head_loss
+from samplernn_cli.training.averaging import WeightAverage
 from samplernn_cli.training.distributed import Distributed, collective
+from samplernn_cli.training.state import RunState
+
+logger = logging.getLogger("samplernn")
 
 # Activation values (batch x targets x hidden) per slice of the sample MLP in a training step:
 # 16 M floats (64 MB) keeps the MLP's part of the memory small at any size, while each slice
 # still feeds the matrix units large products (at the default size, 128 targets x batch 128).
 MLP_SLICE_FLOATS = 16 * 2**20
+# Consecutive iterations with a NaN or infinite loss or gradient before training gives up.
+MAX_BAD_STEPS = 20
 
 
 def forward_backward(
@@ -122,3 +133,91 @@ def make_optimizer(model: SampleRNN, learning_rate: float) -> torch.optim.Optimi
     device = next(model.parameters()).device
     fused = device.type in ("cpu", "cuda")
     return torch.optim.Adam(model.parameters(), lr=learning_rate, fused=fused or None)
+
+
+class TrainingStep:
+    """The loop's optimizer step, and what it does when the loss or the gradient is not
+    finite: the step is skipped (no update; the carried RNN state, which may hold NaNs, is
+    dropped) with a warning, and after :data:`MAX_BAD_STEPS` skipped steps in a row training
+    stops."""
+
+    def __init__(
+        self,
+        model: SampleRNN,
+        optimizer: torch.optim.Optimizer,
+        train: TrainConfig,
+        *,
+        device: torch.device,
+        rows: slice,
+        average: WeightAverage | None,
+        ddp: torch.nn.Module | None,
+        dist: Distributed | None,
+    ) -> None:
+        """``rows``: this process's rows of every batch; ``average``: the run's weight
+        average, updated after every step; ``ddp``: ``model`` in DistributedDataParallel
+        under torchrun (with ``dist``), None in one process."""
+        self.model = model
+        self.optimizer = optimizer
+        self.train = train
+        self.device = device
+        self.rows = rows
+        self.average = average
+        self.ddp = ddp
+        self.dist = dist
+        self.grad_norm = math.nan  # of the last step, before clipping (NaN: none)
+        self.bad_steps = 0  # skipped steps in a row
+
+    def take(self, window: torch.Tensor, state: RunState) -> float:
+        """One optimizer step on ``window``, (B, history + L) codes on the CPU, with input
+        noise if the run has it, carrying ``state.rnn_state`` on; returns the loss in bits
+        per sample (may be NaN)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.grad_norm = math.nan
+        train = self.train
+        inputs = None if train.input_noise == 0 else jitter(
+            window, train.input_noise, self.model.sample_tier.q_levels, train.seed,
+            state.iteration, self.rows, train.batch_size).to(self.device)  # fmt: skip
+        window = window.to(self.device)
+        if self.ddp is None:
+            bits, new_state = forward_backward(self.model, window, state.rnn_state, inputs=inputs)
+        else:
+            assert self.dist is not None
+            bits, new_state = distributed_forward_backward(
+                self.ddp, self.dist, window, state.rnn_state, self.model.history, inputs
+            )
+        ok = math.isfinite(bits)
+        if ok:
+            norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.grad_clip)
+            self.grad_norm = float(norm)
+            ok = math.isfinite(self.grad_norm)
+        if ok:
+            self.optimizer.step()
+            if self.average is not None:
+                self.average.update()
+            state.rnn_state = detach_state(new_state)
+            self.bad_steps = 0
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            state.rnn_state = None  # the state may hold NaNs: restart these sequences
+            self.bad_steps += 1
+            what = "loss" if not math.isfinite(bits) else "gradient"
+            logger.warning(
+                f"iteration {state.iteration + 1}: non-finite {what}; step skipped "
+                f"({self.bad_steps} in a row)"
+            )
+        return bits
+
+    def check_divergence(self, state: RunState) -> None:
+        """Stop training after :data:`MAX_BAD_STEPS` skipped steps in a row (``state`` has
+        counted the last of them).
+
+        Raises:
+            TrainingError: training diverged; the message names the last good checkpoint.
+        """
+        if self.bad_steps >= MAX_BAD_STEPS:
+            raise TrainingError(
+                f"training diverged: {MAX_BAD_STEPS} iterations in a row had a non-finite "
+                f"loss or gradient (up to iteration {state.iteration}); the last good "
+                f"checkpoint is {state.last_checkpoint or 'none'}; lower learning_rate "
+                "and resume from it"
+            )

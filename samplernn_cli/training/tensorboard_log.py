@@ -17,16 +17,13 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from samplernn_cli.config import LiveSettings
 from samplernn_cli.errors import ConfigError, OutputError
 from samplernn_cli.pictures import MAX_CLIPS_DRAWN, spectrogram_pair
-
-if TYPE_CHECKING:
-    from samplernn_cli.training.artifacts import GeneratedClips
 
 logger = logging.getLogger("samplernn")
 
@@ -67,10 +64,6 @@ class TensorBoardLog:
         self.folder = folder
         self._writer: Any = None  # torch.utils.tensorboard.SummaryWriter while open
 
-    @property
-    def is_open(self) -> bool:
-        return self._writer is not None
-
     def follow(self, enabled: bool, iteration: int) -> None:
         """Open the writer (the run stands at ``iteration``) or close it, as the setting
         says.
@@ -102,22 +95,28 @@ class TensorBoardLog:
             if math.isfinite(value):
                 self._writer.add_scalar(tag, value, iteration)
 
-    def clips(self, clips: GeneratedClips, truth: torch.Tensor, sample_rate: int) -> None:
-        """A generation round: every clip (N, T) as audio, the ground truth ``truth`` (T,),
-        and the first clips' spectrograms beside the ground truth's."""
+    def clips(
+        self, iteration: int, clips: torch.Tensor, truth: torch.Tensor, sample_rate: int
+    ) -> None:
+        """The generation round at ``iteration``: every clip of ``clips`` (N, T) as audio,
+        the ground truth ``truth`` (T,), and the first clips' spectrograms beside the ground
+        truth's."""
         if self._writer is None:
             return
-        step = clips.iteration
-        self._writer.add_audio("audio/ground_truth", truth[None], step, sample_rate=sample_rate)
-        for number, clip in enumerate(clips.audio, 1):
+        self._writer.add_audio(
+            "audio/ground_truth", truth[None], iteration, sample_rate=sample_rate
+        )
+        for number, clip in enumerate(clips, 1):
             self._writer.add_audio(
-                f"audio/clip_{number}", clip.clamp(-1, 1)[None], step, sample_rate=sample_rate
+                f"audio/clip_{number}", clip.clamp(-1, 1)[None], iteration, sample_rate=sample_rate
             )
             if number <= MAX_CLIPS_DRAWN:
                 image = spectrogram_pair(
-                    clip, truth, sample_rate, f"clip {number}, iteration {step}"
+                    clip, truth, sample_rate, f"clip {number}, iteration {iteration}"
                 )
-                self._writer.add_image(f"spectrogram/clip_{number}", image, step, dataformats="HWC")
+                self._writer.add_image(
+                    f"spectrogram/clip_{number}", image, iteration, dataformats="HWC"
+                )
 
     def flush(self) -> None:
         """Put every event recorded so far on disk (before a checkpoint)."""

@@ -31,8 +31,8 @@ from torch import nn
 from torch.nn.utils import parametrizations
 
 from samplernn_cli.config import ModelConfig
+from samplernn_cli.model.tables import table_sum
 from samplernn_cli.quantize import Quantizer
-from samplernn_cli.tables import table_sum
 
 # One tier's recurrent state: (h, c) for an LSTM, (h,) for a GRU; each (layers, batch, hidden).
 TierState = tuple[torch.Tensor, ...]

@@ -1,4 +1,4 @@
-"""The fast sampler draws from the same distribution as the reference, sample for sample."""
+"""The Numba sampler draws what the PyTorch sampler draws, sample for sample."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from samplernn_cli.generation import fast as fastgen
-from samplernn_cli.generation import kernels
+from samplernn_cli.generation import kernels, numba_sampler
 from samplernn_cli.generation.engine import generate_codes
-from samplernn_cli.generation.fast import FastSampler
+from samplernn_cli.generation.numba_sampler import NumbaSampler
 
 from .test_model import VARIANTS, build
 
 
-def fast_mlp(sampler: FastSampler, previous: np.ndarray, conditioning: np.ndarray) -> np.ndarray:
+def compiled_mlp(
+    sampler: NumbaSampler, previous: np.ndarray, conditioning: np.ndarray
+) -> np.ndarray:
     """The sample tier for one step as the compiled kernel computes it, from the weights the
     sampler prepared: (count, FS) codes and (count, H) conditioning -> (count, levels)."""
     x = sampler.tables[previous + sampler.offsets].sum(axis=1) + conditioning
@@ -31,52 +32,53 @@ def fast_mlp(sampler: FastSampler, previous: np.ndarray, conditioning: np.ndarra
 
 
 @pytest.mark.parametrize("name", VARIANTS)
-def test_logits_agree_with_the_reference_mlp(name: str) -> None:
+def test_logits_agree_with_the_pytorch_mlp(name: str) -> None:
     model = build(VARIANTS[name]).eval()
     tier = model.sample_tier
-    sampler = FastSampler(model, 3, [1.0, 1.0, 1.0])
+    sampler = NumbaSampler(model, 3, [1.0, 1.0, 1.0])
     generator = torch.Generator().manual_seed(0)
     previous = torch.randint(0, tier.q_levels, (3, tier.frame_size), generator=generator)
     conditioning = torch.randn(3, tier.input.out_features, generator=generator)
     with torch.no_grad():
         expected = tier.head(tier.first_layer(previous, tier.input_tables()) + conditioning)
-    got = fast_mlp(sampler, previous.numpy(), conditioning.numpy())
+    got = compiled_mlp(sampler, previous.numpy(), conditioning.numpy())
     np.testing.assert_allclose(got, expected.numpy(), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", VARIANTS)
-def test_same_seed_same_samples_as_the_reference(name: str) -> None:
+def test_same_seed_same_samples_as_the_pytorch_sampler(name: str) -> None:
     model = build(VARIANTS[name]).eval()
     kwargs = {"temperature": [0.7, 1.0, 1.4], "seed": 3}
-    fast = generate_codes(model, 3, 300, implementation="fast", **kwargs)
-    reference = generate_codes(model, 3, 300, implementation="reference", **kwargs)
-    assert torch.equal(fast, reference)
+    compiled = generate_codes(model, 3, 300, implementation="numba", **kwargs)
+    stepped = generate_codes(model, 3, 300, implementation="torch", **kwargs)
+    assert torch.equal(compiled, stepped)
 
 
 def test_priming_and_statistics_agree_on_long_runs() -> None:
     model = build(VARIANTS["3-tier"]).eval()
     prime = torch.randint(0, 16, (37,))
-    fast = generate_codes(model, 4, 2000, seed=5, prime=prime, implementation="fast")
-    reference = generate_codes(model, 4, 2000, seed=5, prime=prime, implementation="reference")
+    compiled = generate_codes(model, 4, 2000, seed=5, prime=prime, implementation="numba")
+    stepped = generate_codes(model, 4, 2000, seed=5, prime=prime, implementation="torch")
     # Rare float ties may let the streams part; the distributions must still agree.
-    same = (fast == reference).float().mean().item()
+    same = (compiled == stepped).float().mean().item()
     assert same > 0.99
-    histogram_fast = torch.bincount(fast.flatten(), minlength=16).float() / fast.numel()
-    histogram_ref = torch.bincount(reference.flatten(), minlength=16).float() / fast.numel()
-    assert (histogram_fast - histogram_ref).abs().max() < 0.01
+    histogram_numba = torch.bincount(compiled.flatten(), minlength=16).float() / compiled.numel()
+    histogram_torch = torch.bincount(stepped.flatten(), minlength=16).float() / stepped.numel()
+    assert (histogram_numba - histogram_torch).abs().max() < 0.01
 
 
 @pytest.mark.parametrize("rows", [1, 3, 5, 20])
 @pytest.mark.parametrize("inner,outputs", [(16, 8), (300, 1030), (512, 4096)])
 def test_every_affine_path_agrees_with_numpy(rows: int, inner: int, outputs: int) -> None:
     # Covers BLAS (1 and many rows) and the compiled kernel, serial and split between threads
-    # (rows * outputs * inner above fastgen.PARALLEL_MACS), with outputs not a multiple of 4.
+    # (rows * outputs * inner above numba_sampler.PARALLEL_MACS), with outputs not a multiple
+    # of 4.
     rng = np.random.default_rng(rows)
     x = rng.standard_normal((rows, inner), dtype=np.float32)
     weight = rng.standard_normal((outputs, inner), dtype=np.float32)
     bias = rng.standard_normal(outputs, dtype=np.float32)
     out = np.full((rows, outputs), np.nan, dtype=np.float32)
-    fastgen.affine(x, weight, bias, out)
+    numba_sampler.affine(x, weight, bias, out)
     expected = x.astype(np.float64) @ weight.T.astype(np.float64) + bias
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-3)
 
@@ -84,7 +86,7 @@ def test_every_affine_path_agrees_with_numpy(rows: int, inner: int, outputs: int
 @pytest.mark.parametrize("threads", [1, 2])
 def test_clip_groups_do_not_change_the_samples(threads: int) -> None:
     # All clips in one group (one thread) or split into groups over several threads must
-    # draw exactly what the reference draws.
+    # draw exactly what the PyTorch sampler draws.
     import numba
 
     before = numba.get_num_threads()
@@ -92,8 +94,8 @@ def test_clip_groups_do_not_change_the_samples(threads: int) -> None:
     try:
         model = build(VARIANTS["3-tier"]).eval()
         kwargs = {"temperature": [0.7, 1.0, 1.4, 1.0, 0.9], "seed": 4}
-        fast = generate_codes(model, 5, 200, implementation="fast", **kwargs)
+        compiled = generate_codes(model, 5, 200, implementation="numba", **kwargs)
     finally:
         numba.set_num_threads(before)
-    reference = generate_codes(model, 5, 200, implementation="reference", **kwargs)
-    assert torch.equal(fast, reference)
+    stepped = generate_codes(model, 5, 200, implementation="torch", **kwargs)
+    assert torch.equal(compiled, stepped)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from samplernn_cli.model import ModelState, SampleRNN
+from samplernn_cli.model.network import ModelState, SampleRNN
 
 
 def naive_logits(

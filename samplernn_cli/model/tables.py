@@ -1,17 +1,19 @@
-"""The sample tier's first layer as a sum of table rows, with a fast CPU backward pass.
+"""The sample tier's first layer as a sum of table rows, with a compiled CPU backward pass.
 
 The first layer's output for a target is the sum of ``frame_size`` rows gathered from the
-per-position tables (:meth:`samplernn_cli.model.SampleTier.input_tables`): one row per
-previous code. PyTorch's ``embedding_bag`` computes that sum well, but on the CPU its backward
-pass sorts all ``targets x frame_size`` indices first: about 6 ms of a 50 ms training step at
-the small preset. The gradient has a structure no library routine uses: position ``p``'s codes
-only ever address position ``p``'s table, so each position's gradient is a plain scatter-add
-of the output gradient's rows. :func:`_table_gradient` (Numba) does exactly that, position by
-position in target order: deterministic, and equal to ``embedding_bag``'s gradient up to
-float summation order. Positions write disjoint tables, so they run in parallel on PyTorch's
-number of threads, each zeroing its own table first (measured inside the small preset's
-training step on 2 cores: 2.1 ms, against 3.7 ms on one thread after ``torch.zeros``). Other
-devices keep ``embedding_bag``'s own backward pass.
+per-position tables (:meth:`samplernn_cli.model.network.SampleTier.input_tables`): one row
+per previous code. PyTorch's ``embedding_bag`` computes that sum well, but on the CPU its
+backward pass first sorts all ``targets x frame_size`` indices, to find the rows each
+gradient row adds to. The gradient has a structure no library routine uses: position
+``p``'s codes only ever address position ``p``'s table, so each position's gradient is a
+plain scatter-add of the output gradient's rows, with nothing to sort.
+:func:`_table_gradient` (Numba) does exactly that, position by position in target order:
+deterministic, and equal to ``embedding_bag``'s gradient up to float summation order.
+Positions write disjoint tables, so they run in parallel on PyTorch's number of threads, each
+zeroing its own table first (while it is in that thread's cache, rather than in one pass
+over all the tables before). ``benchmarks/training_step_parts.py`` times ``embedding_bag``'s
+backward pass, this kernel on one thread and on all of them, alone and inside the whole
+step. Other devices keep ``embedding_bag``'s own backward pass.
 """
 
 from __future__ import annotations

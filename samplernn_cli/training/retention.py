@@ -1,27 +1,23 @@
-"""A run folder's checkpoints over a long run: which ones are there, the newest complete one
-(what ``samplernn resume RUN_FOLDER`` continues from), keeping only the newest N, and the
-disk space they take.
+"""Retention: a run folder's periodic checkpoints over a long run: which ones are there, the
+newest complete one (what ``samplernn resume RUN_FOLDER`` continues from), keeping only the
+newest N, and the disk space they take.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from samplernn_cli.checkpoint import Checkpoint, InputFile, load_checkpoint
+from samplernn_cli.checkpoint import Checkpoint, load_checkpoint
 from samplernn_cli.config import LiveSettings, StopConditions
-from samplernn_cli.data.cache import Dataset
-from samplernn_cli.data.split import DataSplit
 from samplernn_cli.errors import CheckpointError
 from samplernn_cli.training.runfolder import RunFolder
 
 logger = logging.getLogger("samplernn")
 
-PERIODIC_NAME = re.compile(r"^(?P<name>.+)_epoch_(?P<epoch>\d+)_iter_(?P<iteration>\d+)_model\.pt$")
 # What a checkpoint holds per parameter: the weights and Adam's two moments (and the
 # weights training goes on from, when ``model`` holds their average).
 COPIES_PER_PARAMETER = 3
@@ -41,12 +37,12 @@ def periodic_checkpoints(folder: Path, run_name: str | None = None) -> list[Stor
     first by iteration. The best model (``NAME_best_model.pt``) is not one of them."""
     found = []
     for path in folder.glob("*_model.pt"):
-        match = PERIODIC_NAME.match(path.name)
-        if match is None or not path.is_file():
+        parsed = RunFolder.parse(path.name)
+        if parsed is None or parsed.kind != "checkpoint" or not path.is_file():
             continue
-        if run_name is not None and match["name"] != run_name:
+        if run_name is not None and parsed.run_name != run_name:
             continue
-        found.append(StoredCheckpoint(path, match["name"], int(match["iteration"])))
+        found.append(StoredCheckpoint(path, parsed.run_name, parsed.iteration))
     return sorted(found, key=lambda stored: (stored.iteration, stored.path.name))
 
 
@@ -119,24 +115,6 @@ def prune(
             continue
         removed.append(old.path)
     return removed
-
-
-def input_records(dataset: Dataset, split: DataSplit) -> tuple[InputFile, ...]:
-    """What a checkpoint records of each input file: where it came from, its gain, its
-    length and fingerprint, and how much of it trains and validates."""
-    train = {s.file: s.length for s in split.train}
-    val = {s.file: s.length for s in split.val}
-    return tuple(
-        InputFile(
-            source=file.source,
-            gain=file.gain,
-            samples=file.length,
-            codes_sha256=file.fingerprint,
-            train_samples=train.get(index, 0),
-            val_samples=val.get(index, 0),
-        )
-        for index, file in enumerate(dataset.files)
-    )
 
 
 def estimated_checkpoint_bytes(parameter_bytes: int, *, averaged: bool = False) -> int:

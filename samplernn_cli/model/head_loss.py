@@ -1,12 +1,12 @@
 """The sample tier's MLP and the cross-entropy loss as one autograd node, for CPU training.
 
 On the CPU the matrix products of a training step run near the machine's peak, and what is
-left is element-wise work on (targets x hidden) tensors that autograd does out of place:
-each op writes a fresh 4 MB tensor at the small preset (about 1 ms each on a 2-core CPU,
-against a fifth of that for the same op in place on a tensor still in cache). In one
-step: a log-softmax, its backward pass, a zero-filled gradient for the negative
-log-likelihood, and three ReLU backward passes. This node computes the same loss and
-gradients with every element-wise op in place:
+left is element-wise work on (targets x hidden) tensors (4 MB each at the small preset) that
+autograd does out of place: each op writes a fresh tensor, whose pages come from memory
+rather than the cache that holds the tensor it read. In one step: a log-softmax, its
+backward pass, a zero-filled gradient for the negative log-likelihood, and three ReLU
+backward passes. This node computes the same loss and gradients with every element-wise op
+in place:
 
 * forward: ``relu(first + conditioning)``, two hidden layers, the output layer, then the
   loss; the logits' buffer becomes the loss's gradient right away (softmax minus the
@@ -16,12 +16,13 @@ gradients with every element-wise op in place:
   product just made (``threshold_backward``'s out= form).
 
 No library routine fuses a softmax-cross-entropy gradient into the logits' buffer on the
-CPU (``torch.compile`` does, but measured slower for this step), hence the hand-written
-backward pass. In the profiler these ops shrink from about 8 ms of a small step to about
-1 ms; the whole step, timed in alternating rounds, was 1.00x to 1.06x faster, since part of
-the memory traffic they caused moves to the matrix products beside them. The same loss and
-gradients as ``F.cross_entropy`` on the MLP, up to float summation order; other devices and
-inference keep that plain formulation.
+CPU (``torch.compile`` generates such code, but not faster than this node for this step),
+hence the hand-written backward pass. The whole step gains less than these ops save, since
+part of the memory traffic they caused moves to the matrix products beside them.
+``benchmarks/training_step_parts.py`` times the node against :func:`plain_head_loss`
+(and with ``--compile`` against that under ``torch.compile``), alone and inside the whole
+step. The same loss and gradients as :func:`plain_head_loss`, up to float summation order;
+other devices and inference run that.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def head_loss(
 ) -> torch.Tensor:
     """``scale`` times the summed cross-entropy (nats) of the sample tier's MLP on ``first``
     (the first layer's output) plus ``conditioning`` (both (..., H)) against ``targets``
-    (...): one fused node when training float32 on the CPU, else the plain formulation."""
+    (...): one fused node when training float32 on the CPU, else :func:`plain_head_loss`."""
     hidden = first.shape[-1]
     first = first.reshape(-1, hidden)
     conditioning = conditioning.reshape(-1, hidden)
@@ -100,5 +101,19 @@ def head_loss(
         layers = (*tier.hidden, tier.output)  # always two hidden layers
         weights = [p for layer in layers for p in (layer.weight, layer.bias)]
         return _HeadLoss.apply(first, conditioning, targets, scale, *weights)
-    logits = tier.head(first + conditioning)
-    return F.cross_entropy(logits, targets, reduction="sum") * scale
+    return plain_head_loss(tier, first, conditioning, targets, scale)
+
+
+def plain_head_loss(
+    tier: torch.nn.Module,
+    first: torch.Tensor,
+    conditioning: torch.Tensor,
+    targets: torch.Tensor,
+    scale: float,
+) -> torch.Tensor:
+    """:func:`head_loss` through autograd: the tier's own MLP, then ``F.cross_entropy``."""
+    logits = tier.head(first + conditioning)  # (..., levels)
+    loss = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum"
+    )
+    return loss * scale

@@ -1,5 +1,5 @@
-"""The step-by-step PyTorch sampler: the model's own modules run one sample at a time, on
-any device (the CPU uses the faster :mod:`samplernn_cli.generation.fast` instead).
+"""The PyTorch sampler: the model's own modules run one sample at a time, on any device
+(the CPU runs the Numba sampler, :mod:`samplernn_cli.generation.numba_sampler`, instead).
 
 Generation runs the tiers at their own rates: a frame tier steps once per frame of its
 length, the sample-level MLP once per sample, and each new sample is chosen by ``pick`` from

@@ -1,0 +1,89 @@
+"""What ``samplernn generate`` makes (:class:`GenerateSettings`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from samplernn_cli.config.rules import MAX_SEED, OUTPUT_PANEL, Settings, setting
+from samplernn_cli.errors import ConfigError
+from samplernn_cli.gain import GAIN_MODES
+
+# The gain modes of samplernn_cli.gain in words (also the help of `evaluate --gain`).
+GAIN_HELP = (
+    "training: the gain training gave the input file of the same name (else the training "
+    "files' median gain, or peak if that would clip); peak: peak-normalised on its own; "
+    "none: the file's own level."
+)
+
+
+@dataclass(frozen=True)
+class GenerateSettings(Settings):
+    """What ``samplernn generate`` makes: how many clips, how long, how they are drawn and
+    written. The model, quantizer and sample rate come from the checkpoint."""
+
+    what: ClassVar[str] = "generation settings"
+    panel: ClassVar[str] = "Generation"
+
+    length: float = setting(10.0, "length", float, 0.0, 36000.0, low_inclusive=False,
+                            flags=("--length",), help="Seconds of new audio per clip.")  # fmt: skip
+    # given_only: the default depends on --temperature.
+    count: int = setting(
+        1, "count", int, 1, 100_000, flags=("--count", "-n"), given_only=True,
+        help="Number of clips (default: {default}, or one per --temperature value).",
+    )  # fmt: skip
+    # One temperature for all clips, or one per clip.
+    temperatures: tuple[float, ...] = setting(
+        (1.0,), "temperature", float, 0.0, 100.0, low_inclusive=False,
+        flags=("--temperature",), given_only=True,
+        help="Sampling temperature: one value for every clip, or a comma-separated list with "
+        "one per clip (0.8,1.0,1.2). 1.0 samples the model's own distribution; lower is "
+        "tamer (default: {default}).",
+    )  # fmt: skip
+    seed: int | None = setting(
+        None, "seed", int, 0, MAX_SEED, flags=("--seed",),
+        help="Random seed: the same seed, checkpoint and settings give identical files "
+        "(default: a random seed, reported on stderr).",
+    )  # fmt: skip
+    batch_size: int = setting(
+        16, "batch size", int, 1, 65536, flags=("--batch-size", "--batch_size"),
+        help="At most this many clips are generated together (bounds memory; does not change "
+        "the output).",
+    )  # fmt: skip
+    prime_seconds: float | None = setting(
+        None, "prime seconds", float, 0.0, 36000.0, low_inclusive=False,
+        flags=("--prime-seconds",), help="Use only the last this many seconds of the prime.",
+    )  # fmt: skip
+    keep_prime: bool = setting(
+        False, "keep_prime", bool, flags=("--keep-prime/--no-keep-prime",),
+        help="Start each file with the prime (as the model heard it) before the new audio.",
+    )  # fmt: skip
+    # The level the prime is brought to (samplernn_cli.gain); given_only: it needs --prime.
+    prime_gain: str = setting(
+        "training", "prime gain", str, choices=GAIN_MODES, flags=("--prime-gain",),
+        given_only=True, help="Level of the prime (default: {default}). " + GAIN_HELP,
+    )  # fmt: skip
+    file_format: str = setting("wav", "format", str, choices=("wav", "flac"),
+                               flags=("--format",), help="Audio file format.",
+                               panel=OUTPUT_PANEL)  # fmt: skip
+    encoding: str = setting(
+        "pcm16", "encoding", str, choices=("pcm16", "pcm24", "float"), flags=("--encoding",),
+        help="Sample encoding: pcm16, pcm24 or float (32-bit float, WAV only).",
+        panel=OUTPUT_PANEL,
+    )  # fmt: skip
+
+    def validate(self) -> None:
+        super().validate()
+        if len(self.temperatures) not in (1, self.count):
+            raise ConfigError(
+                f"{len(self.temperatures)} temperatures for {self.count} clips; give one, "
+                "or one per clip"
+            )
+        if self.file_format == "flac" and self.encoding == "float":
+            raise ConfigError("FLAC holds integer samples only; use --encoding pcm16 or pcm24")
+
+    def clip_temperatures(self) -> list[float]:
+        """One temperature per clip."""
+        if len(self.temperatures) == 1:
+            return list(self.temperatures) * self.count
+        return list(self.temperatures)

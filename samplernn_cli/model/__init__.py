@@ -1,0 +1,9 @@
+"""SampleRNN and its numerics: the network (:mod:`.network`), the sample tier's first layer
+as table sums with a compiled CPU backward pass (:mod:`.tables`), the sample MLP and the
+cross-entropy as one autograd node for CPU training (:mod:`.head_loss`), and the
+straightforward formulations the tests and benchmarks compare them with (:mod:`.reference`).
+"""
+
+from samplernn_cli.model.network import FrameTier, ModelState, SampleRNN, detach_state
+
+__all__ = ["FrameTier", "ModelState", "SampleRNN", "detach_state"]

@@ -1,0 +1,180 @@
+"""A run's generation rounds: every ``generate_every`` iterations, rank 0 generates
+``num_generated`` clips with the model as it stands (its averaged weights, when the run
+averages them), writes them as ``NAME_epoch_E_iter_I_N.wav``, draws the round's picture
+(``NAME_epoch_E_iter_I.png``: the loss curves and the clips' spectrograms beside the training
+audio's) and hands the clips to TensorBoard.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from samplernn_cli.audio import write_audio
+from samplernn_cli.config import LiveSettings
+from samplernn_cli.data.cache import Dataset
+from samplernn_cli.data.split import DataSplit
+from samplernn_cli.generation.engine import generate_codes
+from samplernn_cli.generation.sampling import GenerationStopped
+from samplernn_cli.history import LossHistory
+from samplernn_cli.model import SampleRNN
+from samplernn_cli.pictures import save_round_picture
+from samplernn_cli.quantize import Quantizer
+from samplernn_cli.seeding import mix_seed
+from samplernn_cli.training.artifacts import format_seconds
+from samplernn_cli.training.averaging import WeightAverage, averaged
+from samplernn_cli.training.runfolder import RunFolder
+from samplernn_cli.training.state import RunState
+from samplernn_cli.training.tensorboard_log import TensorBoardLog
+
+logger = logging.getLogger("samplernn")
+
+# The ground truth of a round's picture: the loudest clip-long piece of the first training
+# part's first this many seconds (the same piece every round, so rounds compare).
+TRUTH_SEARCH_SECONDS = 60.0
+
+
+class GenerationRounds:
+    """The generation rounds of a session (rank 0 runs them)."""
+
+    def __init__(
+        self,
+        model: SampleRNN,
+        run: RunFolder,
+        dataset: Dataset,
+        split: DataSplit,
+        *,
+        seed: int,
+        average: WeightAverage | None,
+        board: TensorBoardLog,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        """``seed``: the run's (each round's clips draw from it mixed with the iteration);
+        ``should_stop``: polled while the clips are made (a signal cuts the round short)."""
+        self.model = model
+        self.run = run
+        self.dataset = dataset
+        self.split = split
+        self.seed = seed
+        self.average = average
+        self.board = board
+        self.should_stop = should_stop
+
+    def generate(self, state: RunState, live: LiveSettings) -> None:
+        """The round at ``state.iteration``, with the live settings' length, number of clips
+        and temperature."""
+        with averaged(self.average):
+            clips = generate_clips(
+                self.model,
+                self.run,
+                live,
+                sample_rate=self.dataset.sample_rate,
+                seed=mix_seed(self.seed, state.iteration),
+                epoch=state.last_epoch,
+                iteration=state.iteration,
+                should_stop=self.should_stop,
+            )
+        if clips is None:
+            return
+        rate = self.dataset.sample_rate
+        truth = training_piece(self.dataset, self.split, self.model.quantizer, clips.audio.shape[1])
+        write_round_picture(self.run, clips, truth, sample_rate=rate, history=state.history)
+        self.board.clips(clips.iteration, clips.audio, truth, rate)
+
+
+@dataclass(frozen=True)
+class GeneratedClips:
+    """The clips of one generation round (written to their files): their audio (N, T)."""
+
+    audio: torch.Tensor
+    iteration: int
+    epoch: int
+
+
+def generate_clips(
+    model: SampleRNN,
+    folder: RunFolder,
+    live: LiveSettings,
+    *,
+    sample_rate: int,
+    seed: int,
+    epoch: int,
+    iteration: int,
+    should_stop: Callable[[], bool],
+) -> GeneratedClips | None:
+    """The ``num_generated`` clips of a generation round, written as
+    ``NAME_epoch_E_iter_I_N.wav`` (None if ``should_stop`` fires while they are made)."""
+    num_samples = max(1, round(live.length * sample_rate))
+    started = time.perf_counter()
+    model.eval()
+    try:
+        codes = generate_codes(
+            model,
+            live.num_generated,
+            num_samples,
+            temperature=live.temperature,
+            seed=seed,
+            progress=lambda done, total: should_stop(),
+        )
+    except GenerationStopped:
+        logger.warning("generation of clips interrupted")
+        return None
+    finally:
+        model.train()
+    audio = model.quantizer.decode(codes.cpu())
+    paths = []
+    for number in range(live.num_generated):
+        path = folder.clip(epoch, iteration, number + 1)
+        paths.append(write_audio(path, audio[number], sample_rate))
+    seconds = time.perf_counter() - started
+    rate = live.num_generated * num_samples / seconds
+    logger.info(
+        f"generated {live.num_generated} clips of {live.length:g} s in "
+        f"{format_seconds(seconds)} ({rate:,.0f} samples/s): {paths[0].name} ..."
+    )
+    return GeneratedClips(audio=audio, iteration=iteration, epoch=epoch)
+
+
+def training_piece(
+    dataset: Dataset, split: DataSplit, quantizer: Quantizer, samples: int
+) -> torch.Tensor:
+    """(T,) float: the loudest ``samples``-long piece (by RMS, at multiples of its length) of
+    the first :data:`TRUTH_SEARCH_SECONDS` of the first training part, as the model hears it
+    (quantized); shorter when the training part is."""
+    segment = split.train[0]
+    span = min(segment.length, max(samples, round(TRUTH_SEARCH_SECONDS * dataset.sample_rate)))
+    codes = dataset.files[segment.file].codes[segment.start : segment.start + span]
+    audio = quantizer.decode(torch.from_numpy(np.array(codes, dtype=np.int64)))
+    pieces = audio.numel() // samples
+    if pieces <= 1:
+        return audio[:samples]
+    loudest = int(audio[: pieces * samples].reshape(pieces, samples).square().mean(1).argmax())
+    return audio[loudest * samples : (loudest + 1) * samples]
+
+
+def write_round_picture(
+    folder: RunFolder,
+    clips: GeneratedClips,
+    truth: torch.Tensor,
+    *,
+    sample_rate: int,
+    history: LossHistory,
+) -> Path:
+    """``NAME_epoch_E_iter_I.png``: the loss curves so far and the spectrograms of the
+    round's clips beside the training audio's ``truth`` (T,)."""
+    path = save_round_picture(
+        folder.picture(clips.epoch, clips.iteration),
+        clips=clips.audio,
+        truth=truth,
+        sample_rate=sample_rate,
+        history=history,
+        heading=f"{folder.name}: iteration {clips.iteration}, epoch {clips.epoch}",
+    )
+    logger.info(f"picture: {path.name}")
+    return path

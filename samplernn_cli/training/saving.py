@@ -1,0 +1,162 @@
+"""Saving a session: what a checkpoint of the moment records (a :class:`TrainingSnapshot`),
+writing the run's periodic checkpoints, and retention after each one
+(:mod:`samplernn_cli.training.retention`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from samplernn_cli.checkpoint import InputFile, TrainingSnapshot, save_checkpoint
+from samplernn_cli.data.cache import Dataset
+from samplernn_cli.data.plan import SequencePlan
+from samplernn_cli.data.split import DataSplit
+from samplernn_cli.errors import OutputError
+from samplernn_cli.model import SampleRNN
+from samplernn_cli.training.averaging import WeightAverage
+from samplernn_cli.training.distributed import Distributed
+from samplernn_cli.training.live import LiveSettingsFile
+from samplernn_cli.training.requests import TrainRequest
+from samplernn_cli.training.retention import prune
+from samplernn_cli.training.state import RunState
+from samplernn_cli.training.tensorboard_log import TensorBoardLog
+
+logger = logging.getLogger("samplernn")
+
+
+def input_records(dataset: Dataset, split: DataSplit) -> tuple[InputFile, ...]:
+    """What a checkpoint records of each input file: where it came from, its gain, its
+    length and fingerprint, and how much of it trains and validates."""
+    train = {s.file: s.length for s in split.train}
+    val = {s.file: s.length for s in split.val}
+    return tuple(
+        InputFile(
+            source=file.source,
+            gain=file.gain,
+            samples=file.length,
+            codes_sha256=file.fingerprint,
+            train_samples=train.get(index, 0),
+            val_samples=val.get(index, 0),
+        )
+        for index, file in enumerate(dataset.files)
+    )
+
+
+class CheckpointWriter:
+    """Takes snapshots of a session and writes its periodic checkpoints."""
+
+    def __init__(
+        self,
+        request: TrainRequest,
+        dataset: Dataset,
+        split: DataSplit,
+        plan: SequencePlan,
+        model: SampleRNN,
+        optimizer: torch.optim.Optimizer,
+        *,
+        average: WeightAverage | None,
+        live: LiveSettingsFile,
+        board: TensorBoardLog,
+        device: torch.device,
+        dist: Distributed | None,
+    ) -> None:
+        """``live``: the settings in effect (what a checkpoint records, and how many
+        checkpoints retention keeps); ``board``: flushed before each checkpoint."""
+        self.request = request
+        self.run = request.run
+        self.dataset = dataset
+        self.split = split
+        self.plan = plan
+        self.model = model
+        self.optimizer = optimizer
+        self.average = average
+        self.live = live
+        self.board = board
+        self.device = device
+        self.dist = dist
+        self.is_main = dist is None or dist.is_main
+        # Where the starting weights came from (checkpoint.provenance), kept by every
+        # checkpoint of the run; None: trained from scratch.
+        self.parent: dict[str, Any] | None = None
+        # The checkpoint this session continues from, when it is in the run folder: never
+        # deleted by retention while the session runs.
+        self.resumed_from: Path | None = None
+
+    def snapshot(self, state: RunState) -> TrainingSnapshot:
+        """What a checkpoint of this moment records (on every rank: they all take part in
+        gathering the RNN state)."""
+        rnn_state = None
+        if state.rnn_state is not None:  # (layers, B, H) tensors; every rank's rows, in order
+            rnn_state = [
+                None if s is None else tuple(self._all_rows(t).cpu() for t in s)
+                for s in state.rnn_state
+            ]
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        request, average = self.request, self.average
+        return TrainingSnapshot(
+            run_name=self.run.name,
+            model_config=request.model,
+            audio=request.audio,
+            train=request.train,
+            live=self.live.current,
+            sample_rate=self.dataset.sample_rate,
+            inputs=input_records(self.dataset, self.split),
+            codes_sha256=self.dataset.fingerprint,
+            weights=self.model.state_dict() if average is None else average.weights(),
+            training_weights=None if average is None else self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            progress=state.progress(
+                iterations_per_epoch=self.plan.iterations_per_epoch,
+                sequence_samples=self.plan.sequence_length,
+                average_updates=None if average is None else average.updates,
+            ),
+            rnn_state=rnn_state,
+            rng=rng,
+            history=state.history,
+            device=str(self.device),
+            parent=self.parent,
+        )
+
+    def _all_rows(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor if self.dist is None else self.dist.gather_rows(tensor, dim=1)
+
+    def write(self, state: RunState) -> None:
+        """Write a checkpoint (on every rank: they all take part in gathering the RNN state;
+        rank 0 writes it), then delete the checkpoints retention no longer keeps."""
+        snapshot = self.snapshot(state)
+        state.last_checkpoint_iteration = state.iteration
+        if not self.is_main:
+            return
+        self.board.flush()  # the events up to the checkpoint survive a kill after it
+        path = self.run.checkpoint(state.last_epoch, state.iteration)
+        save_checkpoint(path, snapshot)
+        state.last_checkpoint = path
+        logger.info(f"checkpoint: {path}")
+        keep = self.live.current.keep_checkpoints
+        if keep is not None:  # only now that the new one is complete
+            protected = [path] if self.resumed_from is None else [path, self.resumed_from]
+            for old in prune(self.run, keep, iteration=state.iteration, protected=protected):
+                logger.info(f"deleted {old.name} (keeping the newest {keep} checkpoints)")
+
+    @contextlib.contextmanager
+    def naming_newest(self, state: RunState) -> Iterator[None]:
+        """A file that cannot be written (a full disk, say) stops the run; its message names
+        the newest complete checkpoint, the one to continue from."""
+        try:
+            yield
+        except OutputError as exc:
+            newest = state.last_checkpoint
+            where = (
+                f"the newest complete checkpoint is {newest}"
+                if newest is not None and newest.is_file()
+                else "no checkpoint of this run was written yet"
+            )
+            raise OutputError(f"{exc}; {where}") from None
