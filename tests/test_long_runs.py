@@ -19,7 +19,7 @@ import torch
 
 from samplernn_cli.checkpoint import load_checkpoint
 from samplernn_cli.config import LiveSettings, StopConditions
-from samplernn_cli.training.checkpoints import disk_plan, newest_complete, periodic_checkpoints
+from samplernn_cli.training.retention import disk_plan, newest_complete, periodic_checkpoints
 from samplernn_cli.training.runfolder import RunFolder
 
 from .conftest import (
@@ -34,7 +34,7 @@ from .conftest import (
 )
 
 RATE = 8000
-README = Path(__file__).resolve().parents[1] / "README.md"
+LONG_RUNS_GUIDE = Path(__file__).resolve().parents[1] / "docs" / "long-runs.md"
 
 
 def iterations(folder: Path, name: str = "run") -> list[int]:
@@ -234,10 +234,10 @@ def test_a_full_disk_names_the_newest_checkpoint(tmp_path: Path, source: Path) -
 
 
 def _job_script(tmp_path: Path, source: Path, iterations: int) -> Path:
-    """README's Slurm job script, with its settings lines pointed at a tiny run."""
-    text = README.read_text(encoding="utf-8")
+    """The Slurm job script of docs/long-runs.md, with its settings lines pointed at a tiny run."""
+    text = LONG_RUNS_GUIDE.read_text(encoding="utf-8")
     script = re.search(r"```bash\n(#!/bin/bash\n#SBATCH.*?)```", text, re.S)
-    assert script is not None, "README has no Slurm job script"
+    assert script is not None, "docs/long-runs.md has no Slurm job script"
     body = script.group(1)
     options = [*TINY_FLAGS, "--val_every", "7", "--checkpoint_every", "50",
                "--keep-checkpoints", "2"]  # fmt: skip
@@ -258,7 +258,7 @@ def _job_script(tmp_path: Path, source: Path, iterations: int) -> Path:
 def test_slurm_job_resubmitted_after_time_limits_equals_one_run(
     tmp_path: Path, source: Path
 ) -> None:
-    """README's job script, stopped twice by the scheduler's SIGTERM and run to its end:
+    """The guide's job script, stopped twice by the scheduler's SIGTERM and run to its end:
     it resubmits itself after each stop (and not after the end), the loss log holds every
     iteration once, and the final weights equal an uninterrupted run's."""
     total = 300
