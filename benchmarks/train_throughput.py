@@ -9,8 +9,8 @@ Both implementations train the same model on the same batches of the same clip:
   layer as a product with the concatenated embeddings of the previous samples, the whole
   chunk at once, Adam's per-parameter loop;
 * compiled (`--compile`): the optimised step with the sample tier's MLP and loss
-  (`samplernn_cli.model.head_loss.plain_head_loss`) under torch.compile in place of the fused
-  node that `samplernn train` runs on the CPU.
+  (`samplernn_cli.model.head_loss.head_loss` with `fused=False`) under torch.compile in
+  place of the fused node that `samplernn train` runs on the CPU.
 
 Each (configuration, implementation) runs in its own process, so its peak resident memory
 (wait4's rusage) is its own. Throughput is the median of per-iteration target samples per
@@ -29,6 +29,7 @@ repository root:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -100,7 +101,7 @@ def worker(config: str, implementation: str, iterations: int, source: Path) -> N
     from samplernn_cli.data.plan import SequencePlan
     from samplernn_cli.data.split import Segment
     from samplernn_cli.model import SampleRNN, detach_state
-    from samplernn_cli.model.head_loss import plain_head_loss
+    from samplernn_cli.model.head_loss import head_loss
     from samplernn_cli.model.reference import naive_loss
     from samplernn_cli.training import step
     from samplernn_cli.training.step import forward_backward, make_optimizer
@@ -116,7 +117,7 @@ def worker(config: str, implementation: str, iterations: int, source: Path) -> N
         # torch.compile (Inductor) on the sample tier's MLP and loss, the bulk of the work;
         # the first layer's table sums and the LSTM layers stay eager (their kernels are
         # hand-written, and oneDNN's).
-        step.head_loss = torch.compile(plain_head_loss)
+        step.head_loss = torch.compile(functools.partial(head_loss, fused=False))
     codes = model.quantizer.encode(read_audio(source, AudioConfig()).samples)
     chunk = frames * model.config.tier_frame_samples[-1]
     plan = SequencePlan([codes], [Segment(0, 0, codes.numel())], history=model.history,

@@ -7,7 +7,7 @@ targets: 4096 targets a step), in this process, in alternating rounds:
   table sums, as `embedding_bag`'s own backward pass, and as the Numba kernel on one thread
   and on PyTorch's threads;
 * MLP and loss (`samplernn_cli.model.head_loss`): forward and backward through autograd
-  (`plain_head_loss`) and as the fused node; with `--compile`, also `plain_head_loss` under
+  (`head_loss` with `fused=False`) and as the fused node; with `--compile`, also that under
   `torch.compile`;
 * the whole step (`training.step.forward_backward`, gradient clipping, fused Adam) as
   `samplernn train` runs it, and with each part swapped for what it replaces.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import platform
 import statistics
@@ -34,12 +35,14 @@ import torch
 
 from samplernn_cli.config import ModelConfig
 from samplernn_cli.model import SampleRNN, network, tables
-from samplernn_cli.model.head_loss import head_loss, plain_head_loss
+from samplernn_cli.model.head_loss import head_loss
 from samplernn_cli.training import step
 from samplernn_cli.training.step import forward_backward, make_optimizer
 
 SMALL = ModelConfig(hidden_size=256, rnn_layers=1, embed_size=64)
 BATCH, TARGETS = 16, 256
+# The sample MLP and its loss through autograd, as every other device runs them.
+PLAIN_HEAD_LOSS = functools.partial(head_loss, fused=False)
 
 # One call of a candidate: returns the seconds of the part it times (setup excluded).
 Candidate = Callable[[], float]
@@ -134,12 +137,12 @@ def mlp_and_loss(model: SampleRNN, rounds: int, repeats: int, compiled: bool) ->
         return call
 
     candidates = {
-        "autograd (plain_head_loss)": forward_and_backward(plain_head_loss),
+        "autograd (fused=False)": forward_and_backward(PLAIN_HEAD_LOSS),
         "fused node (head_loss)": forward_and_backward(head_loss),
     }
     if compiled:
-        candidates["torch.compile(plain_head_loss)"] = forward_and_backward(
-            torch.compile(plain_head_loss)
+        candidates["torch.compile(fused=False)"] = forward_and_backward(
+            torch.compile(PLAIN_HEAD_LOSS)
         )
     results = alternate(candidates, rounds, repeats)
     report("MLP and loss (forward and backward)", results, "fused node (head_loss)")
@@ -174,7 +177,7 @@ def whole_step(model: SampleRNN, rounds: int, repeats: int, compiled: bool) -> N
         return mock.patch.object(tables, "set_num_threads", lambda _: set_threads(1))
 
     def plain_loss() -> contextlib.AbstractContextManager:
-        return mock.patch.object(step, "head_loss", plain_head_loss)
+        return mock.patch.object(step, "head_loss", PLAIN_HEAD_LOSS)
 
     candidates = {
         "as samplernn train runs it": training_step(),
@@ -185,7 +188,7 @@ def whole_step(model: SampleRNN, rounds: int, repeats: int, compiled: bool) -> N
     }
     if compiled:
         candidates["with torch.compile's MLP and loss"] = training_step(
-            mock.patch.object(step, "head_loss", torch.compile(plain_head_loss))
+            mock.patch.object(step, "head_loss", torch.compile(PLAIN_HEAD_LOSS))
         )
     results = alternate(candidates, rounds, repeats)
     report("whole training step", results, "as samplernn train runs it")

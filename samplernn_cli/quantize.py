@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
-from samplernn_cli.config import ModelConfig, rule
+from samplernn_cli.config import ModelConfig
+from samplernn_cli.config.rules import rule
 
 A_LAW_A = 87.6
 

@@ -23,15 +23,10 @@ from samplernn_cli.config import (
     GenerateSettings,
     LiveSettings,
     ModelConfig,
-    Rule,
-    Settings,
     StopConditions,
     TrainConfig,
-    declaration,
-    declarations,
-    default,
-    shown,
 )
+from samplernn_cli.config.rules import Rule, Settings, declaration, declarations, default, shown
 from samplernn_cli.errors import ConfigError
 from samplernn_cli.training.fine_tune import fine_tune_settings
 

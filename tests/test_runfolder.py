@@ -62,12 +62,12 @@ def test_loss_log_starts_from_given_rows_and_replaces_a_partial_line(tmp_path: P
     log = LossLog(path)
     log.open()
     for i in range(1, 6):
-        log.append(i, 3.0 - i * 0.1, 1, float(i), 2.5 if i == 4 else None, 1000.0)
+        log.append((i, 3.0 - i * 0.1, 1, float(i), 2.5 if i == 4 else None, 1000.0))
     log.close()
     with open(path, "a") as handle:
         handle.write("6,2.4,1")  # a crash mid-row
     log.open([(1, 2.9, 1, 1.0, None, 1000.0), (2, 2.8, 1, 2.0, 2.5, 1000.0)])
-    log.append(3, 1.0, 2, 3.0, None, 1000.0)
+    log.append((3, 1.0, 2, 3.0, None, 1000.0))
     log.close()
     rows = read_losses(path)
     assert [r["iter"] for r in rows] == ["1", "2", "3"]

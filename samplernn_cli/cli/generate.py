@@ -12,7 +12,8 @@ import typer
 from samplernn_cli.cli.options import OUTPUT, DeviceOption, PrimeOption, QuietOption
 from samplernn_cli.cli.output import print_path
 from samplernn_cli.cli.settings import Given, setting_options
-from samplernn_cli.config import GenerateSettings, default
+from samplernn_cli.config import GenerateSettings
+from samplernn_cli.config.rules import default
 from samplernn_cli.errors import CheckpointError, UsageError
 from samplernn_cli.fileio import check_input_file
 

@@ -23,17 +23,8 @@ from samplernn_cli.cli.settings import (
     setting_option,
     spellings,
 )
-from samplernn_cli.config import (
-    GAIN_HELP,
-    INPUT_PANEL,
-    OUTPUT_PANEL,
-    AudioConfig,
-    GenerateSettings,
-    ModelConfig,
-    TrainConfig,
-    declarations,
-    default,
-)
+from samplernn_cli.config import GAIN_HELP, AudioConfig, GenerateSettings, ModelConfig, TrainConfig
+from samplernn_cli.config.rules import INPUT_PANEL, OUTPUT_PANEL, declarations, default
 from samplernn_cli.errors import UsageError
 from samplernn_cli.presets import PRESETS
 

@@ -26,7 +26,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import typer
 
-from samplernn_cli.config import (
+from samplernn_cli.config.rules import (
     Declaration,
     Rule,
     Settings,

@@ -28,14 +28,8 @@ from samplernn_cli.cli.options import (
 )
 from samplernn_cli.cli.output import print_path
 from samplernn_cli.cli.settings import Given, setting_options
-from samplernn_cli.config import (
-    AudioConfig,
-    LiveSettings,
-    ModelConfig,
-    StopConditions,
-    TrainConfig,
-    default,
-)
+from samplernn_cli.config import AudioConfig, LiveSettings, ModelConfig, StopConditions, TrainConfig
+from samplernn_cli.config.rules import default
 from samplernn_cli.errors import AudioError, CheckpointError, UsageError
 from samplernn_cli.fileio import check_input_file
 
@@ -128,9 +122,10 @@ def _checkpoint_or_folder(given: Path) -> Path:
     return given
 
 
-def _run(session: Any, *, quiet: bool, log_every: int) -> int:
-    """Set up the display and signals, call ``session(progress, stop)`` and report how
-    training ended; returns the exit code."""
+def _run(start: Any, request: Any, *, quiet: bool, log_every: int) -> int:
+    """Set up the display and signals, open the session (``start(request, progress=...,
+    stop=...)``: :func:`session.train` or :func:`session.resume`) and report how training
+    ended; returns the exit code."""
     from samplernn_cli.cli.console import TrainDisplay, setup_logging, stderr_is_terminal
     from samplernn_cli.training.distributed import rank_in_environment
     from samplernn_cli.training.requests import StopReason, StopRequest
@@ -140,11 +135,11 @@ def _run(session: Any, *, quiet: bool, log_every: int) -> int:
         setup_logging(quiet=True, rich_output=False)
         logging.getLogger("samplernn").setLevel(logging.ERROR)
         with stop_on_signals(stop):
-            result: TrainResult = session(None, stop)
+            result: TrainResult = start(request, progress=None, stop=stop)
         return exit_code_for_stop(result.stopped_by)
     console = setup_logging(quiet=quiet, rich_output=stderr_is_terminal())
     with TrainDisplay(console, quiet=quiet, log_every=log_every) as display, stop_on_signals(stop):
-        result = session(display, stop)
+        result = start(request, progress=display, stop=stop)
     reasons = {
         StopReason.MAX_ITERATIONS: "reached --max-iterations",
         StopReason.MAX_EPOCHS: "reached --max-epochs",
@@ -268,11 +263,7 @@ def train(
         init_from=parent,
         init_optimizer=init_optimizer,
     )
-    return _run(
-        lambda progress, stop: session.train(request, progress=progress, stop=stop),
-        quiet=quiet,
-        log_every=log_every,
-    )
+    return _run(session.train, request, quiet=quiet, log_every=log_every)
 
 
 @setting_options
@@ -332,8 +323,4 @@ def resume(
         device=device,
         force=force,
     )
-    return _run(
-        lambda progress, stop: session.resume(request, progress=progress, stop=stop),
-        quiet=quiet,
-        log_every=log_every,
-    )
+    return _run(session.resume, request, quiet=quiet, log_every=log_every)

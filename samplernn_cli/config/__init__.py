@@ -9,57 +9,33 @@ names the setting) and the command line builds its options from the same declara
 Each object converts to and from a plain dict of JSON types, which is how it is stored in
 checkpoints and in ``NAME_args.json``.
 
-The classes: :class:`ModelConfig` and :class:`AudioConfig` (:mod:`.model`),
-:class:`TrainConfig`, :class:`LiveSettings` and :class:`StopConditions` (:mod:`.training`),
-:class:`GenerateSettings` (:mod:`.generation`).
+How a setting is declared lives in :mod:`.rules`. The classes: :class:`ModelConfig` and
+:class:`AudioConfig` (:mod:`.model`), :class:`TrainConfig`, :class:`LiveSettings` and
+:class:`StopConditions` (:mod:`.training`), :class:`GenerateSettings` (:mod:`.generation`).
 """
 
 from samplernn_cli.config.generation import GAIN_HELP, GenerateSettings
 from samplernn_cli.config.model import AudioConfig, ModelConfig
 from samplernn_cli.config.rules import (
-    INPUT_PANEL,
     MAX_COUNT,
     MAX_PARAMETERS,
     MAX_SEED,
     MAX_TOP_FRAME,
-    OUTPUT_PANEL,
-    Declaration,
-    Rule,
-    Settings,
-    declaration,
-    declarations,
-    default,
-    flag,
     parse_duration,
-    rule,
-    setting,
-    shown,
 )
 from samplernn_cli.config.training import LiveSettings, StopConditions, TrainConfig
 
 __all__ = [
     "GAIN_HELP",
-    "INPUT_PANEL",
     "MAX_COUNT",
     "MAX_PARAMETERS",
     "MAX_SEED",
     "MAX_TOP_FRAME",
-    "OUTPUT_PANEL",
     "AudioConfig",
-    "Declaration",
     "GenerateSettings",
     "LiveSettings",
     "ModelConfig",
-    "Rule",
-    "Settings",
     "StopConditions",
     "TrainConfig",
-    "declaration",
-    "declarations",
-    "default",
-    "flag",
     "parse_duration",
-    "rule",
-    "setting",
-    "shown",
 ]

@@ -10,7 +10,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from samplernn_cli.config import TrainConfig, rule
+from samplernn_cli.config import TrainConfig
+from samplernn_cli.config.rules import rule
 from samplernn_cli.errors import AudioError
 
 

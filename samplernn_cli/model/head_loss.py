@@ -89,31 +89,21 @@ def head_loss(
     conditioning: torch.Tensor,
     targets: torch.Tensor,
     scale: float,
+    *,
+    fused: bool = True,
 ) -> torch.Tensor:
     """``scale`` times the summed cross-entropy (nats) of the sample tier's MLP on ``first``
     (the first layer's output) plus ``conditioning`` (both (..., H)) against ``targets``
-    (...): one fused node when training float32 on the CPU, else :func:`plain_head_loss`."""
+    (...): one fused node when training float32 on the CPU (and ``fused``), else through
+    autograd (the tier's own MLP, then ``F.cross_entropy``; what benchmarks compare with)."""
     hidden = first.shape[-1]
     first = first.reshape(-1, hidden)
     conditioning = conditioning.reshape(-1, hidden)
     targets = targets.reshape(-1)
-    if first.device.type == "cpu" and first.dtype == torch.float32 and torch.is_grad_enabled():
+    cpu_float = first.device.type == "cpu" and first.dtype == torch.float32
+    if fused and cpu_float and torch.is_grad_enabled():
         layers = (*tier.hidden, tier.output)  # always two hidden layers
         weights = [p for layer in layers for p in (layer.weight, layer.bias)]
         return _HeadLoss.apply(first, conditioning, targets, scale, *weights)
-    return plain_head_loss(tier, first, conditioning, targets, scale)
-
-
-def plain_head_loss(
-    tier: torch.nn.Module,
-    first: torch.Tensor,
-    conditioning: torch.Tensor,
-    targets: torch.Tensor,
-    scale: float,
-) -> torch.Tensor:
-    """:func:`head_loss` through autograd: the tier's own MLP, then ``F.cross_entropy``."""
-    logits = tier.head(first + conditioning)  # (..., levels)
-    loss = F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum"
-    )
-    return loss * scale
+    logits = tier.head(first + conditioning)  # (targets, levels)
+    return F.cross_entropy(logits, targets, reduction="sum") * scale

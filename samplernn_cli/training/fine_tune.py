@@ -7,7 +7,8 @@ from collections.abc import Collection
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
-from samplernn_cli.config import AudioConfig, ModelConfig, TrainConfig, declarations, flag
+from samplernn_cli.config import AudioConfig, ModelConfig, TrainConfig
+from samplernn_cli.config.rules import declarations, flag
 from samplernn_cli.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -96,8 +96,9 @@ class Trainer:
             average=self.average, board=board, should_stop=lambda: stop.interrupted,
         )  # fmt: skip
         self.writer = CheckpointWriter(
-            request, dataset, self.split, self.plan, self.model, self.optimizer,
-            average=self.average, live=self.live, board=board, device=device, dist=dist,
+            request=request, dataset=dataset, split=self.split, plan=self.plan,
+            model=self.model, optimizer=self.optimizer, average=self.average, live=self.live,
+            board=board, device=device, dist=dist,
         )  # fmt: skip
 
     def restore(self, checkpoint: Checkpoint, *, own_folder: bool) -> None:

@@ -40,28 +40,18 @@ class LossLog:
     def open(self, rows: Iterable[LossRow] = ()) -> None:
         """Start the file with ``rows`` (the history when resuming), then open it for
         appending. Whatever the file held before is replaced, partial lines included."""
-        text = ",".join(LOSS_COLUMNS) + "\n" + "".join(_format_row(*row) for row in rows)
+        text = ",".join(LOSS_COLUMNS) + "\n" + "".join(_format_row(row) for row in rows)
         atomic_write(self.path, lambda handle: handle.write(text.encode("utf-8")))
         try:
             self._handle = open(self.path, "a", encoding="utf-8", newline="")  # noqa: SIM115
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
-    def append(
-        self,
-        iteration: int,
-        loss: float,
-        epoch: int,
-        elapsed: float,
-        val_loss: float | None,
-        samples_per_s: float,
-    ) -> None:
+    def append(self, row: LossRow) -> None:
         if self._handle is None:
             raise RuntimeError("LossLog.append before open")
         try:
-            self._handle.write(
-                _format_row(iteration, loss, epoch, elapsed, val_loss, samples_per_s)
-            )
+            self._handle.write(_format_row(row))
             self._handle.flush()
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
@@ -73,14 +63,8 @@ class LossLog:
             self._handle = None
 
 
-def _format_row(
-    iteration: int,
-    loss: float,
-    epoch: int,
-    elapsed: float,
-    val_loss: float | None,
-    samples_per_s: float,
-) -> str:
+def _format_row(row: LossRow) -> str:
+    iteration, loss, epoch, elapsed, val_loss, samples_per_s = row
     val = "" if val_loss is None else _number(val_loss, 6)
     return f"{iteration},{_number(loss, 6)},{epoch},{elapsed:.3f},{val},{samples_per_s:.1f}\n"
 
@@ -129,7 +113,7 @@ class Reporter:
         if not self.is_main:
             return
         self.loss_log.append(
-            state.iteration, bits, state.last_epoch, state.training_seconds, val, samples_per_s
+            (state.iteration, bits, state.last_epoch, state.training_seconds, val, samples_per_s)
         )
         self.board.scalars(
             state.iteration,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from samplernn_cli.training.distributed import Distributed
 from samplernn_cli.training.live import LiveSettingsFile
 from samplernn_cli.training.requests import TrainRequest
 from samplernn_cli.training.retention import prune
+from samplernn_cli.training.runfolder import RunFolder
 from samplernn_cli.training.state import RunState
 from samplernn_cli.training.tensorboard_log import TensorBoardLog
 
@@ -48,45 +50,37 @@ def input_records(dataset: Dataset, split: DataSplit) -> tuple[InputFile, ...]:
     )
 
 
+@dataclass(kw_only=True)
 class CheckpointWriter:
     """Takes snapshots of a session and writes its periodic checkpoints."""
 
-    def __init__(
-        self,
-        request: TrainRequest,
-        dataset: Dataset,
-        split: DataSplit,
-        plan: SequencePlan,
-        model: SampleRNN,
-        optimizer: torch.optim.Optimizer,
-        *,
-        average: WeightAverage | None,
-        live: LiveSettingsFile,
-        board: TensorBoardLog,
-        device: torch.device,
-        dist: Distributed | None,
-    ) -> None:
-        """``live``: the settings in effect (what a checkpoint records, and how many
-        checkpoints retention keeps); ``board``: flushed before each checkpoint."""
-        self.request = request
-        self.run = request.run
-        self.dataset = dataset
-        self.split = split
-        self.plan = plan
-        self.model = model
-        self.optimizer = optimizer
-        self.average = average
-        self.live = live
-        self.board = board
-        self.device = device
-        self.dist = dist
-        self.is_main = dist is None or dist.is_main
-        # Where the starting weights came from (checkpoint.provenance), kept by every
-        # checkpoint of the run; None: trained from scratch.
-        self.parent: dict[str, Any] | None = None
-        # The checkpoint this session continues from, when it is in the run folder: never
-        # deleted by retention while the session runs.
-        self.resumed_from: Path | None = None
+    request: TrainRequest
+    dataset: Dataset
+    split: DataSplit
+    plan: SequencePlan
+    model: SampleRNN
+    optimizer: torch.optim.Optimizer
+    average: WeightAverage | None
+    # The settings in effect: what a checkpoint records, and how many checkpoints
+    # retention keeps.
+    live: LiveSettingsFile
+    board: TensorBoardLog  # flushed before each checkpoint
+    device: torch.device
+    dist: Distributed | None
+    # Where the starting weights came from (checkpoint.provenance), kept by every
+    # checkpoint of the run; None: trained from scratch.
+    parent: dict[str, Any] | None = None
+    # The checkpoint this session continues from, when it is in the run folder: never
+    # deleted by retention while the session runs.
+    resumed_from: Path | None = None
+
+    @property
+    def run(self) -> RunFolder:
+        return self.request.run
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist is None or self.dist.is_main
 
     def snapshot(self, state: RunState) -> TrainingSnapshot:
         """What a checkpoint of this moment records (on every rank: they all take part in
