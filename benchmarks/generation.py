@@ -1,241 +1,206 @@
-"""Generation speed: the sampler `samplernn generate` runs against the straightforward one.
+"""Generation speed as a user meets it: whole `samplernn generate` commands at the default
+size against the 2022 scheme (`../shared/tools/seedref.py generate`: its model at the same
+size, one clip at a time), in the same run, with this machine's limits.
 
-The straightforward implementation (`samplernn_cli.model.reference.naive_generate`) is the
-model run step by step the obvious way, as the 2022 tool did: for every sample an embedding
-lookup, a concatenation, four linear layers, a softmax and a multinomial draw; the LSTM and
-the upsampling at every frame boundary; one clip at a time. `samplernn generate` runs the
-Numba sampler on the CPU and the PyTorch sampler on a GPU
-(`samplernn_cli.generation.engine.generate_codes`). Both run in this process on the same
-weights (a checkpoint, or a model initialised with a fixed seed), and the table prints
-samples per second for both and the ratio. Generating N clips one after another costs N
-times one clip, so the straightforward figure for one clip is also its aggregate rate for N
-clips.
+For a checkpoint (default: an untrained default-size one, written first by a one-step
+`samplernn train`), each row runs `samplernn generate CKPT --length L --count N --seed 1
+--precision P` as a subprocess, and the same command with a clip of one frame; the
+difference is the time to generate (start-up, loading and preparing the weights
+subtracted). The 2022 scheme generates one clip of the same length (its own start-up
+subtracted the same way); N clips one after another cost it N times one.
 
-`--parts` times instead what the Numba sampler does differently
-(`samplernn_cli.generation.numba_sampler`), each against its alternative in alternating
-rounds: the whole sampler against the PyTorch sampler (one compiled call per frame against
-a library call per operation), an LSTM cell step as one product against PyTorch's one-step
-LSTM, few-row products in the compiled kernel against BLAS, and a frame of samples with one
-group of clips per thread against one clip per task.
+Limits, measured in the same run: memory bandwidth (a sum over 512 MB on PyTorch's threads:
+bytes read per second) and matrix-product speed (a 2048 x 2048 x 2048 float32 product). One
+clip reads the frame tiers' weights from memory once per frame; the sample MLP's weights
+(9.4 MB in float32 at the default size) stay in the last-level cache when they fit, and are
+then not counted. So one clip's ceiling is bandwidth / (bytes read from memory per sample);
+many clips share each read, so theirs is FLOP/s / (FLOP per sample), or the bandwidth one
+if lower. Each row is printed as a fraction of its ceiling.
 
-    python benchmarks/generation.py                    # every CPU row, 1 s of audio per clip
-    python benchmarks/generation.py --rows small-1,small-5 --seconds 4
+    python benchmarks/generation.py
+    python benchmarks/generation.py --clips 1,5,32 --length 4 --precisions float32,int8
     python benchmarks/generation.py --checkpoint outputs/run1/run1_best_model.pt
-    python benchmarks/generation.py --parts --seconds 0.25
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from samplernn_cli.checkpoint import load_checkpoint
 from samplernn_cli.config import ModelConfig
-from samplernn_cli.generation import kernels, numba_sampler
-from samplernn_cli.generation.engine import generate_codes
-from samplernn_cli.model import SampleRNN
-from samplernn_cli.model.reference import naive_generate
 
-RATE = 16000
-DEFAULT = ModelConfig()  # the 2022 defaults: LSTM 5x1024, frame 16, embed 256, 256 levels
-SMALL = ModelConfig(hidden_size=256, rnn_layers=1, embed_size=64)
-DADABOTS = ModelConfig(skip_connections=True, weight_norm=True, quantizer="mu-law")
-ROWS = {
-    # name: (config, clips, device)
-    "default-1": (DEFAULT, 1, "cpu"),
-    "default-5": (DEFAULT, 5, "cpu"),
-    "small-1": (SMALL, 1, "cpu"),
-    "small-5": (SMALL, 5, "cpu"),
-    "gpu-dadabots-100": (DADABOTS, 100, "cuda"),
-    "gpu-dadabots-1": (DADABOTS, 1, "cuda"),
-}
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SEEDREF = SHARED / "tools" / "seedref.py"
+CLIP = SHARED / "corpus" / "piano_bach_bwv846_prelude.flac"
+SAMPLERNN = [sys.executable, "-m", "samplernn_cli"]
 
 
-def timed(function: object, *args: object, **kwargs: object) -> float:
+def run(command: list[str], cwd: Path) -> float:
+    """Seconds the command took (it must succeed)."""
     started = time.perf_counter()
-    function(*args, **kwargs)  # type: ignore[operator]
-    return time.perf_counter() - started
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return seconds
 
 
-def alternate(
-    candidates: dict[str, Callable[[], object]], rounds: int, repeats: int = 1
-) -> dict[str, float]:
-    """Each candidate's seconds per call: the median over ``rounds`` of a block of
-    ``repeats`` calls, the candidates taking turns block by block (after one warm-up call
-    each). Blocks, not single calls, so that the thread pools of one (BLAS's, Numba's,
-    PyTorch's), which keep spinning for a while after a call, do not slow the next."""
-    for candidate in candidates.values():
-        candidate()
-    times: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(rounds):
-        for name, candidate in candidates.items():
-            started = time.perf_counter()
-            for _ in range(repeats):
-                candidate()
-            times[name].append((time.perf_counter() - started) / repeats)
-    return {name: statistics.median(values) for name, values in times.items()}
+def untrained_checkpoint(folder: Path) -> Path:
+    """A default-size checkpoint after one tiny step (what its weights are does not change
+    the speed)."""
+    run([*SAMPLERNN, "train", str(CLIP), "-o", "untrained", "--output-root", str(folder),
+         "--max-iterations", "1", "--batch-size", "1", "--num-frames", "1",
+         "--val-fraction", "0", "--speed-spread", "0", "--quiet"], folder)  # fmt: skip
+    return next((folder / "untrained").glob("untrained_epoch_*_model.pt"))
 
 
-def report(title: str, results: dict[str, float], unit: str, per_call: float = 1.0) -> None:
-    """Print ``per_call`` units per second (or, for ``unit`` "us", microseconds per call)
-    for each candidate, and its speed against the last one's, the Numba sampler's choice."""
-    print(f"{title} (speed against the last row's):")
-    choice = results[list(results)[-1]]
-    for name, seconds in results.items():
-        figure = (
-            f"{seconds * 1e6:10,.1f} us" if unit == "us" else f"{per_call / seconds:10,.0f} {unit}"
-        )
-        print(f"  {name:34} {figure} {choice / seconds:6.2f}x", flush=True)
+def bandwidth() -> float:
+    """Bytes read per second by a sum over 512 MB (median of 5)."""
+    data = torch.ones(2**27)
+    times = []
+    for _ in range(6):
+        started = time.perf_counter()
+        data.sum()
+        times.append(time.perf_counter() - started)
+    return 4 * data.numel() / statistics.median(times[1:])
 
 
-def whole_sampler(seconds: float, rounds: int) -> None:
-    torch.manual_seed(0)
-    model = SampleRNN(SMALL).eval()
-    samples = round(seconds * RATE)
-    results = alternate(
-        {
-            "PyTorch sampler": lambda: generate_codes(model, 1, samples, implementation="torch"),
-            "Numba sampler": lambda: generate_codes(model, 1, samples, implementation="numba"),
-        },
-        rounds,
-    )
-    report(f"whole sampler, small, one clip of {seconds:g} s", results, "samples/s", samples)
+def cache_bytes() -> int:
+    """The last-level cache's size (0 where the system does not say)."""
+    try:
+        text = Path("/sys/devices/system/cpu/cpu0/cache/index3/size").read_text().strip()
+    except OSError:
+        return 0
+    return int(text.rstrip("K")) * 1024 if text.endswith("K") else int(text)
 
 
-def lstm_step(clips: int, rounds: int) -> None:
-    hidden = DEFAULT.hidden_size
-    torch.manual_seed(0)
-    lstm = torch.nn.LSTM(hidden, hidden, batch_first=True).eval()
-    cell = numba_sampler._Cell(lstm, 0, clips, lstm=True)
-    x = np.random.default_rng(0).standard_normal((clips, hidden), dtype=np.float32)
-    h, c = np.zeros((2, clips, hidden), dtype=np.float32)
-    x_torch = torch.from_numpy(x).unsqueeze(1)  # (clips, 1 step, hidden)
-    state = (torch.zeros(1, clips, hidden), torch.zeros(1, clips, hidden))
-
-    def torch_step() -> None:
-        with torch.no_grad():
-            lstm(x_torch, state)
-
-    results = alternate(
-        {"PyTorch's one-step LSTM": torch_step, "one product": lambda: cell.step(x, h, c)},
-        rounds,
-        repeats=20,
-    )
-    report(f"LSTM cell step, {hidden} hidden, clips: {clips}", results, "us")
+def flops() -> float:
+    """FLOP/s of a 2048^3 float32 matrix product on PyTorch's threads (median of 5)."""
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    times = []
+    for _ in range(6):
+        started = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - started)
+    return 2 * 2048**3 / statistics.median(times[1:])
 
 
-def few_rows(rows: int, rounds: int) -> None:
-    hidden = DEFAULT.hidden_size
-    rng = np.random.default_rng(rows)
-    x = rng.standard_normal((rows, hidden), dtype=np.float32)
-    weight = rng.standard_normal((hidden, hidden), dtype=np.float32)
-    bias = rng.standard_normal(hidden, dtype=np.float32)
-    out = np.empty((rows, hidden), dtype=np.float32)
-
-    def blas() -> None:
-        np.matmul(x, weight.T, out=out)
-        np.add(out, bias, out=out)
-
-    results = alternate(
-        {"BLAS": blas, "compiled kernel": lambda: numba_sampler.affine(x, weight, bias, out)},
-        rounds,
-        repeats=200,
-    )
-    report(f"product of {rows} rows by {hidden} x {hidden}", results, "us")
-
-
-def clip_groups(clips: int, rounds: int) -> None:
-    torch.manual_seed(0)
-    sampler = numba_sampler.NumbaSampler(SampleRNN(DEFAULT).eval(), clips, [1.0] * clips)
-    frame_size, hidden, levels = sampler.frame_size, DEFAULT.hidden_size, sampler.levels
-    rng = np.random.default_rng(0)
-    codes = rng.integers(0, levels, (clips, 2 * frame_size), dtype=np.int64)
-    conditioning = rng.standard_normal((clips, frame_size, hidden), dtype=np.float32)
-    draws = rng.random((clips, frame_size), dtype=np.float32)
-    # x, h1, h2 (clips, H) and logits (clips, levels)
-    scratch = [np.empty((clips, width), dtype=np.float32) for width in (hidden,) * 3 + (levels,)]
-
-    def frame(groups: int) -> Callable[[], None]:
-        return lambda: kernels._parallel(
-            groups, codes, frame_size, frame_size, sampler.tables, sampler.offsets,
-            conditioning, sampler.w1, sampler.b1, sampler.w2, sampler.b2, sampler.wo,
-            sampler.bo, sampler.inverse_temperature, draws, *scratch,
-        )  # fmt: skip
-
-    threads = min(clips, numba_sampler.get_num_threads())
-    results = alternate(
-        {"one clip per task": frame(clips), f"one group per thread ({threads})": frame(threads)},
-        rounds,
-        repeats=20,
-    )
-    report(f"a frame of {frame_size} samples, default size, clips: {clips}", results, "us")
+def per_sample(config: ModelConfig, cache: int) -> tuple[float, float, float]:
+    """(float32 bytes, int8 bytes, FLOP) per generated sample: every frame tier's large
+    weights read from memory once per frame of its own; the sample MLP's once per sample,
+    unless they fit in the cache (the first layer's table rows and the input expansions are
+    small and counted in float32 either way)."""
+    hidden, gates = config.hidden_size, 4 if config.rnn_type == "lstm" else 3
+    frame_weights = 0.0
+    for frame, ratio in zip(config.tier_frame_samples, config.frame_sizes, strict=True):
+        rnn = gates * hidden * 2 * hidden * config.rnn_layers
+        if config.skip_connections:
+            rnn += gates * hidden * hidden * (config.rnn_layers - 1) + config.rnn_layers * hidden**2
+        frame_weights += (rnn + hidden * hidden * ratio) / frame
+    mlp = 2 * hidden * hidden + config.q_levels * hidden
+    small = config.frame_sizes[0] * hidden  # table rows gathered
+    flop = 2 * (frame_weights + mlp + small)
+    bytes32, bytes8 = 4 * (frame_weights + small), frame_weights + 4 * small
+    if 4 * mlp > cache:
+        bytes32 += 4 * mlp
+    if mlp > cache:
+        bytes8 += mlp
+    return bytes32, bytes8, flop
 
 
-def parts(seconds: float, rounds: int) -> None:
-    """What the Numba sampler does differently, each against its alternative."""
-    whole_sampler(seconds, rounds)
-    for clips in (1, 5):
-        lstm_step(clips, rounds)
-    for rows in (2, 5):
-        few_rows(rows, rounds)
-    clip_groups(5, rounds)
+def seed_rate(folder: Path, length: float) -> float:
+    """Samples per second of the 2022 scheme at the default size, one clip, start-up
+    subtracted."""
+
+    def seconds(clip_length: float) -> float:
+        command = [sys.executable, str(SEEDREF), "generate", "--wav", str(CLIP), "--length",
+                   str(clip_length), "--count", "1", "--seed", "1"]  # fmt: skip
+        result = subprocess.run(command, cwd=folder, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"seedref failed:\n{result.stderr[-2000:]}")
+        return float(json.loads(result.stdout.strip().splitlines()[-1])["seconds"])
+
+    return round(length * 16000) / (seconds(length) - seconds(0.01))
+
+
+def stream_latency(folder: Path, checkpoint: Path, precision: str) -> float:
+    """Seconds from the WAV header (written once the model is loaded) to the first audio
+    of `samplernn generate -o -`."""
+    command = [*SAMPLERNN, "generate", str(checkpoint), "-o", "-", "--length", "2",
+               "--seed", "1", "--precision", precision]  # fmt: skip
+    with subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE) as process:
+        assert process.stdout is not None
+        header = process.stdout.read(44)
+        loaded = time.perf_counter()
+        first = process.stdout.read(2)
+        audio = time.perf_counter()
+        process.stdout.read()
+    if len(header) != 44 or len(first) != 2 or process.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed")
+    return audio - loaded
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", default="default-1,default-5,small-1,small-5,"
-                        "gpu-dadabots-100,gpu-dadabots-1")  # fmt: skip
-    parser.add_argument("--seconds", type=float, default=1.0, help="audio per clip")
-    parser.add_argument("--checkpoint", type=Path, help="use this checkpoint's weights")
-    parser.add_argument("--baseline-seconds", type=float, default=None,
-                        help="audio for the straightforward run (default: --seconds)")  # fmt: skip
-    parser.add_argument("--parts", action="store_true",
-                        help="time the Numba sampler's choices against alternatives")  # fmt: skip
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of --parts")
+    parser.add_argument("--checkpoint", type=Path, help="default: an untrained default-size one")
+    parser.add_argument("--clips", default="1,5,32")
+    parser.add_argument("--precisions", default="float32,int8")
+    parser.add_argument("--length", type=float, default=2.0, help="seconds per clip")
+    parser.add_argument("--seed-length", type=float, default=1.0,
+                        help="seconds of the 2022 scheme's clip")  # fmt: skip
     args = parser.parse_args()
-    print(f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} "
-          f"threads; {args.seconds:g} s of audio per clip at {RATE} Hz")  # fmt: skip
-    if args.parts:
-        parts(args.seconds, args.rounds)
-        return
-    print(f"{'row':18} {'clips':>5} {'straightforward':>16} {'samplernn':>12} {'ratio':>7} "
-          f"{'real time':>10}")  # fmt: skip
-    baselines: dict[ModelConfig, float] = {}
-    for row in args.rows.split(","):
-        config, clips, device = ROWS[row]
-        if device == "cuda" and not torch.cuda.is_available():
-            print(f"{row:18} {clips:>5}  (skipped: no CUDA device)")
-            continue
-        torch.manual_seed(0)
-        if args.checkpoint is not None:
-            model = load_checkpoint(args.checkpoint).build_model(device)
-        else:
-            model = SampleRNN(config).to(device).eval()
-        num_samples = round(args.seconds * RATE)
-        baseline = None
-        if device == "cpu":
-            if config not in baselines:
-                base_samples = round((args.baseline_seconds or args.seconds) * RATE)
-                baselines[config] = base_samples / timed(naive_generate, model, base_samples, 0)
-            baseline = baselines[config]
-        generate_codes(model, clips, 256, seed=0)  # warm-up
-        if device == "cuda":
-            torch.cuda.synchronize()
-        seconds = timed(generate_codes, model, clips, num_samples, seed=1)
-        rate = clips * num_samples / seconds
-        ratio = "" if baseline is None else f"{rate / baseline:.1f}x"
-        base = "-" if baseline is None else f"{baseline:,.0f}/s"
-        print(
-            f"{row:18} {clips:>5} {base:>16} {rate:>10,.0f}/s {ratio:>7} {rate / RATE:>9.2f}x",
-            flush=True,
-        )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        checkpoint = args.checkpoint or untrained_checkpoint(folder)
+        loaded = load_checkpoint(checkpoint)
+        config, rate = loaded.model_config, loaded.sample_rate
+        frame = config.tier_frame_samples[-1] / rate
+        memory, compute = bandwidth(), flops()
+        bytes32, bytes8, flop = per_sample(config, cache_bytes())
+        print(f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} "
+              f"threads; {config.describe()}")  # fmt: skip
+        print(f"# limits: memory read {memory / 1e9:.1f} GB/s, matrix product "
+              f"{compute / 1e9:.0f} GFLOP/s; per sample {bytes32 / 1e6:.1f} MB (float32) or "
+              f"{bytes8 / 1e6:.1f} MB (int8) of weights read from memory, {flop / 1e6:.1f} "
+              "MFLOP")  # fmt: skip
+        seed = seed_rate(folder, args.seed_length)
+        print(f"2022 scheme, 1 clip: {seed:,.0f} samples/s", flush=True)
+        print(f"{'precision':9} {'clips':>5} {'samples/s':>10} {'x 2022':>7} {'real time':>9} "
+              f"{'of limit':>9} {'whole command':>14}")  # fmt: skip
+        for precision in args.precisions.split(","):
+            for count in (int(c) for c in args.clips.split(",")):
+
+                def seconds(length: float, count: int = count, precision: str = precision) -> float:
+                    out = Path(tempfile.mkdtemp(dir=folder))
+                    return run([*SAMPLERNN, "generate", str(checkpoint), "--length", str(length),
+                                "--count", str(count), "--seed", "1", "--precision", precision,
+                                "--out-dir", str(out)], folder)  # fmt: skip
+
+                whole = seconds(args.length)
+                generating = whole - seconds(frame)
+                samples = count * round(args.length * rate)
+                speed = samples / generating
+                weight_bytes = bytes8 if precision == "int8" else bytes32
+                # One clip is bound by reading its weights, many clips by computing.
+                ceiling = min(memory / weight_bytes * count, compute / flop)
+                print(f"{precision:9} {count:>5} {speed:>10,.0f} {speed / seed:>6.1f}x "
+                      f"{speed / rate:>8.2f}x {speed / ceiling:>8.0%} "
+                      f"{samples / whole:>10,.0f}/s", flush=True)  # fmt: skip
+        for precision in args.precisions.split(","):
+            latencies = [stream_latency(folder, checkpoint, precision) for _ in range(3)]
+            print(f"stream ({precision}): first audio {statistics.median(latencies):.2f} s "
+                  "after the header (the model loaded), median of 3", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ import soundfile
 import torch
 import torchaudio.functional as AF
 
+from samplernn_cli.clip_stats import spectral_stats
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 CORPUS = SHARED / "corpus"
@@ -61,29 +63,8 @@ def excerpt(source: Path, seconds: float, offset: float, folder: Path) -> Path:
     return path
 
 
-def spectral_stats(audio: np.ndarray) -> dict[str, float]:
-    """Spectral flatness (0: tonal, 1: white noise), centroid (Hz) and RMS level (dBFS),
-    averaged over 64 ms frames whose level is within 50 dB of the loudest."""
-    signal = torch.from_numpy(np.asarray(audio, dtype=np.float32))
-    window = torch.hann_window(1024)
-    power = torch.stft(signal, 1024, 256, window=window, return_complex=True).abs().pow(2).T
-    power = power + 1e-12
-    energy = power.sum(dim=1)
-    voiced = energy > energy.max() * 1e-5
-    power = power[voiced]
-    flatness = torch.exp(torch.log(power).mean(dim=1)) / power.mean(dim=1)
-    freqs = torch.linspace(0, RATE / 2, power.shape[1])
-    centroid = (power * freqs).sum(dim=1) / power.sum(dim=1)
-    rms = float(np.sqrt(np.mean(np.square(audio)))) + 1e-12
-    return {
-        "flatness": float(flatness.mean()),
-        "centroid_hz": float(centroid.mean()),
-        "level_dbfs": 20 * float(np.log10(rms)),
-    }
-
-
 def clip_stats(paths: list[Path]) -> dict[str, float]:
-    stats = [spectral_stats(soundfile.read(str(p), dtype="float32")[0]) for p in paths]
+    stats = [spectral_stats(soundfile.read(str(p), dtype="float32")[0], RATE) for p in paths]
     return {key: float(np.mean([s[key] for s in stats])) for key in stats[0]}
 
 
@@ -176,7 +157,7 @@ def main() -> None:
         for source in sources:
             clip = excerpt(source, args.seconds, args.offset, folder)
             audio = soundfile.read(str(clip), dtype="float32")[0]
-            training = spectral_stats(audio[: int(len(audio) * 0.9)])
+            training = spectral_stats(audio[: int(len(audio) * 0.9)], RATE)
             for budget in budgets:
                 seed = train_seed(clip, budget, args, folder)
                 for variant, extra in enumerate(args.ours_args or [""]):

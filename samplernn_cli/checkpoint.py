@@ -1,24 +1,18 @@
 """The checkpoint file: the one owner of its format (write, read, validate, provenance;
 :mod:`samplernn_cli.summary` summarises a loaded file for ``inspect-checkpoint``).
 
-A checkpoint is a ``torch.save`` of a dict holding only tensors and plain data (str, int,
-float, bool, None, lists, dicts), so it loads with ``torch.load(weights_only=True)``:
-loading never runs code from the file. It carries everything needed to generate without the
-training data and to resume training exactly: the configs, the sample rate, the weights, the
-optimizer state, the RNG state, the position in the data plan, the carried RNN state and the
-loss history (:mod:`samplernn_cli.history`).
+A checkpoint is a ``torch.save`` of a dict of tensors and plain data only, so it loads with
+``torch.load(weights_only=True)``: loading never runs code from the file. It carries all
+that generating needs without the training data, and all that resuming exactly needs: the
+configs, sample rate, weights, optimizer, RNG and carried RNN state, the position in the data
+plan and the loss history (:mod:`samplernn_cli.history`). Training describes it with a
+:class:`TrainingSnapshot`; :func:`save_checkpoint` makes the dict and :func:`load_checkpoint`
+reads every format-1 file written so far (filling in what older ones lack).
 
-Training describes what to write with a :class:`TrainingSnapshot` (typed); the dict layout
-is made here, by :func:`save_checkpoint`, and read back here, by :func:`load_checkpoint`,
-which accepts every format-1 file written so far (older ones lack some keys; the readers
-below fill them in).
-
-An exported model (``samplernn export``, :mod:`samplernn_cli.export`; written here by
-:func:`save_export`) is a file of the same kind holding only what inference needs:
-``"kind": "export"``, format version 2 (so that versions of samplernn from before exports
-refuse it with "upgrade" rather than a missing key), and no optimizer, RNG, data-position or
-loss-history state. It loads as a :class:`Checkpoint` whose :attr:`Checkpoint.is_export` is
-true.
+An export (``samplernn export``, written by :func:`save_export`) holds only what inference
+needs: ``"kind": "export"``, format version 2 (so that versions from before exports refuse it
+with "upgrade"), and no optimizer, RNG, data-position or loss-history state. It loads as a
+:class:`Checkpoint` whose :attr:`Checkpoint.is_export` is true.
 """
 
 from __future__ import annotations
@@ -50,9 +44,6 @@ TRAINING_FORMAT_VERSION = 1
 EXPORT_FORMAT_VERSION = 2
 # What a checkpoint's "progress" must hold for training to resume from it.
 RESUME_PROGRESS = ("epoch_index", "batch", "chunk", "training_seconds")
-
-
-# --------------------------------------------------------------------- the run's state
 
 
 @dataclass(frozen=True)
@@ -132,6 +123,8 @@ class TrainingSnapshot:
     device: str
     # Where the run's starting weights came from (see :func:`provenance`); None: from scratch.
     parent: dict[str, Any] | None = None
+    # The training audio's RMS level as the model hears it (dBFS), for generation.ranking.
+    level_dbfs: float | None = None
     # The weights training goes on from, when ``weights`` are their average; None: the same.
     training_weights: dict[str, torch.Tensor] | None = None
 
@@ -151,6 +144,7 @@ class TrainingSnapshot:
                 "codes_sha256": self.codes_sha256,
                 "train_samples": sum(f.train_samples for f in self.inputs),
                 "val_samples": sum(f.val_samples for f in self.inputs),
+                **({} if self.level_dbfs is None else {"level_dbfs": self.level_dbfs}),
             },
             "model": self.weights,
             **(
@@ -175,9 +169,6 @@ class TrainingSnapshot:
             "environment": {"torch": str(torch.__version__), "device": self.device},
             "parent": self.parent,
         }
-
-
-# --------------------------------------------------------------------- writing
 
 
 def save_checkpoint(path: Path, snapshot: TrainingSnapshot) -> None:
@@ -267,9 +258,6 @@ def write_payload(
         raise OutputError(f"cannot write checkpoint {path}: {exc}") from None
 
 
-# --------------------------------------------------------------------- reading
-
-
 @dataclass(frozen=True)
 class Checkpoint:
     """A loaded, validated checkpoint. ``payload`` is the file's dict as written."""
@@ -312,10 +300,19 @@ class Checkpoint:
         return [source] if "path" in source else []
 
     @property
+    def training_level_dbfs(self) -> float | None:
+        """RMS level of the training audio as the model heard it, where recorded."""
+        level = self._recorded("level_dbfs")
+        return float(level) if isinstance(level, (int, float)) else None
+
+    @property
     def codes_sha256(self) -> str | None:
         """The fingerprint of the processed training audio, where recorded."""
+        return self._recorded("codes_sha256")
+
+    def _recorded(self, key: str) -> Any:
         source = self.payload.get("input", {})
-        return source.get("codes_sha256") if isinstance(source, dict) else None
+        return source.get(key) if isinstance(source, dict) else None
 
     @property
     def is_export(self) -> bool:
@@ -460,7 +457,7 @@ def _validate(path: Path, payload: object) -> Checkpoint:
         model_config.validate()
         audio = AudioConfig.from_dict(payload["audio"])
         train = TrainConfig.from_dict({**TrainConfig.legacy_values(), **payload["train"]})
-        live = LiveSettings.from_dict(payload["live"])
+        live = LiveSettings.from_dict({**LiveSettings.legacy_values(), **payload["live"]})
         sample_rate = int(payload["sample_rate"])
         progress = Progress.from_dict(payload["progress"])
         if not isinstance(payload["model"], dict):

@@ -205,10 +205,11 @@ def save_round_picture(
     sample_rate: int,
     history: LossHistory,
     heading: str,
+    labels: Sequence[str] | None = None,
 ) -> Path:
     """One generation round at a glance: the loss curves so far, then the spectrograms of
     ``truth`` (T,) and of the first :data:`MAX_CLIPS_DRAWN` of ``clips`` (N, T), two to a
-    row, on one colour scale.
+    row, on one colour scale; ``labels`` (one per clip) are added to the clips' titles.
 
     Raises:
         OutputError: the file cannot be written.
@@ -217,7 +218,8 @@ def save_round_picture(
     spectrograms = [mel_spectrogram(truth, sample_rate)]
     spectrograms += [mel_spectrogram(clip, sample_rate) for clip in shown]
     titles = ["training audio (ground truth)"] + [
-        f"clip {n} of {clips.shape[0]}" for n in range(1, shown.shape[0] + 1)
+        f"clip {n} of {clips.shape[0]}" + (f": {labels[n - 1]}" if labels else "")
+        for n in range(1, shown.shape[0] + 1)
     ]
     rows = math.ceil(len(spectrograms) / 2)
     figure = _figure(12.0, 3.2 + 2.4 * rows)

@@ -85,6 +85,42 @@ def test_generate_writes_the_files_it_prints(trained: Path, tmp_path: Path) -> N
         assert (folder / first).read_bytes() == (folder / second).read_bytes()
 
 
+def test_candidates_keep_the_best_takes_best_first(trained: Path, tmp_path: Path) -> None:
+    common = ["generate", trained, "--length", "0.5", "--count", "2", "--candidates", "6",
+              "--seed", "3", "--json", "--quiet"]  # fmt: skip
+    result = run_cli(*common, "-d", tmp_path / "a", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    takes = document["takes"]
+    assert document["seed"] == 3 and len(takes) == 6
+    assert sorted(t["take"] for t in takes) == [1, 2, 3, 4, 5, 6]
+    kept = [t for t in takes if t["kept"]]
+    assert [t["path"] for t in kept] == [str(tmp_path / "a" / f"run_iter_200_gen_{n}.wav")
+                                         for n in (1, 2)]  # fmt: skip
+    assert takes[:2] == kept and all(t["trap"] is None for t in kept)
+    # Best first: the kept takes by their bits, and no dropped take that is not a trap is
+    # more likely than a kept one.
+    assert kept[0]["bits"] <= kept[1]["bits"]
+    assert all(t["bits"] >= kept[1]["bits"] for t in takes[2:] if t["trap"] is None)
+    for take in takes:
+        assert set(take) == {"path", "kept", "take", "bits", "level_dbfs", "silent_share",
+                             "loop_correlation", "flatness", "trap"}  # fmt: skip
+        assert 0 < take["bits"] < 5  # 32 levels: at most 5 bits
+        assert (take["path"] is None) != take["kept"]
+    # The same seed gives the same takes, whatever the batches; a take is what it would be
+    # among --count takes without --candidates.
+    again = run_cli(*common, "--batch-size", "4", "-d", tmp_path / "b", cwd=tmp_path)
+    assert json.loads(again.stdout)["takes"] == [
+        {**t, "path": t["path"] and t["path"].replace("/a/", "/b/")} for t in takes
+    ]
+    plain = run_cli("generate", trained, "--length", "0.5", "--count", "6", "--seed", "3",
+                    "--quiet", "-d", tmp_path / "c", cwd=tmp_path)  # fmt: skip
+    files = plain.stdout.splitlines()
+    for take in kept:
+        first = Path(take["path"]).read_bytes()
+        assert first == Path(files[take["take"] - 1]).read_bytes()
+
+
 def test_temperatures_change_the_output_statistics(trained: Path, tmp_path: Path) -> None:
     result = run_cli(
         "generate", trained, "--length", "1", "--temperature", "0.3,1.0,2.0", "--seed", "1",
@@ -133,6 +169,10 @@ def test_generate_usage_errors(trained: Path, tmp_path: Path, run_app: RunApp) -
         (["-o", "-", "-d", "x"], 2, "cannot be combined with -d"),
         (["-o", "-", "--format", "flac"], 2, "the stream on standard output is WAV"),
         (["-o", "x.mp3"], 2, "must end in .wav or .flac"),
+        (["--count", "3", "--candidates", "2"], 2, "fewer than --count 3"),
+        (["--candidates", "4", "--temperature", "0.9,1"], 2, "give one value"),
+        (["-o", "-", "--candidates", "3"], 2, "--candidates ranks finished takes"),
+        (["-o", "-", "--json"], 2, "drop --json"),
         (["-d", str(trained)], 1, "is a file, not a folder"),
     ]
     for args, code, text in cases:

@@ -25,8 +25,8 @@ def edit(path: Path, text: str) -> None:
     [
         ("{not json", "not valid JSON"),
         ("[1, 2]", "JSON object"),
-        ('{"generate_every": 0}', "generate_every must be between 1"),
-        ('{"generate_every": -5}', "generate_every must be between 1"),
+        ('{"generate_every": 0}', "generate_every must be at least 1"),
+        ('{"generate_every": -5}', "generate_every must be at least 1"),
         ('{"generate_every": "10"}', "whole number"),
         ('{"generate_every": 2.5}', "whole number"),
         ('{"length": 0}', "length must be greater than 0"),

@@ -17,7 +17,7 @@ import pytest
 import soundfile
 import torch
 
-from samplernn_cli.checkpoint import load_checkpoint
+from samplernn_cli.checkpoint import load_checkpoint, write_payload
 from samplernn_cli.config import LiveSettings, StopConditions
 from samplernn_cli.training.retention import disk_plan, newest_complete, periodic_checkpoints
 from samplernn_cli.training.runfolder import RunFolder
@@ -79,6 +79,45 @@ def test_retention_keeps_the_newest_and_the_best(tmp_path: Path, source: Path) -
     assert [int(row["iter"]) for row in read_losses(folder / "run_losses.csv")] == list(
         range(1, 36)
     )
+
+
+def test_the_default_keeps_five_checkpoints_and_all_keeps_every_one(
+    tmp_path: Path, source: Path
+) -> None:
+    """Without --keep-checkpoints a run keeps its 5 newest periodic checkpoints; `all` (null
+    in NAME_args.json, as runs from before the default wrote) keeps every one, also when a
+    checkpoint written before the setting existed is resumed."""
+    folder = tmp_path / "outputs" / "run"
+    common = [*TINY_FLAGS, "--checkpoint_every", "1", "--val_every", "4", "--quiet"]
+    result = run_cli("train", source, "-o", "run", *common, "--max-iterations", "9",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert iterations(folder) == [5, 6, 7, 8, 9]
+    assert '"keep_checkpoints": 5' in (folder / "run_args.json").read_text()
+
+    every = tmp_path / "outputs" / "every"
+    result = run_cli("train", source, "-o", "every", *common, "--max-iterations", "6",
+                     "--keep-checkpoints", "all", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert iterations(every, "every") == [1, 2, 3, 4, 5, 6]
+    assert '"keep_checkpoints": null' in (every / "every_args.json").read_text()
+
+    # A checkpoint whose live settings lack the key (written before it existed) keeps all.
+    newest = load_checkpoint(every / "every_epoch_1_iter_6_model.pt")
+    payload = {k: v for k, v in newest.payload.items()
+               if k not in ("format", "format_version", "package_version")}  # fmt: skip
+    payload["live"] = {k: v for k, v in payload["live"].items() if k != "keep_checkpoints"}
+    write_payload(newest.path, payload)
+    (every / "every_args.json").unlink()
+    assert load_checkpoint(newest.path).live.keep_checkpoints is None
+    result = run_cli("resume", every, "--max-iterations", "8", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert iterations(every, "every") == list(range(1, 9))
+    # "all" in NAME_args.json reads as null too.
+    (every / "every_args.json").write_text('{"keep_checkpoints": "all"}')
+    result = run_cli("resume", every, "--max-iterations", "9", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert iterations(every, "every") == list(range(1, 10))
 
 
 def test_retention_survives_sigkill(tmp_path: Path, source: Path) -> None:
@@ -187,7 +226,7 @@ def test_disk_plan_warns_with_the_numbers(tmp_path: Path) -> None:
     assert warning is not None and "before an old checkpoint is deleted" in warning
     assert "or lower --keep-checkpoints" in warning
     # Keeping all with an end: everything up to it; without one: the next checkpoint.
-    live = LiveSettings(checkpoint_every=100)
+    live = LiveSettings(checkpoint_every=100, keep_checkpoints=None)
     _, warning = disk_plan(run, checkpoint_bytes=free // 10, live=live,
                            stop=StopConditions(max_iterations=2000), iteration=0,
                            iterations_per_epoch=10)  # fmt: skip

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from samplernn_cli.config import ModelConfig
-from samplernn_cli.generation.engine import generate_codes, prime_model
+from samplernn_cli.generation.engine import generate_takes, prime_model
 from samplernn_cli.generation.sampling import sample_from_logits
 from samplernn_cli.generation.torch_sampler import autoregress
 from samplernn_cli.model import SampleRNN, detach_state
@@ -177,7 +177,7 @@ def test_generation_is_reproducible_and_temperature_sharpens() -> None:
     model = build(VARIANTS["2-tier-lstm"]).eval()
 
     def run(temperature: float, seed: int, count: int = 4) -> torch.Tensor:
-        return generate_codes(model, count, 200, temperature=temperature, seed=seed)
+        return generate_takes(model, count, 200, temperature=temperature, seed=seed).codes
 
     first, second = run(1.0, 7), run(1.0, 7)
     assert first.shape == (4, 200)
@@ -185,7 +185,7 @@ def test_generation_is_reproducible_and_temperature_sharpens() -> None:
     assert not torch.equal(first, run(1.0, 8))
     # A clip depends on (seed, index) only, not on how many clips share the batch.
     assert torch.equal(run(1.0, 7, count=1)[0], first[0])
-    later = generate_codes(model, 2, 200, temperature=1.0, seed=7, first_clip=2)
+    later = generate_takes(model, 2, 200, temperature=1.0, seed=7, first_clip=2).codes
     assert torch.equal(later, first[2:])
     cold = run(0.05, 7)
     changes_cold = (cold[:, 1:] != cold[:, :-1]).float().mean()
@@ -195,10 +195,10 @@ def test_generation_is_reproducible_and_temperature_sharpens() -> None:
 
 def test_generation_accepts_one_temperature_per_clip() -> None:
     model = build(VARIANTS["2-tier-lstm"]).eval()
-    codes = generate_codes(model, 2, 30, temperature=[0.5, 1.5], seed=0)
+    codes = generate_takes(model, 2, 30, temperature=[0.5, 1.5], seed=0).codes
     assert codes.shape == (2, 30)
     with pytest.raises(ValueError):
-        generate_codes(model, 2, 30, temperature=[0.5])
+        generate_takes(model, 2, 30, temperature=[0.5])
 
 
 def test_inverse_cdf_sampling_follows_the_distribution() -> None:

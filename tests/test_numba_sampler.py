@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from samplernn_cli.generation import kernels, numba_sampler
-from samplernn_cli.generation.engine import generate_codes
+from samplernn_cli.generation.engine import generate_takes
 from samplernn_cli.generation.numba_sampler import NumbaSampler
+from samplernn_cli.model.precision import PRECISIONS
 
 from .test_model import VARIANTS, build
 
@@ -18,16 +19,18 @@ def compiled_mlp(
 ) -> np.ndarray:
     """The sample tier for one step as the compiled kernel computes it, from the weights the
     sampler prepared: (count, FS) codes and (count, H) conditioning -> (count, levels)."""
-    x = sampler.tables[previous + sampler.offsets].sum(axis=1) + conditioning
+    tables, offsets = sampler.mlp[:2]
+    hidden, hidden2, output = sampler.layers
+    x = tables[previous + offsets].sum(axis=1) + conditioning
     np.maximum(x, 0.0, out=x)
     h1 = np.empty_like(x)
-    kernels.affine(x, sampler.w1, sampler.b1, h1)
+    kernels.affine_blocked(x, hidden.weight, hidden.scale, hidden.bias, h1)
     np.maximum(h1, 0.0, out=h1)
     h2 = np.empty_like(x)
-    kernels.affine(h1, sampler.w2, sampler.b2, h2)
+    kernels.affine_blocked(h1, hidden2.weight, hidden2.scale, hidden2.bias, h2)
     np.maximum(h2, 0.0, out=h2)
     logits = np.empty((x.shape[0], sampler.levels), dtype=np.float32)
-    kernels.affine(h2, sampler.wo, sampler.bo, logits)
+    kernels.affine_blocked(h2, output.weight, output.scale, output.bias, logits)
     return logits
 
 
@@ -49,16 +52,16 @@ def test_logits_agree_with_the_pytorch_mlp(name: str) -> None:
 def test_same_seed_same_samples_as_the_pytorch_sampler(name: str) -> None:
     model = build(VARIANTS[name]).eval()
     kwargs = {"temperature": [0.7, 1.0, 1.4], "seed": 3}
-    compiled = generate_codes(model, 3, 300, implementation="numba", **kwargs)
-    stepped = generate_codes(model, 3, 300, implementation="torch", **kwargs)
+    compiled = generate_takes(model, 3, 300, implementation="numba", **kwargs).codes
+    stepped = generate_takes(model, 3, 300, implementation="torch", **kwargs).codes
     assert torch.equal(compiled, stepped)
 
 
 def test_priming_and_statistics_agree_on_long_runs() -> None:
     model = build(VARIANTS["3-tier"]).eval()
     prime = torch.randint(0, 16, (37,))
-    compiled = generate_codes(model, 4, 2000, seed=5, prime=prime, implementation="numba")
-    stepped = generate_codes(model, 4, 2000, seed=5, prime=prime, implementation="torch")
+    compiled = generate_takes(model, 4, 2000, seed=5, prime=prime, implementation="numba").codes
+    stepped = generate_takes(model, 4, 2000, seed=5, prime=prime, implementation="torch").codes
     # Rare float ties may let the streams part; the distributions must still agree.
     same = (compiled == stepped).float().mean().item()
     assert same > 0.99
@@ -67,20 +70,35 @@ def test_priming_and_statistics_agree_on_long_runs() -> None:
     assert (histogram_numba - histogram_torch).abs().max() < 0.01
 
 
-@pytest.mark.parametrize("rows", [1, 3, 5, 20])
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("rows", [1, 3, 5, 30])
 @pytest.mark.parametrize("inner,outputs", [(16, 8), (300, 1030), (512, 4096)])
-def test_every_affine_path_agrees_with_numpy(rows: int, inner: int, outputs: int) -> None:
-    # Covers BLAS (1 and many rows) and the compiled kernel, serial and split between threads
+def test_every_product_agrees_with_numpy(
+    precision: str, rows: int, inner: int, outputs: int
+) -> None:
+    # Covers BLAS (many rows) and both compiled kernels, serial and split between threads
     # (rows * outputs * inner above numba_sampler.PARALLEL_MACS), with outputs not a multiple
-    # of 4.
+    # of 4, for float32 and int8 weights.
     rng = np.random.default_rng(rows)
     x = rng.standard_normal((rows, inner), dtype=np.float32)
-    weight = rng.standard_normal((outputs, inner), dtype=np.float32)
-    bias = rng.standard_normal(outputs, dtype=np.float32)
-    out = np.full((rows, outputs), np.nan, dtype=np.float32)
-    numba_sampler.affine(x, weight, bias, out)
-    expected = x.astype(np.float64) @ weight.T.astype(np.float64) + bias
-    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-3)
+    layer = numba_sampler.Linear(
+        rng.standard_normal((outputs, inner), dtype=np.float32),
+        rng.standard_normal(outputs, dtype=np.float32),
+        precision,
+    )
+    expected = x.astype(np.float64) @ layer.dense.T.astype(np.float64) + layer.bias
+    parts = (layer.weight, layer.scale, layer.bias)
+    products = {
+        "chosen": layer,
+        "row by row": lambda x, out: kernels.affine(x, *parts, out),
+        "row by row, threads": lambda x, out: kernels.affine_parallel(x, *parts, out, 2),
+        "blocked": lambda x, out: kernels.affine_blocked(x, *parts, out),
+        "blocked, threads": lambda x, out: kernels.affine_blocked_parallel(x, *parts, out, 2),
+    }
+    for name, product in products.items():
+        out = np.full((rows, outputs), np.nan, dtype=np.float32)
+        product(x, out)
+        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-3, err_msg=name)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -94,8 +112,8 @@ def test_clip_groups_do_not_change_the_samples(threads: int) -> None:
     try:
         model = build(VARIANTS["3-tier"]).eval()
         kwargs = {"temperature": [0.7, 1.0, 1.4, 1.0, 0.9], "seed": 4}
-        compiled = generate_codes(model, 5, 200, implementation="numba", **kwargs)
+        compiled = generate_takes(model, 5, 200, implementation="numba", **kwargs).codes
     finally:
         numba.set_num_threads(before)
-    stepped = generate_codes(model, 5, 200, implementation="torch", **kwargs)
+    stepped = generate_takes(model, 5, 200, implementation="torch", **kwargs).codes
     assert torch.equal(compiled, stepped)

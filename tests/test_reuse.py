@@ -18,7 +18,7 @@ from samplernn_cli.checkpoint import load_checkpoint
 from samplernn_cli.config import AudioConfig, StopConditions
 from samplernn_cli.evaluation import EvaluateRequest, evaluate_files
 from samplernn_cli.export import export_model
-from samplernn_cli.generation.engine import generate_codes
+from samplernn_cli.generation.engine import generate_takes
 from samplernn_cli.training.requests import ResumeRequest, TrainRequest
 from samplernn_cli.training.runfolder import RunFolder
 from samplernn_cli.training.session import resume, train
@@ -185,7 +185,9 @@ def test_export_is_small_safe_and_generates_the_same(
     full, slim = load_checkpoint(checkpoint), load_checkpoint(result.path)
     assert slim.is_export and slim.exported_from is not None
     assert slim.exported_from["sha256"] == sha256(checkpoint)
-    codes = [generate_codes(c.build_model(), 2, 400, seed=5, temperature=1.0) for c in (full, slim)]
+    codes = [
+        generate_takes(c.build_model(), 2, 400, seed=5, temperature=1.0).codes for c in (full, slim)
+    ]
     torch.testing.assert_close(codes[0], codes[1], rtol=0, atol=0)
 
 

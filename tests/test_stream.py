@@ -160,12 +160,12 @@ def test_both_samplers_hand_over_codes_in_order(checkpoint: Path, implementation
     import torch
 
     from samplernn_cli.checkpoint import load_checkpoint
-    from samplernn_cli.generation.engine import generate_codes
+    from samplernn_cli.generation.engine import generate_takes
 
     model = load_checkpoint(checkpoint).build_model()
     parts: list[torch.Tensor] = []
-    codes = generate_codes(model, 2, 301, seed=2, on_codes=parts.append,
-                           implementation=implementation)  # fmt: skip
+    codes = generate_takes(model, 2, 301, seed=2, on_codes=parts.append,
+                           implementation=implementation).codes  # fmt: skip
     assert len(parts) > 10 and all(part.shape[0] == 2 for part in parts)
     torch.testing.assert_close(torch.cat(parts, dim=1), codes, rtol=0, atol=0)
 

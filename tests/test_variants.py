@@ -11,7 +11,7 @@ import torch
 
 from samplernn_cli.checkpoint import FORMAT, load_checkpoint, write_payload
 from samplernn_cli.config import AudioConfig, ModelConfig, StopConditions
-from samplernn_cli.generation.engine import generate_codes
+from samplernn_cli.generation.engine import generate_takes
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.presets import PRESETS
 from samplernn_cli.summary import summarize
@@ -70,7 +70,7 @@ def test_variant_lifecycle(name: str, tmp_path: Path, write_audio: WriteAudio) -
     assert checkpoint.model_config == config
     model = checkpoint.build_model()
     assert isinstance(model, SampleRNN)
-    codes = generate_codes(model, 2, 50, seed=1)
+    codes = generate_takes(model, 2, 50, seed=1).codes
     assert codes.shape == (2, 50) and int(codes.min()) >= 0 and int(codes.max()) < 16
 
     summary = summarize(checkpoint)

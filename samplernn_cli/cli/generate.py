@@ -5,17 +5,20 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from samplernn_cli.cli.options import OUTPUT, DeviceOption, PrimeOption, QuietOption
-from samplernn_cli.cli.output import print_path
+from samplernn_cli.cli.output import print_json, print_path
 from samplernn_cli.cli.settings import Given, setting_options
 from samplernn_cli.config import GenerateSettings
 from samplernn_cli.config.rules import default
 from samplernn_cli.errors import CheckpointError, UsageError
 from samplernn_cli.fileio import check_input_file
+
+if TYPE_CHECKING:
+    from samplernn_cli.generation.clips import GenerateResult
 
 logger = logging.getLogger("samplernn")
 
@@ -65,14 +68,25 @@ def generate(
     generation: Given[GenerateSettings],
     device: DeviceOption = "auto",
     quiet: QuietOption = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON document on stdout instead of the paths: the seed, and "
+            "every take's scores (bits per sample, level, share of silence, loop "
+            "correlation, flatness, trap), kept takes first with their paths.",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
 ) -> None:
     """Generate new audio from a checkpoint.
 
     Writes --count clips of --length seconds at the checkpoint's sample rate, generated
     together in batches, into --out-dir (created if missing), and prints the path of each
-    file on stdout, one per line. Existing files are never overwritten. With -o FILE the one
-    clip goes to FILE; with -o - it streams to stdout as WAV while it is generated (a closed
-    pipe ends it quietly, exit code 141).
+    file on stdout, one per line. Existing files are never overwritten. With --candidates N
+    it generates N takes and keeps the --count best, best first. With -o FILE the one clip
+    goes to FILE; with -o - it streams to stdout as WAV while it is generated (a closed pipe
+    ends it quietly, exit code 141).
     """  # fmt: skip
     check_input_file(checkpoint, CheckpointError)
     values = dict(generation.values)
@@ -98,6 +112,8 @@ def generate(
         if out_dir is not None or prefix is not None:
             raise UsageError("-o names the one output; it cannot be combined with -d or --prefix")
         if output == "-":
+            if as_json:
+                raise UsageError("-o - writes the audio to standard output; drop --json")
             if values["file_format"] != "wav":
                 raise UsageError("the stream on standard output is WAV; drop --format")
             if sys.stdout.isatty():
@@ -128,10 +144,29 @@ def generate(
 
             result = stream_clip(request, sys.stdout.buffer, progress=display)
         else:
-            result = generate_files(request, progress=display, on_file=print_path)
+            result = generate_files(
+                request, progress=display, on_file=None if as_json else print_path
+            )
+    if as_json:
+        print_json(_json_document(result))
     clips = f"{settings.count} clip{'s' if settings.count != 1 else ''}"
+    if settings.candidates is not None:
+        clips = f"{settings.candidates} takes (kept {len(result.paths)})"
     logger.info(
         f"generated {clips} of {settings.length:g} s with seed "
         f"{result.seed} in {result.seconds:.1f} s: {result.samples_per_s:,.0f} samples/s, "
         f"{result.realtime_factor:.2f}x real time"
     )
+
+
+def _json_document(result: GenerateResult) -> dict[str, object]:
+    """``generate --json``: the seed, and each take's scores with its file (kept takes,
+    first) or null (dropped)."""
+    paths = [str(path) for path in result.paths] + [None] * len(result.scores)
+    return {
+        "seed": result.seed,
+        "takes": [
+            {"path": path, "kept": path is not None, **score.to_dict()}
+            for score, path in zip(result.scores, paths, strict=False)
+        ],
+    }

@@ -123,7 +123,8 @@ def parsed(declared: Declaration) -> Callable[[str | None], Any]:
             return None
         try:
             value = declared.parse(text)  # type: ignore[misc]
-            declared.rule.check(value)
+            if value is not None or not declared.optional:
+                declared.rule.check(value)
         except ConfigError as exc:
             raise typer.BadParameter(str(exc)) from None
         return value
@@ -248,7 +249,7 @@ def setting_options(command: Command) -> Command:
                 values={
                     name: value.value if isinstance(value, Enum) else value
                     for name, value in values.items()
-                    if value is not None
+                    if value is not None or _from_command_line(ctx, name)
                 },
                 explicit=frozenset(name for name in names if _from_command_line(ctx, name)),
             )

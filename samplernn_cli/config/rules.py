@@ -81,6 +81,8 @@ class Rule:
         if self.kind is str:
             return "one of " + ", ".join(self.choices)
         if self.kind is int:
+            if self.high is not None and self.high >= MAX_COUNT:  # no limit a user could reach
+                return f"at least {self.low}"
             return f"between {self.low} and {self.high}"
         bound = "at least" if self.low_inclusive else "greater than"
         return f"{bound} {self.low:g} and at most {self.high:g}"

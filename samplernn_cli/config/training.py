@@ -9,6 +9,17 @@ from typing import ClassVar
 
 from samplernn_cli.config.model import ModelConfig
 from samplernn_cli.config.rules import MAX_COUNT, MAX_SEED, Settings, parse_duration, setting
+from samplernn_cli.errors import ConfigError
+
+
+def parse_keep(text: str) -> int | None:
+    """``--keep-checkpoints``: a number, or ``all`` (None: keep every checkpoint)."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"keep_checkpoints must be a whole number or all, got {text!r}") from None
 
 
 @dataclass(frozen=True)
@@ -156,13 +167,14 @@ class LiveSettings(Settings):
         flags=("--learning-rate", "--learning_rate", "--lr"),
         help="Adam learning rate (default: {default}).",
     )  # fmt: skip
-    # None keeps them all.
+    # None keeps them all (JSON null; "all" on the command line and in NAME_args.json).
     keep_checkpoints: int | None = setting(
-        None, "keep_checkpoints", int, 1, MAX_COUNT,
-        flags=("--keep-checkpoints", "--keep_checkpoints"),
+        5, "keep_checkpoints", int, 1, MAX_COUNT, optional=True,
+        flags=("--keep-checkpoints", "--keep_checkpoints"), parse=parse_keep, legacy=None,
         help="Keep only the newest N periodic checkpoints, deleting older ones once a new one "
-        "is completely written; the best model and the checkpoint a resume started from are "
-        "always kept (default: keep all; null in NAME_args.json keeps all).",
+        "is completely written; all keeps every one. The best model and the checkpoint a "
+        "resume started from are always kept (default: {default}; runs started before this "
+        "default keep all, as null in their NAME_args.json says).",
     )  # fmt: skip
     tensorboard: bool = setting(
         False, "tensorboard", bool, flags=("--tensorboard/--no-tensorboard",),

@@ -16,7 +16,8 @@ from samplernn_cli.config import AudioConfig, GenerateSettings
 from samplernn_cli.device import resolve_device
 from samplernn_cli.errors import OutputError, UsageError
 from samplernn_cli.gain import choose_gain
-from samplernn_cli.generation.engine import generate_codes
+from samplernn_cli.generation.engine import generate_takes
+from samplernn_cli.generation.ranking import TakeScore, describe_traps, rank, score_take
 from samplernn_cli.model import SampleRNN
 
 logger = logging.getLogger("samplernn")
@@ -61,6 +62,9 @@ class GenerateResult:
     seconds: float
     samples: int  # generated samples, all clips together (the prime not counted)
     sample_rate: int
+    # Every take's scores: ranked best first with --candidates (the first len(paths) are
+    # the files written), else in the order generated (each written).
+    scores: list[TakeScore] = field(default_factory=list)
 
     @property
     def samples_per_s(self) -> float:
@@ -176,12 +180,26 @@ def generate_files(
         prefix = request.prefix or f"{run_name}_iter_{checkpoint.iteration}_gen"
         paths = _output_paths(out_dir, prefix, f".{settings.file_format}", settings.count)
     temperatures = settings.clip_temperatures()
+    ranking = settings.candidates is not None
+    reference = checkpoint.training_level_dbfs
 
     started = time.perf_counter()
-    total = settings.count * num_samples
+    takes = settings.takes
+    total = takes * num_samples
     written: list[Path] = []
-    for first in range(0, settings.count, settings.batch_size):
-        count = min(settings.batch_size, settings.count - first)
+    scores: list[TakeScore] = []
+    held: list[torch.Tensor] = []  # ranked takes' audio, written once all are scored
+
+    def write(clip: torch.Tensor, path: Path) -> None:
+        if settings.keep_prime and prime_audio is not None:
+            clip = torch.cat([prime_audio, clip])
+        written.append(write_audio(path, clip, rate, subtype=ENCODINGS[settings.encoding],
+                                   overwrite=False))  # fmt: skip
+        if on_file is not None:
+            on_file(written[-1])
+
+    for first in range(0, takes, settings.batch_size):
+        count = min(settings.batch_size, takes - first)
 
         def batch_progress(
             done: int, batch_total: int, first: int = first, count: int = count
@@ -191,32 +209,38 @@ def generate_files(
             finished = first * num_samples + count * min(done, num_samples)
             return progress(GenerateStatus(finished, total, time.perf_counter() - started, rate))
 
-        codes = generate_codes(
+        batch = generate_takes(
             model,
             count,
             num_samples,
             temperature=temperatures[first : first + count],
+            precision=settings.precision,
             seed=seed,
             first_clip=first,
             prime=prime_codes,
             progress=batch_progress,
         )
-        audio_out = model.quantizer.decode(codes.cpu())
+        audio_out = model.quantizer.decode(batch.codes.cpu())
         for row in range(count):
-            clip = audio_out[row]
-            if settings.keep_prime and prime_audio is not None:
-                clip = torch.cat([prime_audio, clip])
-            path = write_audio(
-                paths[first + row],
-                clip,
-                rate,
-                subtype=ENCODINGS[settings.encoding],
-                overwrite=False,
+            bits = float(batch.bits_per_sample[row])
+            scores.append(score_take(first + row + 1, audio_out[row], rate, bits, reference))
+            if ranking:
+                held.append(audio_out[row])
+            else:
+                write(audio_out[row], paths[first + row])
+    if ranking:
+        ranked = rank(scores)
+        kept = [s for s in ranked if s.trap is None][: settings.count]
+        if len(kept) < settings.count:
+            logger.warning(
+                f"only {len(kept)} of {takes} takes are not traps ({describe_traps(scores)}); "
+                f"wrote {len(kept)} of the {settings.count} clips asked for"
             )
-            written.append(path)
-            if on_file is not None:
-                on_file(path)
+        for score, path in zip(kept, paths, strict=False):
+            write(held[score.take - 1], path)
+        scores = ranked
     seconds = time.perf_counter() - started
     return GenerateResult(
-        paths=written, seed=seed, seconds=seconds, samples=total, sample_rate=rate
-    )
+        paths=written, seed=seed, seconds=seconds, samples=total, sample_rate=rate,
+        scores=scores,
+    )  # fmt: skip

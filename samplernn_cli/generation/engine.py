@@ -11,7 +11,9 @@ draw the same samples for the same seed (see :mod:`samplernn_cli.generation.samp
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -25,6 +27,7 @@ from samplernn_cli.generation.sampling import (
 )
 from samplernn_cli.generation.torch_sampler import autoregress
 from samplernn_cli.model import ModelState, SampleRNN
+from samplernn_cli.model.precision import PRECISIONS, rounded_copy
 
 # Samples of prime audio run through the frame tiers per forward call.
 PRIME_STEP_SAMPLES = 65536
@@ -66,7 +69,27 @@ def prime_model(
     return stream[-history:].unsqueeze(0).expand(count, -1).clone(), expanded
 
 
-def generate_codes(
+@dataclass(frozen=True)
+class Takes:
+    """Clips as codes, and how likely the model found each."""
+
+    codes: torch.Tensor  # (count, num_samples) int64, the prime not included
+    # (count,) float64: the mean over each clip's samples of -log2 p(sample) under the
+    # model's own distribution (temperature 1), as it was sampled: its bits per sample.
+    bits_per_sample: torch.Tensor
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"auto"``: int8 where the Numba sampler runs (the CPU), float32 elsewhere (the
+    PyTorch sampler would compute with the int8 weights' values, no faster)."""
+    if precision == "auto":
+        return "int8" if device.type == "cpu" else "float32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}")
+    return precision
+
+
+def generate_takes(
     model: SampleRNN,
     count: int,
     num_samples: int,
@@ -78,7 +101,8 @@ def generate_codes(
     progress: GenerateProgress | None = None,
     on_codes: CodesCallback | None = None,
     implementation: str = "auto",
-) -> torch.Tensor:
+    precision: str = "float32",
+) -> Takes:
     """Generate ``count`` clips of ``num_samples`` codes each, together as one batch.
 
     Args:
@@ -94,19 +118,19 @@ def generate_codes(
             (:class:`~samplernn_cli.generation.numba_sampler.NumbaSampler`, CPU only),
             ``"torch"`` (:func:`autoregress`, any device) or ``"auto"`` (numba on the CPU,
             torch elsewhere).
-
-    Returns:
-        (count, num_samples) int64 codes (the prime is not included).
+        precision: the weights' precision (:mod:`samplernn_cli.model.precision`), or
+            ``"auto"`` (see :func:`resolve_precision`).
     """
     device = next(model.parameters()).device
+    precision = resolve_precision(precision, device)
     temperatures = temperature_column(temperature, count, device)
     noise = ClipNoise(seed, first_clip, count)
     history, state = (None, None) if prime is None else prime_model(model, prime, count)
     if implementation == "auto":
         implementation = "numba" if device.type == "cpu" else "torch"
     if implementation == "numba":
-        sampler = NumbaSampler(model, count, temperatures.squeeze(1).tolist())
-        return sampler.run(
+        sampler = NumbaSampler(model, count, temperatures.squeeze(1).tolist(), precision)
+        codes = sampler.run(
             num_samples,
             lambda block: noise.draw(block, torch.device("cpu")).numpy(),
             history=history,
@@ -114,18 +138,27 @@ def generate_codes(
             progress=progress,
             on_codes=on_codes,
         )
+        return Takes(codes, torch.from_numpy(sampler.bits_per_sample))
     if implementation != "torch":
         raise ValueError(f"unknown implementation {implementation!r}")
+    if precision == "int8":
+        model = rounded_copy(model)
     block = model.config.tier_frame_samples[-1]
     uniforms = torch.empty(0)
+    bits = torch.zeros(count, dtype=torch.float64, device=device)
 
     def sample(t: int, logits: torch.Tensor) -> torch.Tensor:
         nonlocal uniforms
         if t % block == 0:
             uniforms = noise.draw(block, device)
-        return sample_from_logits(logits, temperatures, uniforms[:, t % block])
+        chosen = sample_from_logits(logits, temperatures, uniforms[:, t % block])
+        if t < num_samples:  # the samples past the end of the clip are dropped
+            own = torch.log_softmax(logits.double(), dim=-1)
+            bits.sub_(own.gather(1, chosen.unsqueeze(1)).squeeze(1) / math.log(2))
+        return chosen
 
-    return autoregress(
+    codes = autoregress(
         model, count, num_samples, sample, history=history, state=state, progress=progress,
         on_codes=on_codes,
     )  # fmt: skip
+    return Takes(codes, bits.cpu() / num_samples)

@@ -4,10 +4,16 @@ Generation is a loop over samples in which every step depends on the previous on
 cannot be batched over time; at small model sizes the cost per step is dominated by the
 overhead of calling a library once per operation (twenty-odd operations per sample, each
 with its own argument checks and dispatch). These kernels run a whole frame of samples per
-call instead. And at large sizes the BLAS libraries' matrix products for a few rows (a few
-clips) are poor, being tuned for large blocks: written here as dot products against
-transposed weights, each weight row is read once for all clips.
-``benchmarks/generation.py --parts`` times both choices against their alternatives.
+call instead. And the BLAS libraries' matrix products for a few rows (a few clips) are poor,
+being tuned for large blocks: written here as dot products against the weights in PyTorch's
+(out_features, in_features) layout, each weight row is read once for all clips.
+
+Every product takes its weight in float32 or in int8 with one scale per output row
+(``out = scale * (x @ weight.T) + bias``; a float32 weight has scales of one, which leave
+every product exactly as it was). At one clip a product reads every weight once per use
+from memory, so int8 weights, a quarter of the bytes, make it up to four times faster;
+they are converted to float32 as they are read, and summed in float32.
+``benchmarks/generation.py --parts`` times these choices against their alternatives.
 
 Floating-point sums are reassociated (vectorised), so results differ from PyTorch's in the
 last bits, as any two BLAS libraries do.
@@ -19,15 +25,39 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 FASTMATH = {"reassoc", "contract"}  # vectorise sums; keep NaN and infinity semantics
+LN2 = np.log(2.0)
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def affine(x: np.ndarray, weight_t: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
-    """out = x @ weight_t.T + bias for (B, K) x, (N, K) weight_t, (N,) bias, (B, N) out."""
+def affine(
+    x: np.ndarray, weight: np.ndarray, scale: np.ndarray, bias: np.ndarray, out: np.ndarray
+) -> None:
+    """out = scale * (x @ weight.T) + bias for (B, K) x, (N, K) float32 or int8 weight,
+    (N,) scale and bias, (B, N) out.
+
+    One weight row at a time, for every x row while it is in the L1 cache: the weights
+    stream through once, in order, and each dot product vectorises over its whole length
+    (faster, for one to a few x rows, than four weight rows at a time, which reads each x
+    row once for four weight rows)."""
     rows, inner = x.shape
-    outputs = weight_t.shape[0]
+    for n in range(weight.shape[0]):
+        for r in range(rows):
+            acc = np.float32(0.0)
+            for k in range(inner):
+                acc += x[r, k] * np.float32(weight[n, k])
+            out[r, n] = acc * scale[n] + bias[n]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def affine_blocked(
+    x: np.ndarray, weight: np.ndarray, scale: np.ndarray, bias: np.ndarray, out: np.ndarray
+) -> None:
+    """:func:`affine` four weight rows at a time, each x row read once for all four: faster
+    for weights the caches hold (the sample MLP's), slower for weights streamed from
+    memory."""
+    rows, inner = x.shape
+    outputs = weight.shape[0]
     n = 0
-    # Four outputs at a time: each x row is read once for four weight rows.
     while n + 4 <= outputs:
         for r in range(rows):
             a0 = np.float32(0.0)
@@ -36,26 +66,59 @@ def affine(x: np.ndarray, weight_t: np.ndarray, bias: np.ndarray, out: np.ndarra
             a3 = np.float32(0.0)
             for k in range(inner):
                 value = x[r, k]
-                a0 += value * weight_t[n, k]
-                a1 += value * weight_t[n + 1, k]
-                a2 += value * weight_t[n + 2, k]
-                a3 += value * weight_t[n + 3, k]
-            out[r, n] = a0 + bias[n]
-            out[r, n + 1] = a1 + bias[n + 1]
-            out[r, n + 2] = a2 + bias[n + 2]
-            out[r, n + 3] = a3 + bias[n + 3]
+                a0 += value * np.float32(weight[n, k])
+                a1 += value * np.float32(weight[n + 1, k])
+                a2 += value * np.float32(weight[n + 2, k])
+                a3 += value * np.float32(weight[n + 3, k])
+            out[r, n] = a0 * scale[n] + bias[n]
+            out[r, n + 1] = a1 * scale[n + 1] + bias[n + 1]
+            out[r, n + 2] = a2 * scale[n + 2] + bias[n + 2]
+            out[r, n + 3] = a3 * scale[n + 3] + bias[n + 3]
         n += 4
-    while n < outputs:
-        for r in range(rows):
-            acc = np.float32(0.0)
-            for k in range(inner):
-                acc += x[r, k] * weight_t[n, k]
-            out[r, n] = acc + bias[n]
-        n += 1
+    affine(x, weight[n:], scale[n:], bias[n:], out[:, n:])
+
+
+@njit(cache=True, parallel=True)
+def affine_blocked_parallel(
+    x: np.ndarray,
+    weight: np.ndarray,
+    scale: np.ndarray,
+    bias: np.ndarray,
+    out: np.ndarray,
+    chunks: int,
+) -> None:
+    """:func:`affine_blocked` with the outputs split between the threads."""
+    outputs = weight.shape[0]
+    for c in prange(chunks):
+        start = (c * outputs // chunks) // 4 * 4
+        stop = outputs if c == chunks - 1 else ((c + 1) * outputs // chunks) // 4 * 4
+        affine_blocked(
+            x, weight[start:stop], scale[start:stop], bias[start:stop], out[:, start:stop]
+        )
+
+
+@njit(cache=True, parallel=True)
+def affine_parallel(
+    x: np.ndarray,
+    weight: np.ndarray,
+    scale: np.ndarray,
+    bias: np.ndarray,
+    out: np.ndarray,
+    chunks: int,
+) -> None:
+    """:func:`affine` with the outputs split between the CPU's threads: each thread reads
+    its share of the weights once for all rows (for large products of a few rows); ``chunks``
+    is the number of threads."""
+    outputs = weight.shape[0]
+    for c in prange(chunks):
+        start = c * outputs // chunks
+        stop = (c + 1) * outputs // chunks
+        affine(x, weight[start:stop], scale[start:stop], bias[start:stop], out[:, start:stop])
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _relu(x: np.ndarray) -> None:
+def relu(x: np.ndarray) -> None:
+    """In place, on a (B, N) array."""
     rows, width = x.shape
     for r in range(rows):
         for j in range(width):
@@ -63,19 +126,82 @@ def _relu(x: np.ndarray) -> None:
                 x[r, j] = 0.0
 
 
-@njit(cache=True, parallel=True)
-def affine_parallel(
-    x: np.ndarray, weight_t: np.ndarray, bias: np.ndarray, out: np.ndarray, chunks: int
+@njit(cache=True, fastmath=FASTMATH)
+def first_layer(
+    codes: np.ndarray,
+    at: int,
+    first: int,
+    last: int,
+    tables: np.ndarray,
+    offsets: np.ndarray,
+    conditioning: np.ndarray,
+    x: np.ndarray,
 ) -> None:
-    """:func:`affine` with the outputs split between the CPU's threads: each thread reads
-    its share of the weights once for all rows (for large products of a few rows); ``chunks``
-    is the number of threads."""
-    outputs = weight_t.shape[0]
-    for c in prange(chunks):
-        # Chunk bounds on multiples of four, the kernel's block of outputs.
-        start = (c * outputs // chunks) // 4 * 4
-        stop = outputs if c == chunks - 1 else ((c + 1) * outputs // chunks) // 4 * 4
-        affine(x, weight_t[start:stop], bias[start:stop], out[:, start:stop])
+    """relu(x) for clips ``first:last`` at position ``at``: the sum of one table row per
+    previous code, plus the bottom frame tier's (B, H) ``conditioning``."""
+    hidden = tables.shape[1]
+    frame_size = offsets.shape[0]
+    for r in range(first, last):
+        for j in range(hidden):
+            x[r, j] = conditioning[r, j]
+        for p in range(frame_size):
+            row = codes[r, at - frame_size + p] + offsets[p]
+            for j in range(hidden):
+                x[r, j] += tables[row, j]
+        for j in range(hidden):
+            if x[r, j] < 0.0:
+                x[r, j] = 0.0
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def draw(
+    codes: np.ndarray,
+    at: int,
+    first: int,
+    last: int,
+    logits: np.ndarray,
+    inverse_temperature: np.ndarray,
+    draws: np.ndarray,
+    bits: np.ndarray,
+) -> None:
+    """Choose ``codes[r, at]`` for clips ``first:last`` by inverting the cumulative
+    distribution of ``softmax(logits * inverse_temperature)`` at ``draws[r]``, and write the
+    code's information under the model's own distribution (temperature 1), -log2 p, to
+    ``bits[r, at]``. ``logits`` is overwritten."""
+    levels = logits.shape[1]
+    for r in range(first, last):
+        scale = inverse_temperature[r]
+        top = logits[r, 0]
+        for j in range(1, levels):
+            top = max(top, logits[r, j])
+        # log of the normaliser at temperature 1, unless the loop below gives it
+        log_total = np.float64(0.0)
+        if scale != 1.0:
+            plain = np.float64(0.0)
+            for j in range(levels):
+                plain += np.exp(np.float64(logits[r, j] - top))
+            log_total = np.log(plain)
+        peak = top * scale  # scale > 0: the largest scaled logit
+        total = np.float32(0.0)
+        for j in range(levels):
+            weight = np.exp(logits[r, j] * scale - peak)
+            logits[r, j] = weight
+            total += weight
+        target = draws[r] * total
+        chosen = levels - 1
+        cumulative = np.float32(0.0)
+        for j in range(levels):
+            cumulative += logits[r, j]
+            if cumulative > target:
+                chosen = j
+                break
+        codes[r, at] = chosen
+        if scale == 1.0:
+            bits[r, at] = (np.log(np.float64(total)) - np.log(np.float64(logits[r, chosen]))) / LN2
+        else:
+            # logits[r, chosen] is exp(l * scale - peak): recover l - top from it.
+            logit = (np.log(np.float64(logits[r, chosen])) + peak) / scale
+            bits[r, at] = (top + log_total - logit) / LN2
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -85,119 +211,93 @@ def _group_steps(
     codes: np.ndarray,
     position: int,
     steps: int,
-    tables: np.ndarray,
-    offsets: np.ndarray,
+    mlp: tuple,
     conditioning: np.ndarray,
-    w1_t: np.ndarray,
-    b1: np.ndarray,
-    w2_t: np.ndarray,
-    b2: np.ndarray,
-    wo_t: np.ndarray,
-    bo: np.ndarray,
     inverse_temperature: np.ndarray,
     draws: np.ndarray,
-    x: np.ndarray,
-    h1: np.ndarray,
-    h2: np.ndarray,
-    logits: np.ndarray,
+    scratch: tuple,
+    bits: np.ndarray,
 ) -> None:
     """:func:`sample_steps` for clips ``first:last`` alone (clips are independent within a
     frame); the group's rows go through each layer together."""
-    hidden = tables.shape[1]
-    levels = wo_t.shape[0]
-    frame_size = offsets.shape[0]
+    tables, offsets, w1, s1, b1, w2, s2, b2, wo, so, bo = mlp
+    x, h1, h2, logits = scratch
     xg, h1g, h2g, lg = x[first:last], h1[first:last], h2[first:last], logits[first:last]
     for s in range(steps):
         at = position + s
-        # First layer: the sum of one table row per previous code, plus the conditioning.
-        for r in range(first, last):
-            for j in range(hidden):
-                x[r, j] = conditioning[r, s, j]
-            for p in range(frame_size):
-                row = codes[r, at - frame_size + p] + offsets[p]
-                for j in range(hidden):
-                    x[r, j] += tables[row, j]
-        _relu(xg)
-        affine(xg, w1_t, b1, h1g)
-        _relu(h1g)
-        affine(h1g, w2_t, b2, h2g)
-        _relu(h2g)
-        affine(h2g, wo_t, bo, lg)
-        for r in range(first, last):
-            scale = inverse_temperature[r]
-            peak = logits[r, 0] * scale
-            for j in range(1, levels):
-                peak = max(peak, logits[r, j] * scale)
-            total = np.float32(0.0)
-            for j in range(levels):
-                weight = np.exp(logits[r, j] * scale - peak)
-                logits[r, j] = weight
-                total += weight
-            target = draws[r, s] * total
-            chosen = levels - 1
-            cumulative = np.float32(0.0)
-            for j in range(levels):
-                cumulative += logits[r, j]
-                if cumulative > target:
-                    chosen = j
-                    break
-            codes[r, at] = chosen
+        first_layer(codes, at, first, last, tables, offsets, conditioning[:, s], x)
+        affine_blocked(xg, w1, s1, b1, h1g)
+        relu(h1g)
+        affine_blocked(h1g, w2, s2, b2, h2g)
+        relu(h2g)
+        affine_blocked(h2g, wo, so, bo, lg)
+        draw(codes, at, first, last, logits, inverse_temperature, draws[:, s], bits)
 
 
 @njit(cache=True, parallel=True)
-def _parallel(groups, codes, position, steps, tables, offsets, conditioning, w1_t, b1, w2_t,
-              b2, wo_t, bo, inverse_temperature, draws, x, h1, h2, logits):  # fmt: skip
+def _parallel_groups(groups, codes, position, steps, mlp, conditioning, inverse_temperature,
+                     draws, scratch, bits):  # fmt: skip
     count = codes.shape[0]
     for g in prange(groups):
         _group_steps(g * count // groups, (g + 1) * count // groups, codes, position, steps,
-                     tables, offsets, conditioning, w1_t, b1, w2_t, b2, wo_t, bo,
-                     inverse_temperature, draws, x, h1, h2, logits)  # fmt: skip
+                     mlp, conditioning, inverse_temperature, draws, scratch, bits)  # fmt: skip
+
+
+@njit(cache=True)
+def _split_layers(codes, position, steps, mlp, conditioning, inverse_temperature, draws,
+                  scratch, bits, chunks):  # fmt: skip
+    """:func:`sample_steps` for fewer clips than threads: each layer's outputs are split
+    between the threads instead (see :func:`affine_parallel`)."""
+    tables, offsets, w1, s1, b1, w2, s2, b2, wo, so, bo = mlp
+    x, h1, h2, logits = scratch
+    count = codes.shape[0]
+    for s in range(steps):
+        at = position + s
+        first_layer(codes, at, 0, count, tables, offsets, conditioning[:, s], x)
+        affine_blocked_parallel(x, w1, s1, b1, h1, chunks)
+        relu(h1)
+        affine_blocked_parallel(h1, w2, s2, b2, h2, chunks)
+        relu(h2)
+        affine_blocked(h2, wo, so, bo, logits)
+        draw(codes, at, 0, count, logits, inverse_temperature, draws[:, s], bits)
 
 
 def sample_steps(
     codes: np.ndarray,
     position: int,
     steps: int,
-    tables: np.ndarray,
-    offsets: np.ndarray,
+    mlp: tuple,
     conditioning: np.ndarray,
-    w1_t: np.ndarray,
-    b1: np.ndarray,
-    w2_t: np.ndarray,
-    b2: np.ndarray,
-    wo_t: np.ndarray,
-    bo: np.ndarray,
     inverse_temperature: np.ndarray,
     draws: np.ndarray,
-    x: np.ndarray,
-    h1: np.ndarray,
-    h2: np.ndarray,
-    logits: np.ndarray,
+    scratch: tuple,
+    bits: np.ndarray,
 ) -> None:
     """Generate ``steps`` samples per clip, writing ``codes[:, position + s]``.
 
     Args:
         codes: (B, T) int64, the clips so far; the frame_size codes before ``position`` are
             the MLP's first input.
-        tables: (frame_size * levels, H) first-layer tables; ``offsets``: (frame_size,) of
-            ``p * levels``.
+        mlp: the sample tier: ``(tables, offsets, w1, s1, b1, w2, s2, b2, wo, so, bo)``:
+            (frame_size * levels, H) first-layer tables and (frame_size,) ``offsets`` of
+            ``p * levels``; then each layer's weight (float32 or int8, PyTorch layout),
+            per-output scale and bias.
         conditioning: (B, steps, H) from the bottom frame tier, one vector per step.
-        w1_t, w2_t: (H, H) and wo_t: (levels, H), PyTorch-layout weights; b1, b2, bo biases.
         inverse_temperature: (B,) 1 / temperature per clip.
         draws: (B, steps) uniforms in [0, 1): sample s of clip r is the first level whose
             cumulative probability exceeds ``draws[r, s]`` (inverse-CDF sampling).
-        x, h1, h2: (B, H) and logits: (B, levels) scratch buffers.
+        scratch: (B, H) x, h1, h2 and (B, levels) logits buffers.
+        bits: (B, T) float32 like ``codes``: each new sample's -log2 p (at temperature 1).
 
     Clips are independent within a frame, so they are split into one group per thread, and
     each group's clips go through every layer together, each weight row read once for all of
-    them (with one clip per task, every task reads all the weights).
+    them (with one clip per task, every task would read all the weights). With fewer clips
+    than threads, each layer is split between the threads instead.
     """
     count = codes.shape[0]
-    groups = min(count, get_num_threads())
-    if groups == 1:
-        _group_steps(0, count, codes, position, steps, tables, offsets, conditioning, w1_t,
-                     b1, w2_t, b2, wo_t, bo, inverse_temperature, draws, x, h1, h2,
-                     logits)  # fmt: skip
-        return
-    _parallel(groups, codes, position, steps, tables, offsets, conditioning, w1_t, b1, w2_t,
-              b2, wo_t, bo, inverse_temperature, draws, x, h1, h2, logits)  # fmt: skip
+    threads = get_num_threads()
+    args = (codes, position, steps, mlp, conditioning, inverse_temperature, draws, scratch, bits)
+    if count < threads:
+        _split_layers(*args, threads)
+    else:
+        _parallel_groups(min(count, threads), *args)

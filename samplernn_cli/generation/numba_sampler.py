@@ -13,7 +13,12 @@ sampler, and with ``--parts`` the choices below against their alternatives):
   :func:`affine`, where PyTorch's one-step LSTM goes through its oneDNN RNN path, costly
   per call (one clip), or through its library's few-row products (a few clips);
 * the clips of a batch are split into one group per thread, and a group's clips go through
-  every step together, each weight row read once for all of them;
+  every step together, each weight row read once for all of them; fewer clips than threads
+  split each product's outputs between the threads instead; from :data:`BLAS_ROWS` clips
+  on, the products are BLAS's, which is fastest for many rows;
+* with ``precision="int8"`` the large weights are stored as int8 with one scale per output
+  row (:mod:`samplernn_cli.model.precision`): a few clips read every weight from memory once
+  per step, so a quarter of the bytes is up to four times the speed;
 * the clips' uniforms are drawn thousands at a time, not once per frame;
 * sampling inverts the softmax's cumulative distribution at the clip's uniform draw: the same
   draws as the PyTorch sampler, so the same samples up to floating-point ties.
@@ -31,6 +36,7 @@ from torch.nn.utils import parametrize
 from samplernn_cli.generation import kernels
 from samplernn_cli.generation.sampling import GenerationStopped
 from samplernn_cli.model import FrameTier, ModelState, SampleRNN
+from samplernn_cli.model.precision import PRECISIONS, lstm_gate_weights, quantize_rows
 
 
 def _array(tensor: torch.Tensor) -> np.ndarray:
@@ -41,24 +47,45 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
 DRAW_SAMPLES = 2048
 # Multiply-adds from which a few-row product is worth splitting between threads.
 PARALLEL_MACS = 1 << 20
+# Rows (clips) from which BLAS's matrix products beat the kernels' (they are tuned for
+# large blocks; below this, reading each weight row once for all rows wins).
+BLAS_ROWS = 24
 
 
-def affine(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
-    """out = x @ weight.T + bias, for PyTorch's (out_features, in_features) weight layout.
+class Linear:
+    """A layer's weight (PyTorch layout) in the sampler's precision, its scales and bias."""
 
-    One row goes to BLAS (its matrix-vector product uses both cores and is bandwidth-bound at
-    large sizes); a few rows to the compiled kernel, which reads each weight row once for
-    all of them where BLAS's matrix products for few rows are slow (split between the
-    threads when the product is large enough to pay for waking them); many rows back to BLAS.
-    """
-    rows = x.shape[0]
-    if rows == 1 or rows >= 16:
-        np.matmul(x, weight.T, out=out)
-        out += bias
-    elif rows * weight.size >= PARALLEL_MACS:
-        kernels.affine_parallel(x, weight, bias, out, get_num_threads())
-    else:
-        kernels.affine(x, weight, bias, out)
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, precision: str = "float32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}")
+        if precision == "int8":
+            self.weight, self.scale = quantize_rows(weight)
+        else:
+            self.weight, self.scale = weight, np.ones(weight.shape[0], dtype=np.float32)
+        self.bias = bias
+        self._dense: np.ndarray | None = None
+
+    @property
+    def dense(self) -> np.ndarray:
+        """The weight in float32 as the sampler uses it (scaled back), for BLAS."""
+        if self._dense is None:
+            self._dense = np.ascontiguousarray(self.weight.astype(np.float32) * self.scale[:, None])
+        return self._dense
+
+    def __call__(self, x: np.ndarray, out: np.ndarray) -> None:
+        """out = x @ weight.T + bias for (B, in) x: BLAS for many rows; for a few rows the
+        compiled kernel, which reads each weight row once for all of them (split between the
+        threads when the product is large enough to pay for waking them). Below
+        :data:`BLAS_ROWS` no BLAS call is made at all: its threads go on spinning for a while
+        after each call, and slow the compiled kernels' threads down."""
+        rows = x.shape[0]
+        if rows >= BLAS_ROWS:
+            np.matmul(x, self.dense.T, out=out)
+            out += self.bias
+        elif rows * self.weight.size >= PARALLEL_MACS:
+            kernels.affine_parallel(x, self.weight, self.scale, self.bias, out, get_num_threads())
+        else:
+            kernels.affine(x, self.weight, self.scale, self.bias, out)
 
 
 def _sigmoid(x: np.ndarray) -> None:
@@ -72,7 +99,9 @@ def _sigmoid(x: np.ndarray) -> None:
 class _Cell:
     """One LSTM or GRU layer, one step at a time, on preallocated (count, ...) buffers."""
 
-    def __init__(self, rnn: torch.nn.Module, layer: int, count: int, lstm: bool) -> None:
+    def __init__(
+        self, rnn: torch.nn.Module, layer: int, count: int, lstm: bool, precision: str
+    ) -> None:
         suffix = f"_l{layer}"
         w_ih = _array(getattr(rnn, "weight_ih" + suffix))  # (G * H, in)
         w_hh = _array(getattr(rnn, "weight_hh" + suffix))  # (G * H, H)
@@ -82,14 +111,14 @@ class _Cell:
         self.hidden = hidden = w_hh.shape[1]
         if lstm:
             # gates = [x, h] @ [W_ih, W_hh]^T + b: one product per step.
-            self.weight = np.ascontiguousarray(np.concatenate([w_ih, w_hh], axis=1))
-            self.bias = b_ih + b_hh
+            self.gates_of = Linear(lstm_gate_weights(rnn, layer), b_ih + b_hh, precision)
             self.inputs = np.empty((count, w_ih.shape[1] + hidden), dtype=np.float32)
             self.gates = np.empty((count, 4 * hidden), dtype=np.float32)
             self.cell_tanh = np.empty((count, hidden), dtype=np.float32)
         else:
             # The GRU's candidate gate needs the input and hidden parts apart.
-            self.w_ih, self.b_ih, self.w_hh, self.b_hh = w_ih, b_ih, w_hh, b_hh
+            self.input_gates = Linear(w_ih, b_ih, precision)
+            self.hidden_gates = Linear(w_hh, b_hh, precision)
             self.gx = np.empty((count, 3 * hidden), dtype=np.float32)
             self.gh = np.empty((count, 3 * hidden), dtype=np.float32)
             self.update = np.empty((count, hidden), dtype=np.float32)
@@ -102,7 +131,7 @@ class _Cell:
             inputs, gates = self.inputs, self.gates
             inputs[:, : x.shape[1]] = x
             inputs[:, x.shape[1] :] = h
-            affine(inputs, self.weight, self.bias, gates)
+            self.gates_of(inputs, gates)
             i, f, g, o = (gates[:, k * hidden : (k + 1) * hidden] for k in range(4))
             _sigmoid(i)
             _sigmoid(f)
@@ -115,8 +144,8 @@ class _Cell:
             np.multiply(o, self.cell_tanh, out=h)
             return
         gx, gh = self.gx, self.gh
-        affine(x, self.w_ih, self.b_ih, gx)
-        affine(h, self.w_hh, self.b_hh, gh)
+        self.input_gates(x, gx)
+        self.hidden_gates(h, gh)
         r, z, n = (gx[:, k * hidden : (k + 1) * hidden] for k in range(3))
         r += gh[:, :hidden]
         _sigmoid(r)
@@ -134,42 +163,50 @@ class _Cell:
 class _Tier:
     """A frame tier for one step at a time: input expansion, RNN, upsampling."""
 
-    def __init__(self, tier: FrameTier, count: int, state: tuple[torch.Tensor, ...] | None):
+    def __init__(self, tier: FrameTier, count: int, precision: str) -> None:
+        self.tier = tier
+        self.count = count
         self.ratio = tier.ratio
         self.frame_samples = tier.frame_samples
         self.hidden = hidden = tier.hidden_size
         self.lstm = tier.rnn_type == "lstm"
         self.skip = tier.skip_connections
-        self.input_weight = _array(tier.input.weight)  # (H, frame_samples)
-        self.input_bias = _array(tier.input.bias)
+        # (H, frame_samples): small, kept in float32 whatever the precision
+        self.expand = Linear(_array(tier.input.weight), _array(tier.input.bias))
         if self.skip:
-            self.cells = [_Cell(rnn, 0, count, self.lstm) for rnn in tier.rnns]
-            self.skip_weight = _array(tier.skip_output.weight)
-            self.skip_bias = _array(tier.skip_output.bias)
+            self.cells = [_Cell(rnn, 0, count, self.lstm, precision) for rnn in tier.rnns]
+            self.skip_output = Linear(
+                _array(tier.skip_output.weight), _array(tier.skip_output.bias), precision
+            )
             self.layer_outputs = np.empty((count, hidden * tier.rnn_layers), dtype=np.float32)
             self.layer_in = np.empty((count, 2 * hidden), dtype=np.float32)
             self.out = np.empty((count, hidden), dtype=np.float32)
         else:
-            self.cells = [_Cell(tier.rnn, k, count, self.lstm) for k in range(tier.rnn_layers)]
-        self.upsample_weight = _array(tier.upsample.weight)  # (ratio * H, H)
-        self.upsample_bias = _array(tier.upsample.bias)
+            self.cells = [
+                _Cell(tier.rnn, k, count, self.lstm, precision) for k in range(tier.rnn_layers)
+            ]
+        # (ratio * H, H)
+        self.upsample = Linear(_array(tier.upsample.weight), _array(tier.upsample.bias), precision)
+        self.x = np.empty((count, hidden), dtype=np.float32)
+        self.up = np.empty((count, self.ratio * hidden), dtype=np.float32)
+
+    def reset(self, state: tuple[torch.Tensor, ...] | None) -> None:
+        """Start from ``state`` ((layers, count, H) tensors), or the tier's reset state."""
         if state is None:
-            state = tier.initial_state(count)
-        layers = tier.rnn_layers
+            state = self.tier.initial_state(self.count)
+        shape = (self.tier.rnn_layers, self.count, self.hidden)
         if state is None:
-            self.h = np.zeros((layers, count, hidden), dtype=np.float32)
-            self.c = np.zeros((layers, count, hidden), dtype=np.float32) if self.lstm else None
+            self.h = np.zeros(shape, dtype=np.float32)
+            self.c = np.zeros(shape, dtype=np.float32) if self.lstm else None
         else:
             self.h = _array(state[0])
             self.c = _array(state[1]) if self.lstm else None
-        self.x = np.empty((count, hidden), dtype=np.float32)
-        self.up = np.empty((count, self.ratio * hidden), dtype=np.float32)
 
     def step(self, frame: np.ndarray, above: np.ndarray | None) -> np.ndarray:
         """(count, frame_samples) scaled codes [+ (count, H) conditioning] ->
         (count, ratio, H) conditioning for the tier below (a reused buffer)."""
         x = self.x
-        affine(frame, self.input_weight, self.input_bias, x)
+        self.expand(frame, x)
         if above is not None:
             x += above
         hidden = self.hidden
@@ -186,16 +223,23 @@ class _Tier:
                 layer_input = h
         top = layer_input
         if self.skip:
-            affine(self.layer_outputs, self.skip_weight, self.skip_bias, self.out)
+            self.skip_output(self.layer_outputs, self.out)
             top = self.out
-        affine(top, self.upsample_weight, self.upsample_bias, self.up)
+        self.upsample(top, self.up)
         return self.up.reshape(-1, self.ratio, hidden)
 
 
 class NumbaSampler:
-    """Generates ``count`` clips at once on the CPU."""
+    """Generates ``count`` clips at once on the CPU, with its weights in ``precision``
+    (one of :data:`PRECISIONS`)."""
 
-    def __init__(self, model: SampleRNN, count: int, temperatures: Sequence[float]) -> None:
+    def __init__(
+        self,
+        model: SampleRNN,
+        count: int,
+        temperatures: Sequence[float],
+        precision: str = "float32",
+    ) -> None:
         if next(model.parameters()).device.type != "cpu":
             raise ValueError("NumbaSampler runs on the CPU")
         if len(temperatures) != count:
@@ -207,20 +251,59 @@ class NumbaSampler:
         self.levels = tier.q_levels
         with torch.no_grad(), parametrize.cached():
             # (FS * Q, H): row p * Q + c is the first layer's output for code c at position p.
-            self.tables = _array(tier.input_tables())
-            (self.w1, self.b1), (self.w2, self.b2) = (
-                (_array(layer.weight), _array(layer.bias)) for layer in tier.hidden
-            )
-            self.wo, self.bo = _array(tier.output.weight), _array(tier.output.bias)
-        self.offsets = np.arange(self.frame_size, dtype=np.int64) * self.levels
+            tables = _array(tier.input_tables())
+            self.layers = [
+                Linear(_array(layer.weight), _array(layer.bias), precision)
+                for layer in (*tier.hidden, tier.output)
+            ]
+            self.tiers = [_Tier(frame_tier, count, precision) for frame_tier in model.frame_tiers]
+        offsets = np.arange(self.frame_size, dtype=np.int64) * self.levels
+        weights = [
+            array for layer in self.layers for array in (layer.weight, layer.scale, layer.bias)
+        ]
+        self.mlp = (tables, offsets, *weights)
         self.inverse_temperature = 1.0 / np.asarray(temperatures, dtype=np.float32)
-        hidden = self.tables.shape[1]
+        hidden = tables.shape[1]
         # The frame tiers' input: code -> its value in [-2, 2], as a lookup table.
         self.code_values = model.quantizer.scale_codes(torch.arange(self.levels)).numpy()
-        self._x = np.empty((count, hidden), dtype=np.float32)
-        self._h1 = np.empty((count, hidden), dtype=np.float32)
-        self._h2 = np.empty((count, hidden), dtype=np.float32)
-        self._logits = np.empty((count, self.levels), dtype=np.float32)
+        self.scratch = (
+            np.empty((count, hidden), dtype=np.float32),
+            np.empty((count, hidden), dtype=np.float32),
+            np.empty((count, hidden), dtype=np.float32),
+            np.empty((count, self.levels), dtype=np.float32),
+        )
+
+    def _sample_steps(
+        self,
+        codes: np.ndarray,
+        bits: np.ndarray,
+        position: int,
+        conditioning: np.ndarray,
+        draws: np.ndarray,
+    ) -> None:
+        """The samples of one bottom-tier frame: a compiled call for a few clips; for many,
+        one BLAS product per layer and step between compiled first layers and draws."""
+        if self.count < BLAS_ROWS:
+            kernels.sample_steps(
+                codes, position, self.frame_size, self.mlp, conditioning,
+                self.inverse_temperature, draws, self.scratch, bits,
+            )  # fmt: skip
+            return
+        tables, offsets = self.mlp[:2]
+        x, h1, h2, logits = self.scratch
+        hidden, hidden2, output = self.layers
+        for s in range(self.frame_size):
+            at = position + s
+            kernels.first_layer(codes, at, 0, self.count, tables, offsets, conditioning[:, s], x)
+            hidden(x, h1)
+            np.maximum(h1, 0, out=h1)
+            hidden2(h1, h2)
+            np.maximum(h2, 0, out=h2)
+            output(h2, logits)
+            kernels.draw(
+                codes, at, 0, self.count, logits, self.inverse_temperature, draws[:, s],
+                bits,
+            )  # fmt: skip
 
     @torch.no_grad()
     def run(
@@ -233,7 +316,8 @@ class NumbaSampler:
         progress: Callable[[int, int], bool | None] | None = None,
         on_codes: Callable[[torch.Tensor], None] | None = None,
     ) -> torch.Tensor:
-        """Generate ``num_samples`` per clip.
+        """Generate ``num_samples`` per clip, and each clip's information under the model
+        (at temperature 1) in :attr:`bits_per_sample`.
 
         Args:
             uniforms: ``uniforms(block)`` returns (count, block) float32 draws in [0, 1) for
@@ -249,8 +333,10 @@ class NumbaSampler:
         """
         model = self.model
         state = list(state) if state is not None else model.initial_state()
+        tiers = self.tiers
         with parametrize.cached():
-            tiers = [_Tier(tier, self.count, state[k]) for k, tier in enumerate(model.frame_tiers)]
+            for k, tier in enumerate(tiers):
+                tier.reset(state[k])
         frames = [tier.frame_samples for tier in tiers]
         top = frames[-1]
         frame_size = self.frame_size
@@ -259,6 +345,8 @@ class NumbaSampler:
         codes = np.full((self.count, context + total), model.quantizer.zero_code, dtype=np.int64)
         if history is not None:
             codes[:, :context] = history.cpu().numpy()
+        # -log2 p of each sample as it was drawn, aligned with ``codes``
+        bits = np.zeros(codes.shape, dtype=np.float32)
         conditioning: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(tiers)
         # Uniforms for many frames per call (a clip's stream gives the same numbers drawn in
         # one block or several).
@@ -289,14 +377,14 @@ class NumbaSampler:
                         above = conditioning[k + 1][:, (t // size) % tiers[k + 1].ratio]
                     conditioning[k] = tiers[k].step(frame, above)
                 offset = t - frame_start
-                kernels.sample_steps(
-                    codes, position, frame_size, self.tables, self.offsets, conditioning[0],
-                    self.w1, self.b1, self.w2, self.b2, self.wo, self.bo,
-                    self.inverse_temperature, draws[:, offset : offset + frame_size],
-                    self._x, self._h1, self._h2, self._logits,
-                )  # fmt: skip
+                self._sample_steps(
+                    codes, bits, position, conditioning[0], draws[:, offset : offset + frame_size]
+                )
         if on_codes is not None and num_samples > emitted:
             on_codes(torch.from_numpy(codes[:, context + emitted : context + num_samples].copy()))
         if progress is not None:
             progress(total, total)
+        self.bits_per_sample = bits[:, context : context + num_samples].mean(
+            axis=1, dtype=np.float64
+        )
         return torch.from_numpy(codes[:, context : context + num_samples].copy())

@@ -28,10 +28,11 @@ from samplernn_cli.generation.clips import (
     GenerateStatus,
     prepare,
 )
-from samplernn_cli.generation.engine import generate_codes
+from samplernn_cli.generation.engine import generate_takes
 
-# Samples collected before a write: small enough that audio flows at once (0.26 s at
-# 16 kHz), large enough that a write is not a system call per top-tier frame.
+# Samples collected before a write (after the first frame, written at once): small enough
+# that audio flows steadily (0.26 s at 16 kHz), large enough that a write is not a system
+# call per top-tier frame.
 STREAM_BLOCK_SAMPLES = 4096
 # libsndfile subtype -> (WAVE format tag, bits per sample): 1 is integer PCM, 3 IEEE float.
 WAVE_FORMATS = {"PCM_16": (1, 16), "PCM_24": (1, 24), "FLOAT": (3, 32)}
@@ -86,6 +87,11 @@ def stream_clip(
             f"a stream holds one clip; --count is {settings.count} (write several clips as "
             "files with -d FOLDER, or run generate once per stream)"
         )
+    if settings.candidates is not None:
+        raise UsageError(
+            "a stream is written while its one take is made; --candidates ranks finished "
+            "takes: write the best to a file with -o FILE"
+        )
     job = prepare(request)
     model, rate, num_samples = job.model, job.rate, job.num_samples
     subtype = ENCODINGS[settings.encoding]
@@ -104,20 +110,22 @@ def stream_clip(
         write(encode_samples(lead, subtype))
     pending: list[torch.Tensor] = []
     held = 0
+    block = 1  # the first samples go out at once; then blocks of STREAM_BLOCK_SAMPLES
 
     def on_codes(codes: torch.Tensor) -> None:
         nonlocal held
         pending.append(codes[0])
         held += codes.shape[1]
-        if held >= STREAM_BLOCK_SAMPLES:
+        if held >= block:
             flush()
 
     def flush() -> None:
-        nonlocal held
+        nonlocal held, block
         if pending:
             write(encode_samples(model.quantizer.decode(torch.cat(pending)), subtype))
             pending.clear()
             held = 0
+            block = STREAM_BLOCK_SAMPLES
 
     started = time.perf_counter()
 
@@ -127,11 +135,12 @@ def stream_clip(
         seconds = time.perf_counter() - started
         return progress(GenerateStatus(min(done, num_samples), num_samples, seconds, rate))
 
-    generate_codes(
+    generate_takes(
         model,
         1,
         num_samples,
         temperature=settings.clip_temperatures()[:1],
+        precision=settings.precision,
         seed=job.seed,
         prime=job.prime_codes,
         progress=clip_progress,

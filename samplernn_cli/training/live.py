@@ -16,6 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from samplernn_cli.config import LiveSettings
+from samplernn_cli.config.rules import declarations
 from samplernn_cli.errors import ConfigError
 from samplernn_cli.fileio import atomic_write
 
@@ -39,7 +40,11 @@ def parse_live_settings(text: str, current: LiveSettings) -> LiveSettings:
     if unknown:
         raise ConfigError(f"unknown settings: {', '.join(unknown)}")
     merged = current.to_dict()
+    declared = declarations(LiveSettings)
     for key, value in data.items():
+        parse = declared[key].parse
+        if isinstance(value, str) and parse is not None and declared[key].rule.kind is not str:
+            value = parse(value)  # "all" for keep_checkpoints
         wants_float = types[key] in ("float", float)
         if wants_float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)

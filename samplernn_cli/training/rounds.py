@@ -1,8 +1,11 @@
 """A run's generation rounds: every ``generate_every`` iterations, rank 0 generates
 ``num_generated`` clips with the model as it stands (its averaged weights, when the run
-averages them), writes them as ``NAME_epoch_E_iter_I_N.wav``, draws the round's picture
-(``NAME_epoch_E_iter_I.png``: the loss curves and the clips' spectrograms beside the training
-audio's) and hands the clips to TensorBoard.
+averages them), ranks them as ``generate --candidates`` does (traps last, the rest by the
+model's own bits per sample: :mod:`samplernn_cli.generation.ranking`), writes them best
+first as ``NAME_epoch_E_iter_I_N.wav``, draws the round's picture (``NAME_epoch_E_iter_I.png``:
+the loss curves and the clips' spectrograms, with their scores, beside the training audio's)
+and hands the clips and their scores to TensorBoard. A round whose clips are all traps is
+reported with a warning.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from samplernn_cli.audio import write_audio
 from samplernn_cli.config import LiveSettings
 from samplernn_cli.data.cache import Dataset
 from samplernn_cli.data.split import DataSplit
-from samplernn_cli.generation.engine import generate_codes
+from samplernn_cli.generation.engine import generate_takes
+from samplernn_cli.generation.ranking import TakeScore, describe_traps, rank, score_take
 from samplernn_cli.generation.sampling import GenerationStopped
 from samplernn_cli.history import LossHistory
 from samplernn_cli.model import SampleRNN
@@ -30,6 +34,7 @@ from samplernn_cli.seeding import mix_seed
 from samplernn_cli.training.artifacts import format_seconds
 from samplernn_cli.training.averaging import WeightAverage, averaged
 from samplernn_cli.training.runfolder import RunFolder
+from samplernn_cli.training.saving import training_level_dbfs
 from samplernn_cli.training.state import RunState
 from samplernn_cli.training.tensorboard_log import TensorBoardLog
 
@@ -65,6 +70,8 @@ class GenerationRounds:
         self.average = average
         self.board = board
         self.should_stop = should_stop
+        # What the silence rule compares clips with.
+        self.level_dbfs = training_level_dbfs(dataset, model.quantizer)
 
     def generate(self, state: RunState, live: LiveSettings) -> None:
         """The round at ``state.iteration``, with the live settings' length, number of clips
@@ -79,22 +86,32 @@ class GenerationRounds:
                 epoch=state.last_epoch,
                 iteration=state.iteration,
                 should_stop=self.should_stop,
+                level_dbfs=self.level_dbfs,
             )
         if clips is None:
             return
         rate = self.dataset.sample_rate
         truth = training_piece(self.dataset, self.split, self.model.quantizer, clips.audio.shape[1])
         write_round_picture(self.run, clips, truth, sample_rate=rate, history=state.history)
-        self.board.clips(clips.iteration, clips.audio, truth, rate)
+        self.board.clips(clips.iteration, clips.audio, truth, rate, labels=clips.labels)
+        self.board.scores(clips.iteration, clips.scores)
 
 
 @dataclass(frozen=True)
 class GeneratedClips:
-    """The clips of one generation round (written to their files): their audio (N, T)."""
+    """The clips of one generation round (written to their files), best first: their audio
+    (N, T) and scores."""
 
     audio: torch.Tensor
     iteration: int
     epoch: int
+    scores: list[TakeScore]
+
+    @property
+    def labels(self) -> list[str]:
+        """Each clip's score in a few words: "3.12 bits" or "silence (2.10 bits)"."""
+        return [f"{s.trap} ({s.bits:.2f} bits)" if s.trap else f"{s.bits:.2f} bits"
+                for s in self.scores]  # fmt: skip
 
 
 def generate_clips(
@@ -107,18 +124,21 @@ def generate_clips(
     epoch: int,
     iteration: int,
     should_stop: Callable[[], bool],
+    level_dbfs: float | None = None,
 ) -> GeneratedClips | None:
-    """The ``num_generated`` clips of a generation round, written as
-    ``NAME_epoch_E_iter_I_N.wav`` (None if ``should_stop`` fires while they are made)."""
+    """The ``num_generated`` clips of a generation round, ranked and written best first as
+    ``NAME_epoch_E_iter_I_N.wav`` (None if ``should_stop`` fires while they are made).
+    ``level_dbfs``: the training audio's level, for the silence rule."""
     num_samples = max(1, round(live.length * sample_rate))
     started = time.perf_counter()
     model.eval()
     try:
-        codes = generate_codes(
+        takes = generate_takes(
             model,
             live.num_generated,
             num_samples,
             temperature=live.temperature,
+            precision="auto",
             seed=seed,
             progress=lambda done, total: should_stop(),
         )
@@ -127,18 +147,30 @@ def generate_clips(
         return None
     finally:
         model.train()
-    audio = model.quantizer.decode(codes.cpu())
+    audio = model.quantizer.decode(takes.codes.cpu())
+    scores = rank([
+        score_take(n + 1, audio[n], sample_rate, float(takes.bits_per_sample[n]), level_dbfs)
+        for n in range(live.num_generated)
+    ])  # fmt: skip
+    audio = audio[[s.take - 1 for s in scores]]
     paths = []
     for number in range(live.num_generated):
         path = folder.clip(epoch, iteration, number + 1)
         paths.append(write_audio(path, audio[number], sample_rate))
     seconds = time.perf_counter() - started
     rate = live.num_generated * num_samples / seconds
+    good = [s for s in scores if s.trap is None]
+    best = f"best {good[0].bits:.2f} bits" if good else "no clip worth keeping"
     logger.info(
         f"generated {live.num_generated} clips of {live.length:g} s in "
-        f"{format_seconds(seconds)} ({rate:,.0f} samples/s): {paths[0].name} ..."
+        f"{format_seconds(seconds)} ({rate:,.0f} samples/s), {best}: {paths[0].name} ..."
     )
-    return GeneratedClips(audio=audio, iteration=iteration, epoch=epoch)
+    if not good:
+        logger.warning(
+            f"round at iteration {iteration}: {live.num_generated} of {live.num_generated} "
+            f"clips are traps ({describe_traps(scores)})"
+        )
+    return GeneratedClips(audio=audio, iteration=iteration, epoch=epoch, scores=scores)
 
 
 def training_piece(
@@ -171,6 +203,7 @@ def write_round_picture(
     path = save_round_picture(
         folder.picture(clips.epoch, clips.iteration),
         clips=clips.audio,
+        labels=clips.labels,
         truth=truth,
         sample_rate=sample_rate,
         history=history,

@@ -6,12 +6,15 @@ writing the run's periodic checkpoints, and retention after each one
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from samplernn_cli.checkpoint import InputFile, TrainingSnapshot, save_checkpoint
@@ -20,6 +23,7 @@ from samplernn_cli.data.plan import SequencePlan
 from samplernn_cli.data.split import DataSplit
 from samplernn_cli.errors import OutputError
 from samplernn_cli.model import SampleRNN
+from samplernn_cli.quantize import Quantizer
 from samplernn_cli.training.averaging import WeightAverage
 from samplernn_cli.training.distributed import Distributed
 from samplernn_cli.training.live import LiveSettingsFile
@@ -48,6 +52,23 @@ def input_records(dataset: Dataset, split: DataSplit) -> tuple[InputFile, ...]:
         )
         for index, file in enumerate(dataset.files)
     )
+
+
+# Samples read to measure the training audio's level: enough for a steady figure, few enough
+# to be instant for hours of audio (an even stride through every file).
+LEVEL_SAMPLES = 2**22
+
+
+def training_level_dbfs(dataset: Dataset, quantizer: Quantizer) -> float:
+    """RMS level of the training audio as the model hears it (decoded codes), in dBFS."""
+    total = max(dataset.total_samples, 1)
+    stride = max(1, total // LEVEL_SAMPLES)
+    energy = count = 0.0
+    for codes in dataset.codes:
+        picked = torch.from_numpy(np.asarray(codes[::stride], dtype=np.int64))
+        energy += float(quantizer.decode(picked).double().square().sum())
+        count += picked.numel()
+    return 10 * math.log10(energy / max(count, 1) + 1e-24)
 
 
 @dataclass(kw_only=True)
@@ -117,7 +138,12 @@ class CheckpointWriter:
             history=state.history,
             device=str(self.device),
             parent=self.parent,
+            level_dbfs=round(self.level_dbfs, 2),
         )
+
+    @functools.cached_property
+    def level_dbfs(self) -> float:
+        return training_level_dbfs(self.dataset, self.model.quantizer)
 
     def _all_rows(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor if self.dist is None else self.dist.gather_rows(tensor, dim=1)

@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from samplernn_cli.config import LiveSettings
 from samplernn_cli.errors import ConfigError, OutputError
 from samplernn_cli.pictures import MAX_CLIPS_DRAWN, spectrogram_pair
+
+if TYPE_CHECKING:
+    from samplernn_cli.generation.ranking import TakeScore
 
 logger = logging.getLogger("samplernn")
 
@@ -96,11 +100,17 @@ class TensorBoardLog:
                 self._writer.add_scalar(tag, value, iteration)
 
     def clips(
-        self, iteration: int, clips: torch.Tensor, truth: torch.Tensor, sample_rate: int
+        self,
+        iteration: int,
+        clips: torch.Tensor,
+        truth: torch.Tensor,
+        sample_rate: int,
+        *,
+        labels: Sequence[str] | None = None,
     ) -> None:
         """The generation round at ``iteration``: every clip of ``clips`` (N, T) as audio,
         the ground truth ``truth`` (T,), and the first clips' spectrograms beside the ground
-        truth's."""
+        truth's (titled with ``labels``, one per clip, when given)."""
         if self._writer is None:
             return
         self._writer.add_audio(
@@ -111,12 +121,31 @@ class TensorBoardLog:
                 f"audio/clip_{number}", clip.clamp(-1, 1)[None], iteration, sample_rate=sample_rate
             )
             if number <= MAX_CLIPS_DRAWN:
-                image = spectrogram_pair(
-                    clip, truth, sample_rate, f"clip {number}, iteration {iteration}"
-                )
+                title = f"clip {number}, iteration {iteration}"
+                if labels:
+                    title += f": {labels[number - 1]}"
+                image = spectrogram_pair(clip, truth, sample_rate, title)
                 self._writer.add_image(
                     f"spectrogram/clip_{number}", image, iteration, dataformats="HWC"
                 )
+
+    def scores(self, iteration: int, scores: Sequence[TakeScore]) -> None:
+        """A round's clips' scores (best first): the best clip's bits per sample and the
+        number of traps as scalars, and every clip's scores as a table."""
+        if self._writer is None:
+            return
+        good = [s for s in scores if s.trap is None]
+        if good:
+            self._writer.add_scalar("generation/best_clip_bits", good[0].bits, iteration)
+        self._writer.add_scalar("generation/traps", len(scores) - len(good), iteration)
+        rows = [
+            f"| {n} | {s.bits:.3f} | {s.level_dbfs:.1f} | {s.silent_share:.2f} | "
+            f"{s.loop_correlation:.2f} | {s.flatness:.3f} | {s.trap or ''} |"
+            for n, s in enumerate(scores, 1)
+        ]
+        header = ("| clip | bits | level dBFS | silent | loop | flatness | trap |\n"
+                  "|---|---|---|---|---|---|---|\n")  # fmt: skip
+        self._writer.add_text("generation/scores", header + "\n".join(rows), iteration)
 
     def flush(self) -> None:
         """Put every event recorded so far on disk (before a checkpoint)."""
