@@ -148,9 +148,7 @@ def first_layer(
             row = codes[r, at - frame_size + p] + offsets[p]
             for j in range(hidden):
                 x[r, j] += tables[row, j]
-        for j in range(hidden):
-            if x[r, j] < 0.0:
-                x[r, j] = 0.0
+    relu(x[first:last])
 
 
 @njit(cache=True, fastmath=FASTMATH)

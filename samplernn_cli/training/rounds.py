@@ -34,7 +34,6 @@ from samplernn_cli.seeding import mix_seed
 from samplernn_cli.training.artifacts import format_seconds
 from samplernn_cli.training.averaging import WeightAverage, averaged
 from samplernn_cli.training.runfolder import RunFolder
-from samplernn_cli.training.saving import training_level_dbfs
 from samplernn_cli.training.state import RunState
 from samplernn_cli.training.tensorboard_log import TensorBoardLog
 
@@ -59,9 +58,11 @@ class GenerationRounds:
         average: WeightAverage | None,
         board: TensorBoardLog,
         should_stop: Callable[[], bool],
+        level_dbfs: float | None = None,
     ) -> None:
         """``seed``: the run's (each round's clips draw from it mixed with the iteration);
-        ``should_stop``: polled while the clips are made (a signal cuts the round short)."""
+        ``should_stop``: polled while the clips are made (a signal cuts the round short);
+        ``level_dbfs``: the training audio's level, for the silence rule."""
         self.model = model
         self.run = run
         self.dataset = dataset
@@ -70,8 +71,7 @@ class GenerationRounds:
         self.average = average
         self.board = board
         self.should_stop = should_stop
-        # What the silence rule compares clips with.
-        self.level_dbfs = training_level_dbfs(dataset, model.quantizer)
+        self.level_dbfs = level_dbfs
 
     def generate(self, state: RunState, live: LiveSettings) -> None:
         """The round at ``state.iteration``, with the live settings' length, number of clips

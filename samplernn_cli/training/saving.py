@@ -6,7 +6,6 @@ writing the run's periodic checkpoints, and retention after each one
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import math
 from collections.abc import Iterator
@@ -88,6 +87,7 @@ class CheckpointWriter:
     board: TensorBoardLog  # flushed before each checkpoint
     device: torch.device
     dist: Distributed | None
+    level_dbfs: float  # the training audio's (training_level_dbfs), recorded in checkpoints
     # Where the starting weights came from (checkpoint.provenance), kept by every
     # checkpoint of the run; None: trained from scratch.
     parent: dict[str, Any] | None = None
@@ -140,10 +140,6 @@ class CheckpointWriter:
             parent=self.parent,
             level_dbfs=round(self.level_dbfs, 2),
         )
-
-    @functools.cached_property
-    def level_dbfs(self) -> float:
-        return training_level_dbfs(self.dataset, self.model.quantizer)
 
     def _all_rows(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor if self.dist is None else self.dist.gather_rows(tensor, dim=1)
