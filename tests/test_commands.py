@@ -119,6 +119,14 @@ def test_candidates_keep_the_best_takes_best_first(trained: Path, tmp_path: Path
     for take in kept:
         first = Path(take["path"]).read_bytes()
         assert first == Path(files[take["take"] - 1]).read_bytes()
+    # Without --candidates, --json scores every take, each kept, in the order generated.
+    listed = run_cli("generate", trained, "--length", "0.5", "--count", "2", "--seed", "3",
+                     "--quiet", "--json", "-d", tmp_path / "d", cwd=tmp_path)  # fmt: skip
+    plain_takes = json.loads(listed.stdout)["takes"]
+    assert [(t["take"], t["kept"]) for t in plain_takes] == [(1, True), (2, True)]
+    assert [t["bits"] for t in plain_takes] == [
+        next(t["bits"] for t in takes if t["take"] == n) for n in (1, 2)
+    ]
 
 
 def test_temperatures_change_the_output_statistics(trained: Path, tmp_path: Path) -> None:

@@ -259,7 +259,8 @@ def test_a_really_full_disk(tiny_filesystem: Path, tmp_path: Path) -> None:
     source = tmp_path / "in.wav"
     soundfile.write(source, tone_mix(1.0, RATE), RATE)
     flags = [*TINY_FLAGS, "--hidden_size", "48", "--checkpoint_every", "1", "--generate_every",
-             "1", "--length", "1", "--max-iterations", "50", "--quiet"]  # fmt: skip
+             "1", "--length", "1", "--max-iterations", "50", "--keep-checkpoints", "all",
+             "--quiet"]  # fmt: skip
     result = run_cli("train", source, "-o", str(tiny_filesystem / "run"), *flags, cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     # The start-up warning (the disk cannot hold the run's checkpoints), then the error,

@@ -145,7 +145,7 @@ def generate(
             result = stream_clip(request, sys.stdout.buffer, progress=display)
         else:
             result = generate_files(
-                request, progress=display, on_file=None if as_json else print_path
+                request, progress=display, on_file=None if as_json else print_path, score=as_json
             )
     if as_json:
         print_json(_json_document(result))

@@ -62,8 +62,8 @@ class GenerateResult:
     seconds: float
     samples: int  # generated samples, all clips together (the prime not counted)
     sample_rate: int
-    # Every take's scores: ranked best first with --candidates (the first len(paths) are
-    # the files written), else in the order generated (each written).
+    # Every take's scores (when asked for): ranked best first with --candidates (the first
+    # len(paths) are the files written), else in the order generated (each written).
     scores: list[TakeScore] = field(default_factory=list)
 
     @property
@@ -150,13 +150,15 @@ def generate_files(
     *,
     progress: Callable[[GenerateStatus], bool | None] | None = None,
     on_file: Callable[[Path], None] | None = None,
+    score: bool = False,
 ) -> GenerateResult:
     """Generate clips from a checkpoint alone and write them as audio files.
 
     Files are named ``PREFIX_N.EXT`` with N continuing after the highest number already in
     the folder (created if missing), so nothing is ever overwritten; or the one clip goes to
     ``request.output`` (which must not exist). ``on_file`` is called with each path as soon
-    as it is written.
+    as it is written. Takes are scored (:mod:`samplernn_cli.generation.ranking`) when
+    ``settings.candidates`` ranks them, or with ``score``.
 
     Raises:
         CheckpointError, AudioError, OutputError, UsageError, ConfigError: see
@@ -222,8 +224,9 @@ def generate_files(
         )
         audio_out = model.quantizer.decode(batch.codes.cpu())
         for row in range(count):
-            bits = float(batch.bits_per_sample[row])
-            scores.append(score_take(first + row + 1, audio_out[row], rate, bits, reference))
+            if ranking or score:
+                bits = float(batch.bits_per_sample[row])
+                scores.append(score_take(first + row + 1, audio_out[row], rate, bits, reference))
             if ranking:
                 held.append(audio_out[row])
             else:
