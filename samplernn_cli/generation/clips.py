@@ -17,7 +17,7 @@ from samplernn_cli.device import resolve_device
 from samplernn_cli.errors import OutputError, UsageError
 from samplernn_cli.gain import choose_gain
 from samplernn_cli.generation.engine import generate_takes
-from samplernn_cli.generation.ranking import TakeScore, describe_traps, rank, score_take
+from samplernn_cli.generation.ranking import TakeScore, describe_traps, rank, score_takes
 from samplernn_cli.model import SampleRNN
 
 logger = logging.getLogger("samplernn")
@@ -223,10 +223,9 @@ def generate_files(
             progress=batch_progress,
         )
         audio_out = model.quantizer.decode(batch.codes.cpu())
+        if ranking or score:
+            scores += score_takes(audio_out, batch.bits_per_sample, rate, reference, first=first)
         for row in range(count):
-            if ranking or score:
-                bits = float(batch.bits_per_sample[row])
-                scores.append(score_take(first + row + 1, audio_out[row], rate, bits, reference))
             if ranking:
                 held.append(audio_out[row])
             else:

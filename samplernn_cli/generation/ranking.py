@@ -124,6 +124,16 @@ def score_take(
     return TakeScore(take, float(bits), level, share, loop, flatness, trap)
 
 
+def score_takes(
+    audio: torch.Tensor, bits: torch.Tensor, rate: int, reference_dbfs: float | None,
+    *, first: int = 0,
+) -> list[TakeScore]:  # fmt: skip
+    """:func:`score_take` for each of the (N, T) takes ``audio`` with their (N,) ``bits``,
+    numbered from ``first + 1``."""
+    return [score_take(first + n + 1, audio[n], rate, float(bits[n]), reference_dbfs)
+            for n in range(audio.shape[0])]  # fmt: skip
+
+
 def rank(scores: list[TakeScore]) -> list[TakeScore]:
     """Takes best first: those that are not traps by their bits (lower first, the earlier
     take first on a tie), then the traps in the order they were generated."""

@@ -24,7 +24,7 @@ from samplernn_cli.config import LiveSettings
 from samplernn_cli.data.cache import Dataset
 from samplernn_cli.data.split import DataSplit
 from samplernn_cli.generation.engine import generate_takes
-from samplernn_cli.generation.ranking import TakeScore, describe_traps, rank, score_take
+from samplernn_cli.generation.ranking import TakeScore, describe_traps, rank, score_takes
 from samplernn_cli.generation.sampling import GenerationStopped
 from samplernn_cli.history import LossHistory
 from samplernn_cli.model import SampleRNN
@@ -148,10 +148,7 @@ def generate_clips(
     finally:
         model.train()
     audio = model.quantizer.decode(takes.codes.cpu())
-    scores = rank([
-        score_take(n + 1, audio[n], sample_rate, float(takes.bits_per_sample[n]), level_dbfs)
-        for n in range(live.num_generated)
-    ])  # fmt: skip
+    scores = rank(score_takes(audio, takes.bits_per_sample, sample_rate, level_dbfs))
     audio = audio[[s.take - 1 for s in scores]]
     paths = []
     for number in range(live.num_generated):
