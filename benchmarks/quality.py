@@ -20,6 +20,7 @@ wall time. Run from the repository root with the project installed:
     python benchmarks/quality.py                                   # both corpus clips, 150 s
     python benchmarks/quality.py --budgets 150,600 --json quality.json
     python benchmarks/quality.py --ours-args= --ours-args="--sequence-length 1"   # two variants
+    python benchmarks/quality.py --tonal --budgets 150,600    # and a made ensemble of tones
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import soundfile
 import torch
 import torchaudio.functional as AF
+from tonal_clip import ensemble  # benchmarks/tonal_clip.py
 
 from samplernn_cli.clip_stats import spectral_stats
+from samplernn_cli.pictures import spectrogram_pair
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -142,9 +146,20 @@ def main() -> None:
         help="extra `samplernn train` options; repeat to compare several "
         "variants against the same 2022-scheme run",
     )
+    parser.add_argument(
+        "--tonal",
+        action="store_true",
+        help="also the made ensemble of sustained tones (benchmarks/tonal_clip.py)",
+    )
     parser.add_argument("--clip-count", type=int, default=2, help="clips generated per run")
     parser.add_argument("--clip-seconds", type=float, default=4.0)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--pictures",
+        type=Path,
+        help="write here, for each clip and budget, the spectrograms of the first generated "
+        "clip of each scheme beside the training audio's (CLIP_BUDGET.png)",
+    )
     parser.add_argument(
         "--keep", type=Path, help="copy each run of ours (run folder and clips) into this folder"
     )
@@ -154,6 +169,10 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        if args.tonal:
+            made = folder / "ensemble.flac"
+            soundfile.write(str(made), ensemble(args.seconds + args.offset), RATE)
+            sources = [*sources, made]
         for source in sources:
             clip = excerpt(source, args.seconds, args.offset, folder)
             audio = soundfile.read(str(clip), dtype="float32")[0]
@@ -172,8 +191,33 @@ def main() -> None:
                            / ours["best_bits"]}  # fmt: skip
                     results.append(row)
                     print_row(row)
+                    if args.pictures is not None:
+                        args.pictures.mkdir(parents=True, exist_ok=True)
+                        picture = comparison_picture(
+                            audio[: int(len(audio) * 0.9)],
+                            folder / f"ours{variant}_{clip.stem}_{int(budget)}_clips",
+                            folder / f"seed_{clip.stem}_{int(budget)}_clips",
+                            row,
+                        )
+                        name = f"{source.stem}_{int(budget)}{f'_{variant}' if variant else ''}"
+                        matplotlib.image.imsave(args.pictures / f"{name}.png", picture)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def comparison_picture(training: np.ndarray, ours: Path, seed: Path, row: dict) -> np.ndarray:
+    """The first clip of each scheme (folders ``ours`` and ``seed``) as a spectrogram beside
+    that of as long a stretch from the middle of ``training``, on one colour scale, ours
+    above; (H, W, 3) uint8."""
+    rows = []
+    for label, clips, bits in (("samplernn train", ours, row["ours"]["bits"]),
+                               ("2022 scheme", seed, row["seed"]["bits"])):  # fmt: skip
+        clip = soundfile.read(str(sorted(clips.glob("*.wav"))[0]), dtype="float32")[0]
+        start = max(0, len(training) // 2 - len(clip) // 2)
+        truth = torch.from_numpy(np.ascontiguousarray(training[start : start + len(clip)]))
+        title = f"{label}, {row['budget_s']:.0f} s ({bits:.2f} bits)"
+        rows.append(spectrogram_pair(torch.from_numpy(clip), truth, RATE, title))
+    return np.concatenate(rows)
 
 
 def print_row(row: dict) -> None:

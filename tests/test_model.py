@@ -283,6 +283,40 @@ def test_input_noise_changes_what_the_model_sees_not_what_it_predicts() -> None:
     assert same == pytest.approx(forward_backward(model, window, None)[0], rel=1e-6)
 
 
+@pytest.mark.parametrize("name", ["3-tier", "skip-lstm"])
+def test_frame_dropout_acts_only_while_training(name: str) -> None:
+    """set_dropout(p) drops the frame tiers' per-frame outputs in training mode (a fresh mask
+    every pass, every tier), and changes nothing in eval mode or at p = 0."""
+    model = build(VARIANTS[name])
+    window = random_window(model, 3, 4)
+    with torch.no_grad():
+        plain = model(window)[0]
+        model.set_dropout(0.5)
+        first, second = model(window)[0], model(window)[0]
+        assert not torch.allclose(first, plain) and not torch.allclose(first, second)
+        model.eval()
+        assert torch.equal(model(window)[0], plain)
+        model.train()
+        model.set_dropout(0.0)
+        assert torch.equal(model(window)[0], plain)
+    model.set_dropout(0.5)
+    assert all(tier.dropout == 0.5 for tier in model.frame_tiers)  # every tier, not the bottom
+    # With a draw (as training steps set), the masks depend on the seed and the rows only: the
+    # processes of a distributed run, each with its rows, drop what one process would.
+    with torch.no_grad():
+        model.set_dropout_draw(7, slice(None), 3)
+        whole = model(window)[0]
+        assert torch.equal(model(window)[0], whole)
+        assert not torch.allclose(whole, plain)
+        parts = []
+        for rows in (slice(0, 1), slice(1, 3)):
+            model.set_dropout_draw(7, rows, 3)
+            parts.append(model(window[rows])[0])
+        torch.testing.assert_close(torch.cat(parts), whole)
+        model.set_dropout_draw(8, slice(None), 3)
+        assert not torch.allclose(model(window)[0], whole)
+
+
 @pytest.mark.skipif(
     __import__("platform").libc_ver()[0] != "glibc", reason="the heap settings are glibc's"
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -201,9 +202,11 @@ def test_resume_continues_exactly_like_a_straight_run(
     tmp_path: Path, write_audio: WriteAudio, varied: bool
 ) -> None:
     """N iterations straight == K iterations, stop, resume for N - K: same losses, weights
-    (also with random gains and input noise, which are drawn from the seed)."""
+    (also with random gains, input noise and frame dropout, which are drawn from the seed)."""
     source = write_audio("in.wav", seconds=1.0, rate=RATE)
-    config = replace(TINY_TRAIN, min_gain=0.5, input_noise=0.1) if varied else TINY_TRAIN
+    config = TINY_TRAIN
+    if varied:
+        config = replace(TINY_TRAIN, min_gain=0.5, input_noise=0.1, frame_dropout=0.2)
     straight = train(
         request_for(source, tmp_path, name="a", train=config,
                     stop=StopConditions(max_iterations=30))
@@ -419,17 +422,51 @@ def test_plateau_schedule_returns_to_the_best_model_then_ends_the_run(tmp_path: 
     assert not schedule.after_validation(state, improved=False)
 
 
+def _rate(checkpoint: Path | None) -> float:
+    """The learning rate a checkpoint's optimizer state holds (that of its last step)."""
+    assert checkpoint is not None
+    optimizer = load_checkpoint(checkpoint).optimizer_state
+    assert optimizer is not None
+    return optimizer["param_groups"][0]["lr"]
+
+
+@pytest.mark.parametrize("schedule", ["auto", "constant"])
+def test_with_a_stop_condition_the_run_uses_its_whole_budget_at_a_constant_rate(
+    tmp_path: Path, write_audio: WriteAudio, schedule: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With a stop condition (auto) or --lr-schedule constant, a learning rate far too high
+    still sets validation back again and again, but the run neither halves the rate, nor
+    returns to its best model, nor ends before --max-iterations."""
+    source = write_audio("in.wav", seconds=1.0, rate=RATE)
+    request = request_for(
+        source, tmp_path,
+        train=replace(TINY_TRAIN, patience=1, max_halvings=1, lr_schedule=schedule),
+        live=replace(TINY_LIVE, learning_rate=10.0),
+        stop=StopConditions(max_iterations=120),
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="samplernn"):
+        result = train(request)
+    assert result.stopped_by == "max_iterations" and result.iteration == 120
+    final = load_checkpoint(result.checkpoint)
+    assert final.progress.lr_halvings == 0 and _rate(result.checkpoint) == 10.0
+    figures = [bits for _, bits in final.history.validations]
+    assert any(b > min(figures[:i]) for i, b in enumerate(figures) if i)  # plateaus happened
+    assert not any("best model (iteration" in m for m in caplog.messages)
+    assert "learning rate 10, constant: training until its stop condition" in caplog.messages
+
+
 def test_a_run_that_stops_improving_ends_with_its_best_model(
     tmp_path: Path, write_audio: WriteAudio
 ) -> None:
-    """With a learning rate far too high, validation soon stops improving: the run goes back
-    to its best model once (patience 1, one halving), and at the next plateau ends early
+    """With the plateau schedule and a learning rate far too high, validation soon stops
+    improving: the run goes back to its best model once (patience 1, one halving), and at the
+    next plateau ends early
     (stopped_by "plateau") with the best model's weights in its final checkpoint, validated
     again."""
     source = write_audio("in.wav", seconds=1.0, rate=RATE)
     request = request_for(
         source, tmp_path,
-        train=replace(TINY_TRAIN, patience=1, max_halvings=1),
+        train=replace(TINY_TRAIN, patience=1, max_halvings=1, lr_schedule="plateau"),
         live=replace(TINY_LIVE, learning_rate=10.0),
         stop=StopConditions(max_iterations=500),
     )  # fmt: skip

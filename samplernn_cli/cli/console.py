@@ -262,11 +262,13 @@ def render_checkpoint(summary: dict) -> None:
         ("batches", f"{training['batch_size']} sequences of {training['sequence_seconds']:g} s "
                     f"({training['sequence_starts']} starts, speed spread "
                     f"{training['speed_spread']:g}, gains {training['min_gain']:g} to 1, "
-                    f"input noise {training['input_noise']:g}), {training['num_frames']} frames "
+                    f"input noise {training['input_noise']:g}, frame dropout "
+                    f"{training['frame_dropout']:g}), {training['num_frames']} frames "
                     f"({training['chunk_samples']} samples) per step, seed {training['seed']}, "
                     f"weight average {training['average_decay']:g}"),
         ("optimizer", "none (an exported model: weights only)" if optimizer is None else
-                      f"{optimizer['name']}, learning rate {optimizer['learning_rate']:g}, "
+                      f"{optimizer['name']}, learning rate {optimizer['learning_rate']:g} at "
+                      f"the last step (--lr-schedule {training['lr_schedule']}), "
                       f"betas {tuple(optimizer['betas'])}, eps {optimizer['eps']:g}, "
                       f"grad clip {optimizer['grad_clip']:g}"),
         ("weights", f"{summary['weights_dtype']} ({summary['kind']} file)"),

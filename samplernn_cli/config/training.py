@@ -73,17 +73,30 @@ class TrainConfig(Settings):
         "fixed: the same evenly spaced starts every epoch.",
         legacy="fixed", inherited=True,
     )  # fmt: skip
+    lr_schedule: str = setting(
+        "auto", "lr_schedule", str, choices=("auto", "constant", "plateau"),
+        flags=("--lr-schedule",),
+        help="How the learning rate moves. constant: it stays at --learning-rate (the weight "
+        "average smooths the steps), and the run trains until its stop condition. plateau: "
+        "after --patience validations without a new best, training returns to the best model "
+        "with half the rate, and after --max-halvings halvings the next such plateau ends the "
+        "run. auto: constant when the session has a stop condition (--max-time, "
+        "--max-iterations, --max-epochs), so the run uses its whole budget; plateau when not.",
+        legacy="plateau",
+    )  # fmt: skip
     # Returning to the best model restores its weights and its optimizer state.
     patience: int = setting(
         3, "patience", int, 0, MAX_COUNT, flags=("--patience",),
-        help="Validations in a row without a new best before training returns to the best "
-        "model and halves the learning rate (0: never; a constant learning rate).",
+        help="With the plateau schedule: validations in a row without a new best before "
+        "training returns to the best model and halves the learning rate (0: never; a "
+        "constant learning rate).",
         legacy=0,
     )  # fmt: skip
     max_halvings: int = setting(
         3, "max_halvings", int, 0, 64, flags=("--max-halvings",),
-        help="After this many halvings, the next --patience validations without a new best "
-        "end the run, with the best model as its final checkpoint.",
+        help="With the plateau schedule: after this many halvings, the next --patience "
+        "validations without a new best end the run, with the best model as its final "
+        "checkpoint.",
     )  # fmt: skip
     min_gain: float = setting(
         1.0, "min_gain", float, 0.0, 1.0, low_inclusive=False, flags=("--min-gain",),
@@ -96,6 +109,13 @@ class TrainConfig(Settings):
         0.0, "input_noise", float, 0.0, 1.0, flags=("--input-noise",),
         help="Probability that a sample the model sees as input (never a target) is moved "
         "one quantization level up or down. 0: off.",
+        legacy=0.0, inherited=True,
+    )  # fmt: skip
+    frame_dropout: float = setting(
+        0.2, "frame_dropout", float, 0.0, 0.9, flags=("--frame-dropout",),
+        help="While training, drop each frame tier's per-frame output with this probability "
+        "(dropout), so the sample tier cannot rely on any one feature of the frame tier's "
+        "memory of the recording. 0: off.",
         legacy=0.0, inherited=True,
     )  # fmt: skip
     speed_spread: float = setting(
@@ -209,6 +229,11 @@ class StopConditions(Settings):
         flags=("--max-time", "--max_time"), parse=parse_duration,
         help="Stop after this much wall-clock time in this session: 90s, 45m, 12h, 2d, 1h30m.",
     )  # fmt: skip
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the session ends by itself: a stop condition is set."""
+        return any(v is not None for v in (self.max_iterations, self.max_epochs, self.max_seconds))
 
     def total_iterations(self, iterations_per_epoch: int) -> int | None:
         """The iteration the run stops at by itself, if one is known."""

@@ -25,6 +25,8 @@ activation, and with a gather instead of the largest matrix product.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,6 +35,18 @@ from torch.nn.utils import parametrizations
 from samplernn_cli.config import ModelConfig
 from samplernn_cli.model.tables import table_sum
 from samplernn_cli.quantize import Quantizer
+from samplernn_cli.seeding import mix_seed
+
+
+@dataclass(frozen=True)
+class DropoutDraw:
+    """Where a frame tier's dropout mask for one training step comes from: a generator
+    seeded with ``seed`` draws it for a batch of ``batch`` rows; the tier keeps ``rows``."""
+
+    seed: int
+    rows: slice
+    batch: int
+
 
 # One tier's recurrent state: (h, c) for an LSTM, (h,) for a GRU; each (layers, batch, hidden).
 TierState = tuple[torch.Tensor, ...]
@@ -61,6 +75,9 @@ class FrameTier(nn.Module):
         self.rnn_type = rnn_type
         self.rnn_layers = rnn_layers
         self.skip_connections = skip_connections
+        # Dropout on the RNN's per-frame outputs while training (see SampleRNN.set_dropout).
+        self.dropout = 0.0
+        self.draw: DropoutDraw | None = None
         self.input = nn.Linear(frame_samples, hidden_size)
         rnn_class = nn.LSTM if rnn_type == "lstm" else nn.GRU
         if skip_connections:
@@ -136,7 +153,27 @@ class FrameTier(nn.Module):
             x = x + conditioning
         if state is None:
             state = self.initial_state(frames.shape[0])
-        return self._run_rnn(x, state)
+        out, new_state = self._run_rnn(x, state)
+        if self.dropout > 0 and self.training:
+            out = self._drop(out)
+        return out, new_state
+
+    def _drop(self, out: torch.Tensor) -> torch.Tensor:
+        """``out`` with frame dropout: from :attr:`draw` when the training step set one,
+        else from torch's global random stream."""
+        draw = self.draw
+        if draw is None:
+            return F.dropout(out, self.dropout, training=True)
+        # Drawn for the whole batch and cut to this process's rows, so that the processes
+        # of a distributed run drop what one process would (F.dropout cannot: each process
+        # has its own random stream).
+        shape = (draw.batch, *out.shape[1:])
+        on_device = out.device.type in ("cpu", "cuda")
+        generator = torch.Generator(device=out.device if on_device else "cpu")
+        generator.manual_seed(draw.seed)
+        uniform = torch.rand(shape, generator=generator, device=generator.device)
+        keep = (uniform[draw.rows] >= self.dropout).to(out.device, out.dtype)
+        return out * keep / (1.0 - self.dropout)
 
     def upsample_frames(self, features: torch.Tensor) -> torch.Tensor:
         """(B, F, H) per-frame vectors -> (B, F * ratio, H) conditioning for the tier below."""
@@ -237,6 +274,19 @@ class SampleRNN(nn.Module):
     @property
     def history(self) -> int:
         return self.config.history
+
+    def set_dropout(self, p: float) -> None:
+        """Drop each frame tier's per-frame RNN outputs with probability ``p`` in training
+        mode (the kept ones scaled by 1 / (1 - p); none in eval mode). A training setting
+        (TrainConfig.frame_dropout), not part of the architecture: no weights change."""
+        for tier in self.frame_tiers:
+            tier.dropout = p
+
+    def set_dropout_draw(self, seed: int, rows: slice, batch: int) -> None:
+        """Draw the next step's dropout masks from ``seed`` (each tier its own stream) for a
+        batch of ``batch`` rows, of which the model sees ``rows``."""
+        for index, tier in enumerate(self.frame_tiers):
+            tier.draw = DropoutDraw(mix_seed(seed, index), rows, batch)
 
     def initial_state(self) -> ModelState:
         return [None] * len(self.frame_tiers)

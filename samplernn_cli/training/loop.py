@@ -25,7 +25,11 @@ from samplernn_cli.data.cache import Dataset
 from samplernn_cli.device import long_lived_objects_frozen
 from samplernn_cli.training.distributed import Distributed
 from samplernn_cli.training.live import LiveSettingsFile
-from samplernn_cli.training.plateau import LearningRateSchedule, PlateauSchedule
+from samplernn_cli.training.plateau import (
+    LearningRateSchedule,
+    PlateauSchedule,
+    plateau_schedule,
+)
 from samplernn_cli.training.reporting import Reporter
 from samplernn_cli.training.requests import (
     ProgressCallback,
@@ -85,6 +89,7 @@ class Trainer:
         self.plateau = PlateauSchedule(
             request.train, self.model, self.optimizer, best_model=self.run.best_model,
             shared=dist is not None, report=self.is_main, average=self.average,
+            acting=plateau_schedule(request.train, request.stop),
         )  # fmt: skip
         self.schedule = LearningRateSchedule(self.optimizer, self.plateau)
         self.validation = Validation(

@@ -3,11 +3,19 @@ plateau schedule has made of it, and the plateau schedule: what training does wh
 validation stops improving.
 
 On a few minutes of audio a SampleRNN starts memorising its training audio within minutes,
-and from then on every step makes the held-out figure worse. With ``patience`` > 0
-(:class:`samplernn_cli.config.TrainConfig`), after ``patience`` validations in a row without
-a new best, training goes back to the best model (its weights and Adam's state, kept in
-memory at every new best) and continues with half the learning rate; after ``max_halvings``
-halvings, the next such plateau ends the run, with the best model as its final weights.
+and from then on every step makes the held-out figure worse. With the plateau schedule
+(``lr_schedule`` of :class:`samplernn_cli.config.TrainConfig`) and ``patience`` > 0, after
+``patience`` validations in a row without a new best, training goes back to the best model
+(its weights and Adam's state, kept in memory at every new best) and continues with half the
+learning rate; after ``max_halvings`` halvings, the next such plateau ends the run, with the
+best model as its final weights.
+
+A session with a stop condition keeps the rate constant instead (``lr_schedule`` auto): on
+audio that teaches the model slowly (sustained tones), validation pauses for a few
+validations and then improves again, and halving the rate at such a pause stalls the run
+for the rest of its budget; the weight average already smooths the steps as a falling rate
+would, and frame dropout (``frame_dropout``) keeps a short recording from being memorised
+(``benchmarks/quality.py``; docs/how-it-works.md).
 
 The counters live in :class:`samplernn_cli.training.state.RunState` and every checkpoint, so
 a resumed run continues the schedule exactly. The best model a session has not seen itself
@@ -25,7 +33,7 @@ from typing import Any
 import torch
 
 from samplernn_cli.checkpoint import load_checkpoint
-from samplernn_cli.config import TrainConfig
+from samplernn_cli.config import StopConditions, TrainConfig
 from samplernn_cli.errors import CheckpointError
 from samplernn_cli.training.averaging import WeightAverage
 from samplernn_cli.training.state import RunState
@@ -47,6 +55,22 @@ def _to_cpu(value: Any) -> Any:
     return value
 
 
+def plateau_schedule(train: TrainConfig, stop: StopConditions) -> bool:
+    """Whether a session follows the plateau schedule (or else keeps a constant rate)."""
+    return train.lr_schedule == "plateau" or (train.lr_schedule == "auto" and not stop.bounded)
+
+
+def describe_schedule(train: TrainConfig, stop: StopConditions, live_rate: float) -> str:
+    """The learning-rate schedule of a session, in words, for its log."""
+    if plateau_schedule(train, stop) and train.patience > 0:
+        return (
+            f"learning rate {live_rate:g}, halved after {train.patience} validations without a "
+            f"new best; after {train.max_halvings} halvings the next such plateau ends the run"
+        )
+    until = "its stop condition" if stop.bounded else "interrupted"
+    return f"learning rate {live_rate:g}, constant: training until {until}"
+
+
 class PlateauSchedule:
     """Keeps the best model of a session and applies the schedule after each validation."""
 
@@ -60,13 +84,15 @@ class PlateauSchedule:
         shared: bool,
         report: bool,
         average: WeightAverage | None = None,
+        acting: bool = True,
     ) -> None:
         """``best_model``: the run's best-model file; ``shared``: every rank of a distributed
         run calls the same methods at the same validations; ``report``: this process logs;
         ``average``: the run's weight average (training/averaging.py), if it keeps one: the
         best model is then the average, and it starts again from the best model's weights
-        when they come back."""
-        self.patience = train.patience
+        when they come back; ``acting``: the session follows the plateau schedule (see
+        :func:`plateau_schedule`; otherwise it keeps a constant rate)."""
+        self.patience = train.patience if acting else 0
         self.max_halvings = train.max_halvings
         self.model = model
         self.optimizer = optimizer

@@ -36,6 +36,7 @@ from samplernn_cli.training.distributed import (
 from samplernn_cli.training.fine_tune import fine_tune_settings
 from samplernn_cli.training.live import parse_live_settings
 from samplernn_cli.training.loop import Trainer
+from samplernn_cli.training.plateau import describe_schedule
 from samplernn_cli.training.requests import (
     ProgressCallback,
     ResumeRequest,
@@ -297,6 +298,9 @@ def _train(trainer: Trainer, *, write_examples: bool) -> TrainResult:
             trainer.request.audio.normalize,
             trainer.device,
         )
+        request = trainer.request
+        rate = trainer.live.current.learning_rate * trainer.state.lr_scale
+        logger.info(describe_schedule(request.train, request.stop, rate))
         trainer.live.write()
         _plan_disk(trainer)
         trainer.reporter.loss_log.open(trainer.state.history.rows())

@@ -41,6 +41,7 @@ def set_up(
     model_config, train_config = request.model, request.train
     torch.manual_seed(train_config.seed)
     model = SampleRNN(model_config).to(device)
+    model.set_dropout(train_config.frame_dropout)
     split = split_dataset(
         [f.length for f in dataset.files],
         [f.source.name for f in dataset.files],

@@ -16,6 +16,7 @@ from samplernn_cli.errors import TrainingError
 from samplernn_cli.evaluation import LOG2
 from samplernn_cli.model import ModelState, SampleRNN, detach_state
 from samplernn_cli.model.head_loss import head_loss
+from samplernn_cli.seeding import DROPOUT_SALT, mix_seed
 from samplernn_cli.training.averaging import WeightAverage
 from samplernn_cli.training.distributed import Distributed, collective
 from samplernn_cli.training.state import RunState
@@ -177,6 +178,9 @@ class TrainingStep:
         inputs = None if train.input_noise == 0 else jitter(
             window, train.input_noise, self.model.sample_tier.q_levels, train.seed,
             state.iteration, self.rows, train.batch_size).to(self.device)  # fmt: skip
+        if train.frame_dropout > 0:
+            seed = mix_seed(mix_seed(train.seed, state.iteration), DROPOUT_SALT)
+            self.model.set_dropout_draw(seed, self.rows, train.batch_size)
         window = window.to(self.device)
         if self.ddp is None:
             bits, new_state = forward_backward(self.model, window, state.rnn_state, inputs=inputs)
