@@ -176,7 +176,8 @@ def main() -> None:
         for source in sources:
             clip = excerpt(source, args.seconds, args.offset, folder)
             audio = soundfile.read(str(clip), dtype="float32")[0]
-            training = spectral_stats(audio[: int(len(audio) * 0.9)], RATE)
+            training_part = audio[: int(len(audio) * 0.9)]
+            training = spectral_stats(training_part, RATE)
             for budget in budgets:
                 seed = train_seed(clip, budget, args, folder)
                 for variant, extra in enumerate(args.ours_args or [""]):
@@ -194,7 +195,7 @@ def main() -> None:
                     if args.pictures is not None:
                         args.pictures.mkdir(parents=True, exist_ok=True)
                         picture = comparison_picture(
-                            audio[: int(len(audio) * 0.9)],
+                            training_part,
                             folder / f"ours{variant}_{clip.stem}_{int(budget)}_clips",
                             folder / f"seed_{clip.stem}_{int(budget)}_clips",
                             row,

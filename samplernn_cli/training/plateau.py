@@ -60,17 +60,6 @@ def plateau_schedule(train: TrainConfig, stop: StopConditions) -> bool:
     return train.lr_schedule == "plateau" or (train.lr_schedule == "auto" and not stop.bounded)
 
 
-def describe_schedule(train: TrainConfig, stop: StopConditions, live_rate: float) -> str:
-    """The learning-rate schedule of a session, in words, for its log."""
-    if plateau_schedule(train, stop) and train.patience > 0:
-        return (
-            f"learning rate {live_rate:g}, halved after {train.patience} validations without a "
-            f"new best; after {train.max_halvings} halvings the next such plateau ends the run"
-        )
-    until = "its stop condition" if stop.bounded else "interrupted"
-    return f"learning rate {live_rate:g}, constant: training until {until}"
-
-
 class PlateauSchedule:
     """Keeps the best model of a session and applies the schedule after each validation."""
 
@@ -102,6 +91,17 @@ class PlateauSchedule:
         self.average = average
         self.best: Snapshot | None = None  # this session's best model
         self.stopped = False  # the schedule has ended the run
+
+    def describe(self, rate: float, *, bounded: bool) -> str:
+        """This session's schedule at learning rate ``rate``, in words, for its log;
+        ``bounded``: the session has a stop condition."""
+        if self.patience > 0:
+            return (
+                f"learning rate {rate:g}, halved after {self.patience} validations without a "
+                f"new best; after {self.max_halvings} halvings the next such plateau ends the run"
+            )
+        until = "its stop condition" if bounded else "interrupted"
+        return f"learning rate {rate:g}, constant: training until {until}"
 
     def keep_best(self) -> None:
         """Remember the model as it is now: it just set a new best validation figure."""

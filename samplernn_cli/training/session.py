@@ -36,7 +36,6 @@ from samplernn_cli.training.distributed import (
 from samplernn_cli.training.fine_tune import fine_tune_settings
 from samplernn_cli.training.live import parse_live_settings
 from samplernn_cli.training.loop import Trainer
-from samplernn_cli.training.plateau import describe_schedule
 from samplernn_cli.training.requests import (
     ProgressCallback,
     ResumeRequest,
@@ -298,9 +297,8 @@ def _train(trainer: Trainer, *, write_examples: bool) -> TrainResult:
             trainer.request.audio.normalize,
             trainer.device,
         )
-        request = trainer.request
-        rate = trainer.live.current.learning_rate * trainer.state.lr_scale
-        logger.info(describe_schedule(request.train, request.stop, rate))
+        bounded = trainer.request.stop.bounded
+        logger.info(trainer.plateau.describe(trainer.schedule.rate, bounded=bounded))
         trainer.live.write()
         _plan_disk(trainer)
         trainer.reporter.loss_log.open(trainer.state.history.rows())
