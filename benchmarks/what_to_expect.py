@@ -118,13 +118,13 @@ def main() -> None:
                 if ended == "itself":
                     break
             assert checkpoint is not None
-            real = spectral_stats(training)
+            real = spectral_stats(training, RATE)
             print(f"\ntemperature ({args.clip_seconds:g} s clips of the last checkpoint): "
                   f"training audio flatness {real['flatness']:.3f}, level "
                   f"{real['level_dbfs']:.1f} dB")  # fmt: skip
             for temperature in (float(t) for t in args.temperatures.split(",") if t):
-                stats = spectral_stats(generate(checkpoint, folder, args.clip_seconds,
-                                                temperature, args.device))  # fmt: skip
+                take = generate(checkpoint, folder, args.clip_seconds, temperature, args.device)
+                stats = spectral_stats(take, RATE)
                 print(
                     f"  {temperature:g}: flatness {stats['flatness']:.3f}, centroid "
                     f"{stats['centroid_hz']:.0f} Hz, level {stats['level_dbfs']:.1f} dB"
