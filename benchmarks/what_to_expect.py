@@ -31,11 +31,10 @@ import matplotlib.image
 import numpy as np
 import soundfile
 import torch
-from quality import CORPUS, excerpt, run, spectral_stats  # benchmarks/quality.py
+from quality import CORPUS, RATE, excerpt, run, spectral_stats  # benchmarks/quality.py
 
 from samplernn_cli.pictures import spectrogram_pair
 
-RATE = 16000
 SAMPLERNN = [sys.executable, "-m", "samplernn_cli"]
 
 
