@@ -4,8 +4,10 @@ In alternating rounds, in this process: the whole sampler against the PyTorch sa
 compiled call per frame against a library call per operation); an LSTM cell step as one
 product against PyTorch's one-step LSTM; a large product of one row (a frame tier's, at the
 default size) with float32, bfloat16 (PyTorch's) and int8 weights; the two compiled kernels
-(a weight row at a time, four at a time) against BLAS for a few rows; and a frame of samples
-with one group of clips per thread against one clip per task.
+(a weight row at a time, four at a time) against BLAS for a few rows; a frame of samples
+with one group of clips per thread against one clip per task; and one clip of a small model
+with the sample MLP split between the threads against the sampler's choice (one thread),
+idle and beside busy processes.
 
     python benchmarks/generation_parts.py --seconds 0.25
     python benchmarks/generation_parts.py --rounds 9
@@ -14,8 +16,11 @@ with one group of clips per thread against one clip per task.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -30,6 +35,7 @@ from samplernn_cli.model import SampleRNN
 RATE = 16000
 DEFAULT = ModelConfig()  # the 2022 defaults: LSTM 5x1024, frame 16, embed 256, 256 levels
 SMALL = ModelConfig(hidden_size=256, rnn_layers=1, embed_size=64)
+TINY = ModelConfig(hidden_size=48, rnn_layers=1, frame_sizes=(4,), embed_size=4, q_levels=32)
 
 
 def timed(function: object, *args: object, **kwargs: object) -> float:
@@ -197,6 +203,47 @@ def clip_groups(clips: int, rounds: int) -> None:
     report(f"a frame of {frame_size} samples, default size, clips: {clips}", results, "us")
 
 
+def one_clip_threads(name: str, config: ModelConfig, seconds: float, rounds: int,
+                     busy: bool) -> None:  # fmt: skip
+    """One clip with the sample MLP's layers split between the threads at every step (as
+    before the sampler weighed their size: two meetings of the threads per sample) against
+    the sampler's choice for this size (one thread below the default size), on an idle
+    machine or beside one process per CPU that never waits (as a training run on the same
+    machine is)."""
+    torch.manual_seed(0)
+    model = SampleRNN(config).eval()
+    samples = round(seconds * RATE)
+
+    def take(split_macs: int) -> Callable[[], object]:
+        def run() -> object:
+            chosen, numba_sampler.SPLIT_MACS = numba_sampler.SPLIT_MACS, split_macs
+            try:
+                return generate_takes(model, 1, samples, implementation="numba")
+            finally:
+                numba_sampler.SPLIT_MACS = chosen
+
+        return run
+
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range((os.cpu_count() or 1) if busy else 0)
+    ]
+    try:
+        results = alternate(
+            {
+                "split at every size": take(0),
+                "the sampler's choice": take(numba_sampler.SPLIT_MACS),
+            },
+            rounds,
+        )
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    where = f"beside {len(spinners)} busy processes" if busy else "idle"
+    report(f"one clip of {seconds:g} s, {name}, {where}", results, "samples/s", samples)
+
+
 def parts(seconds: float, rounds: int) -> None:
     """What the Numba sampler does differently, each against its alternative."""
     whole_sampler(seconds, rounds)
@@ -206,6 +253,9 @@ def parts(seconds: float, rounds: int) -> None:
     for rows in (1, 2, 5):
         few_rows(rows, rounds)
     clip_groups(5, rounds)
+    for name, config in (("small", SMALL), ("hidden 48, frame 4", TINY)):
+        for busy in (False, True):
+            one_clip_threads(name, config, seconds * 4, rounds, busy)
 
 
 def main() -> None:

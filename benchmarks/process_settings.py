@@ -9,16 +9,23 @@ its own (a setting, once made, holds for the rest of its process):
   small --max-iterations STEPS` on the bundled example (run in the worker's process, so the
   collections can be timed), the seconds they take and their share of the loop's time, with
   everything loaded before training walked by the collector and with it frozen;
+* spin (a setting left to the user, `GOMP_SPINCOUNT`): seconds to generate one clip with
+  `samplernn generate` (whole commands, less the same command for one frame: start-up and
+  loading subtracted) from an untrained small-preset and default-size checkpoint, on an idle
+  machine and beside one busy process per CPU (a loop that never waits, as a training run on
+  the same machine is), with libgomp's spin count (unset, what the tool runs) and the
+  `--spins` given;
 * exit (`samplernn_cli.cli.app.run`): seconds from the end of a command to the end of its
   process, after a short `samplernn train` (`--preset small --max-iterations 3` on the
   bundled example) and after only importing torch, with Python's own shutdown
   (`samplernn_cli.cli.app.main`'s `sys.exit`) and with `run()`'s quick exit.
 
 Each figure is the median over `--rounds` processes per setting, the settings taking turns.
-Run from the repository root:
+The first three parts run by default, spin only when named. Run from the repository root:
 
     python benchmarks/process_settings.py
     python benchmarks/process_settings.py --parts exit --rounds 5
+    python benchmarks/process_settings.py --parts spin --spins 10000,1000 --where busy
 """
 
 from __future__ import annotations
@@ -43,6 +50,11 @@ PARTS = {
     "heap": ("glibc defaults", "keep_heap_memory"),
     "collector": ("not frozen", "frozen"),
     "exit": ("Python's shutdown", "quick exit"),
+    "spin": (),  # see spin_part
+}
+SPIN_SIZES = {  # name: (train options of a one-step run, seconds of the clip)
+    "small": (["--preset", "small"], 4.0),
+    "default size": ([], 1.0),
 }
 EXIT_COMMANDS = ("train", "import torch")
 
@@ -181,7 +193,9 @@ def measure(part: str, setting: str, args: argparse.Namespace, command: str) -> 
         ended = time.time()
         if result.returncode != 0:
             raise SystemExit(f"{part}/{setting} failed:\n{result.stderr}")
-        if part == "exit":
+        if part == "spin":
+            spin_part(args)
+        elif part == "exit":
             return {"exit s": ended - float(stamp.read_text())}
         return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -211,15 +225,94 @@ def compare(title: str, part: str, args: argparse.Namespace, command: str = "tra
         print(f"  {setting:18} {shown}  (against the tool's: {ratios}){mark}", flush=True)
 
 
+def samplernn(*args: str, cwd: Path, env: dict[str, str] | None = None) -> float:
+    """Seconds a ``samplernn`` command took (it must succeed)."""
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "samplernn_cli", *args], cwd=cwd, env=env,
+                            capture_output=True, text=True)  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(f"samplernn {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return time.perf_counter() - started
+
+
+def spin_part(args: argparse.Namespace) -> None:
+    """One clip's generation with each spin count, idle and beside busy processes."""
+    from samplernn_cli.checkpoint import load_checkpoint
+
+    # The user's values first, then the tool's: nothing set, so libgomp's default.
+    spins: list[int | None] = [int(value) for value in args.spins.split(",")]
+    spins.append(None)
+    base = {key: value for key, value in os.environ.items() if key != "GOMP_SPINCOUNT"}
+    envs = {spin: base if spin is None else {**base, "GOMP_SPINCOUNT": str(spin)}
+            for spin in spins}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        checkpoints = {}
+        for name, (options, _) in SPIN_SIZES.items():
+            run = name.replace(" ", "_")
+            samplernn("train", str(EXAMPLE), "-o", run, "--output-root", str(folder),
+                      "--max-iterations", "1", "--batch-size", "1", "--num-frames", "1",
+                      "--val-fraction", "0", "--speed-spread", "0", "--quiet", *options,
+                      cwd=folder)  # fmt: skip
+            checkpoints[name] = next((folder / run).glob(f"{run}_epoch_*_model.pt"))
+        count = 0
+
+        def generating(checkpoint: Path, length: float, env: dict[str, str]) -> float:
+            nonlocal count
+            loaded = load_checkpoint(checkpoint)
+            frame = loaded.model_config.tier_frame_samples[-1] / loaded.sample_rate
+            seconds = []
+            for clip_length in (length, frame):
+                count += 1
+                seconds.append(samplernn("generate", str(checkpoint), "--length",
+                                         str(clip_length), "--seed", "1", "--quiet", "-o",
+                                         f"take{count}.wav", cwd=folder, env=env))  # fmt: skip
+            return seconds[0] - seconds[1]
+
+        for busy in {"idle": (False,), "busy": (True,), "both": (False, True)}[args.where]:
+            spinners = [
+                subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                for _ in range((os.cpu_count() or 1) if busy else 0)
+            ]
+            try:
+                for name, (_, length) in SPIN_SIZES.items():
+                    times: dict[int | None, list[float]] = {spin: [] for spin in spins}
+                    for _ in range(args.rounds):
+                        for spin in spins:
+                            times[spin].append(generating(checkpoints[name], length, envs[spin]))
+                    where = f"beside {len(spinners)} busy processes" if busy else "idle"
+                    print(f"spin: one {length:g} s clip, {name}, {where}:")
+                    tool = statistics.median(times[spins[-1]])
+                    for spin in spins:
+                        seconds = statistics.median(times[spin])
+                        label = (
+                            "unset (libgomp's default)"
+                            if spin is None
+                            else (f"GOMP_SPINCOUNT={spin}")
+                        )
+                        mark = "  <- samplernn" if spin is None else ""
+                        print(f"  {label:30} {seconds:8.2f} s to generate  "
+                              f"{seconds / tool:5.2f}x unset's{mark}", flush=True)  # fmt: skip
+            finally:
+                for spinner in spinners:
+                    spinner.kill()
+                    spinner.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default=",".join(PARTS))
+    parser.add_argument("--parts", default="heap,collector,exit",
+                        help=f"of {','.join(PARTS)}")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="processes per setting")
     parser.add_argument("--steps", type=int, default=100, help="timed training steps")
     parser.add_argument("--worker", nargs=2, metavar=("PART", "SETTING"))
     parser.add_argument("--command", choices=EXIT_COMMANDS, default="train")
     parser.add_argument("--stamp", type=Path)
     parser.add_argument("--folder", type=Path)
+    parser.add_argument("--spins", default="10000,1000",
+                        help="spin: GOMP_SPINCOUNT values to compare with unset")  # fmt: skip
+    parser.add_argument("--where", choices=("idle", "busy", "both"), default="both",
+                        help="spin: on an idle machine, beside busy processes or both")  # fmt: skip
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker, args)
@@ -228,7 +321,9 @@ def main() -> None:
           f"{platform.libc_ver()[0] or 'unknown libc'}; median of {args.rounds} processes "
           f"per setting, {args.steps} training steps each")  # fmt: skip
     for part in args.parts.split(","):
-        if part == "exit":
+        if part == "spin":
+            spin_part(args)
+        elif part == "exit":
             for command in EXIT_COMMANDS:
                 compare(f"exit after {command}", part, args, command)
         else:

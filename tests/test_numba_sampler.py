@@ -117,3 +117,34 @@ def test_clip_groups_do_not_change_the_samples(threads: int) -> None:
         numba.set_num_threads(before)
     stepped = generate_takes(model, 5, 200, implementation="torch", **kwargs).codes
     assert torch.equal(compiled, stepped)
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_one_clip_on_one_thread_or_split_between_threads(
+    split: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fewer clips than threads: the layers are split between the threads only where they are
+    # large (never for this tiny model, unless the threshold is lowered to nothing); either
+    # way the samples are the PyTorch sampler's.
+    import numba
+
+    calls: list[bool] = []
+    sample_steps = kernels.sample_steps
+
+    def recorded(*args: object) -> None:
+        calls.append(bool(args[-1]))
+        sample_steps(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kernels, "sample_steps", recorded)
+    if split:
+        monkeypatch.setattr(numba_sampler, "SPLIT_MACS", 0)
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        model = build(VARIANTS["3-tier"]).eval()
+        compiled = generate_takes(model, 1, 200, implementation="numba", seed=3).codes
+    finally:
+        numba.set_num_threads(before)
+    stepped = generate_takes(model, 1, 200, implementation="torch", seed=3).codes
+    assert torch.equal(compiled, stepped)
+    assert calls and set(calls) == {split}

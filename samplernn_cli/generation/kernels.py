@@ -270,6 +270,7 @@ def sample_steps(
     draws: np.ndarray,
     scratch: tuple,
     bits: np.ndarray,
+    split: bool = True,
 ) -> None:
     """Generate ``steps`` samples per clip, writing ``codes[:, position + s]``.
 
@@ -286,16 +287,23 @@ def sample_steps(
             cumulative probability exceeds ``draws[r, s]`` (inverse-CDF sampling).
         scratch: (B, H) x, h1, h2 and (B, levels) logits buffers.
         bits: (B, T) float32 like ``codes``: each new sample's -log2 p (at temperature 1).
+        split: with fewer clips than threads, whether the layers are large enough to be
+            split between the threads; if not, this thread makes every clip's samples.
 
     Clips are independent within a frame, so they are split into one group per thread, and
     each group's clips go through every layer together, each weight row read once for all of
     them (with one clip per task, every task would read all the weights). With fewer clips
-    than threads, each layer is split between the threads instead.
+    than threads, each layer is split between the threads instead, if ``split``: that takes
+    two meetings of the threads per sample, which pays for a large layer (the default
+    size's), while for a small one it gains nothing on an idle machine and costs several
+    times the time on a busy one, where each meeting waits for a thread to be scheduled.
     """
     count = codes.shape[0]
     threads = get_num_threads()
     args = (codes, position, steps, mlp, conditioning, inverse_temperature, draws, scratch, bits)
-    if count < threads:
+    if count >= threads:
+        _parallel_groups(min(count, threads), *args)
+    elif split:
         _split_layers(*args, threads)
     else:
-        _parallel_groups(min(count, threads), *args)
+        _group_steps(0, count, *args)

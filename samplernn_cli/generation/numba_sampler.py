@@ -14,7 +14,8 @@ sampler, and with ``--parts`` the choices below against their alternatives):
   per call (one clip), or through its library's few-row products (a few clips);
 * the clips of a batch are split into one group per thread, and a group's clips go through
   every step together, each weight row read once for all of them; fewer clips than threads
-  split each product's outputs between the threads instead; from :data:`BLAS_ROWS` clips
+  split each product's outputs between the threads instead, where the products are large
+  enough (:data:`SPLIT_MACS`), and otherwise run on one thread; from :data:`BLAS_ROWS` clips
   on, the products are BLAS's, which is fastest for many rows;
 * with ``precision="int8"`` the large weights are stored as int8 with one scale per output
   row (:mod:`samplernn_cli.model.precision`): a few clips read every weight from memory once
@@ -47,6 +48,9 @@ def _array(tensor: torch.Tensor) -> np.ndarray:
 DRAW_SAMPLES = 2048
 # Multiply-adds from which a few-row product is worth splitting between threads.
 PARALLEL_MACS = 1 << 20
+# Multiply-adds of the sample MLP's first hidden layer (all clips) from which, with fewer
+# clips than threads, each step's layers are split between the threads (kernels.sample_steps).
+SPLIT_MACS = PARALLEL_MACS
 # Rows (clips) from which BLAS's matrix products beat the kernels' (they are tuned for
 # large blocks; below this, reading each weight row once for all rows wins).
 BLAS_ROWS = 24
@@ -287,6 +291,7 @@ class NumbaSampler:
             kernels.sample_steps(
                 codes, position, self.frame_size, self.mlp, conditioning,
                 self.inverse_temperature, draws, self.scratch, bits,
+                self.count * self.mlp[2].size >= SPLIT_MACS,
             )  # fmt: skip
             return
         tables, offsets = self.mlp[:2]
