@@ -295,8 +295,8 @@ def sample_steps(
     them (with one clip per task, every task would read all the weights). With fewer clips
     than threads, each layer is split between the threads instead, if ``split``: that takes
     two meetings of the threads per sample, which pays for a large layer (the default
-    size's), while for a small one it gains nothing on an idle machine and costs several
-    times the time on a busy one, where each meeting waits for a thread to be scheduled.
+    size's); for a small one it is slower, on a busy machine (where each meeting waits for a
+    thread to be scheduled) up to five times (``benchmarks/generation_parts.py``).
     """
     count = codes.shape[0]
     threads = get_num_threads()
