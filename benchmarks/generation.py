@@ -46,23 +46,23 @@ CLIP = SHARED / "corpus" / "piano_bach_bwv846_prelude.flac"
 SAMPLERNN = [sys.executable, "-m", "samplernn_cli"]
 
 
-def run(command: list[str], cwd: Path) -> float:
+def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     """Seconds the command took (it must succeed)."""
     started = time.perf_counter()
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
     return seconds
 
 
-def untrained_checkpoint(folder: Path) -> Path:
-    """A default-size checkpoint after one tiny step (what its weights are does not change
-    the speed)."""
-    run([*SAMPLERNN, "train", str(CLIP), "-o", "untrained", "--output-root", str(folder),
+def untrained_checkpoint(folder: Path, *options: str, name: str = "untrained") -> Path:
+    """A checkpoint after one tiny step, default-size unless ``options`` say otherwise (what
+    its weights are does not change the speed)."""
+    run([*SAMPLERNN, "train", str(CLIP), "-o", name, "--output-root", str(folder),
          "--max-iterations", "1", "--batch-size", "1", "--num-frames", "1",
-         "--val-fraction", "0", "--speed-spread", "0", "--quiet"], folder)  # fmt: skip
-    return next((folder / "untrained").glob("untrained_epoch_*_model.pt"))
+         "--val-fraction", "0", "--speed-spread", "0", "--quiet", *options], folder)  # fmt: skip
+    return next((folder / name).glob(f"{name}_epoch_*_model.pt"))
 
 
 def bandwidth() -> float:

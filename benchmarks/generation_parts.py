@@ -16,13 +16,14 @@ idle and beside busy processes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -203,6 +204,22 @@ def clip_groups(clips: int, rounds: int) -> None:
     report(f"a frame of {frame_size} samples, default size, clips: {clips}", results, "us")
 
 
+@contextlib.contextmanager
+def busy_processes(busy: bool = True) -> Iterator[int]:
+    """With ``busy``, one process per CPU that never waits (as a training run on the same
+    machine is) while the block runs; yields how many."""
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range((os.cpu_count() or 1) if busy else 0)
+    ]
+    try:
+        yield len(spinners)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
 def one_clip_threads(name: str, config: ModelConfig, seconds: float, rounds: int,
                      busy: bool) -> None:  # fmt: skip
     """One clip with the sample MLP's layers split between the threads at every step (as
@@ -224,11 +241,7 @@ def one_clip_threads(name: str, config: ModelConfig, seconds: float, rounds: int
 
         return run
 
-    spinners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        for _ in range((os.cpu_count() or 1) if busy else 0)
-    ]
-    try:
+    with busy_processes(busy) as spinners:
         results = alternate(
             {
                 "split at every size": take(0),
@@ -236,11 +249,7 @@ def one_clip_threads(name: str, config: ModelConfig, seconds: float, rounds: int
             },
             rounds,
         )
-    finally:
-        for spinner in spinners:
-            spinner.kill()
-            spinner.wait()
-    where = f"beside {len(spinners)} busy processes" if busy else "idle"
+    where = f"beside {spinners} busy processes" if busy else "idle"
     report(f"one clip of {seconds:g} s, {name}, {where}", results, "samples/s", samples)
 
 

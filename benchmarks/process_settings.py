@@ -31,6 +31,7 @@ The first three parts run by default, spin only when named. Run from the reposit
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -193,9 +194,7 @@ def measure(part: str, setting: str, args: argparse.Namespace, command: str) -> 
         ended = time.time()
         if result.returncode != 0:
             raise SystemExit(f"{part}/{setting} failed:\n{result.stderr}")
-        if part == "spin":
-            spin_part(args)
-        elif part == "exit":
+        if part == "exit":
             return {"exit s": ended - float(stamp.read_text())}
         return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -225,18 +224,11 @@ def compare(title: str, part: str, args: argparse.Namespace, command: str = "tra
         print(f"  {setting:18} {shown}  (against the tool's: {ratios}){mark}", flush=True)
 
 
-def samplernn(*args: str, cwd: Path, env: dict[str, str] | None = None) -> float:
-    """Seconds a ``samplernn`` command took (it must succeed)."""
-    started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "samplernn_cli", *args], cwd=cwd, env=env,
-                            capture_output=True, text=True)  # fmt: skip
-    if result.returncode != 0:
-        raise SystemExit(f"samplernn {' '.join(args)} failed:\n{result.stderr[-3000:]}")
-    return time.perf_counter() - started
-
-
 def spin_part(args: argparse.Namespace) -> None:
     """One clip's generation with each spin count, idle and beside busy processes."""
+    from generation import SAMPLERNN, run, untrained_checkpoint  # benchmarks/generation.py
+    from generation_parts import busy_processes  # benchmarks/generation_parts.py
+
     from samplernn_cli.checkpoint import load_checkpoint
 
     # The user's values first, then the tool's: nothing set, so libgomp's default.
@@ -247,56 +239,46 @@ def spin_part(args: argparse.Namespace) -> None:
             for spin in spins}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        checkpoints = {}
+        checkpoints = {}  # name: (checkpoint, seconds of its bottom tier's frame)
         for name, (options, _) in SPIN_SIZES.items():
-            run = name.replace(" ", "_")
-            samplernn("train", str(EXAMPLE), "-o", run, "--output-root", str(folder),
-                      "--max-iterations", "1", "--batch-size", "1", "--num-frames", "1",
-                      "--val-fraction", "0", "--speed-spread", "0", "--quiet", *options,
-                      cwd=folder)  # fmt: skip
-            checkpoints[name] = next((folder / run).glob(f"{run}_epoch_*_model.pt"))
-        count = 0
-
-        def generating(checkpoint: Path, length: float, env: dict[str, str]) -> float:
-            nonlocal count
+            checkpoint = untrained_checkpoint(folder, *options, name=name.replace(" ", "_"))
             loaded = load_checkpoint(checkpoint)
             frame = loaded.model_config.tier_frame_samples[-1] / loaded.sample_rate
-            seconds = []
-            for clip_length in (length, frame):
-                count += 1
-                seconds.append(samplernn("generate", str(checkpoint), "--length",
-                                         str(clip_length), "--seed", "1", "--quiet", "-o",
-                                         f"take{count}.wav", cwd=folder, env=env))  # fmt: skip
+            checkpoints[name] = (checkpoint, frame)
+        takes = itertools.count()
+
+        def generating(name: str, length: float, env: dict[str, str]) -> float:
+            checkpoint, frame = checkpoints[name]
+            seconds = [
+                run([*SAMPLERNN, "generate", str(checkpoint), "--length", str(clip_length),
+                     "--seed", "1", "--quiet", "-o", f"take{next(takes)}.wav"], folder, env)
+                for clip_length in (length, frame)
+            ]  # fmt: skip
             return seconds[0] - seconds[1]
 
+        for checkpoint, frame in checkpoints.values():  # compiles the kernels if not cached
+            run([*SAMPLERNN, "generate", str(checkpoint), "--length", str(frame), "--quiet",
+                 "-o", f"take{next(takes)}.wav"], folder)  # fmt: skip
         for busy in {"idle": (False,), "busy": (True,), "both": (False, True)}[args.where]:
-            spinners = [
-                subprocess.Popen([sys.executable, "-c", "while True: pass"])
-                for _ in range((os.cpu_count() or 1) if busy else 0)
-            ]
-            try:
+            with busy_processes(busy) as spinners:
                 for name, (_, length) in SPIN_SIZES.items():
                     times: dict[int | None, list[float]] = {spin: [] for spin in spins}
                     for _ in range(args.rounds):
                         for spin in spins:
-                            times[spin].append(generating(checkpoints[name], length, envs[spin]))
-                    where = f"beside {len(spinners)} busy processes" if busy else "idle"
+                            times[spin].append(generating(name, length, envs[spin]))
+                    where = f"beside {spinners} busy processes" if busy else "idle"
                     print(f"spin: one {length:g} s clip, {name}, {where}:")
-                    tool = statistics.median(times[spins[-1]])
+                    tool = statistics.median(times[None])
                     for spin in spins:
                         seconds = statistics.median(times[spin])
                         label = (
                             "unset (libgomp's default)"
                             if spin is None
-                            else (f"GOMP_SPINCOUNT={spin}")
+                            else f"GOMP_SPINCOUNT={spin}"
                         )
                         mark = "  <- samplernn" if spin is None else ""
                         print(f"  {label:30} {seconds:8.2f} s to generate  "
                               f"{seconds / tool:5.2f}x unset's{mark}", flush=True)  # fmt: skip
-            finally:
-                for spinner in spinners:
-                    spinner.kill()
-                    spinner.wait()
 
 
 def main() -> None:
