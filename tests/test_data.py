@@ -9,7 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from samplernn_cli.config import ModelConfig
-from samplernn_cli.data.augment import epoch_gains, jitter, speeds, with_speed_copies
+from samplernn_cli.data.augment import (
+    epoch_flips,
+    epoch_gains,
+    jitter,
+    speeds,
+    with_speed_copies,
+)
 from samplernn_cli.data.plan import SequencePlan
 from samplernn_cli.data.split import DataSplit, Segment, split_dataset
 from samplernn_cli.errors import AudioError
@@ -270,6 +276,46 @@ def test_random_gains_play_each_sequence_quieter_for_an_epoch(kind: str) -> None
             expected = quantizer.decode(clean) * gains[chosen].float()[:, None]
             assert (quantizer.decode(quiet) - expected).abs().max() <= tolerance
     assert not torch.equal(drawn[0], drawn[1])
+
+
+@pytest.mark.parametrize("kind,levels", [("linear", 256), ("mu-law", 256), ("linear", 31)])
+def test_polarity_flips_play_a_share_of_sequences_upside_down_for_an_epoch(
+    kind: str, levels: int
+) -> None:
+    """With polarity_flip, a share of an epoch's sequences (drawn from seed and epoch) are
+    exactly the waveform upside down; silence stays silence; the rest are untouched."""
+    quantizer = Quantizer(kind, levels)
+    t = torch.arange(8000, dtype=torch.float32)
+    audio = 0.7 * torch.sin(t * 0.05) * torch.sin(t * 0.0013) + 0.2 * torch.sin(t * 0.31)
+    audio[1000:1500] = 0.0
+    codes = quantizer.encode(audio).to(torch.int16)
+    settings = dict(history=8, zero_code=quantizer.zero_code, sequence_length=160,
+                    chunk_length=32, batch_size=5, seed=5, quantizer=quantizer)  # fmt: skip
+    segments = [Segment(0, 0, 8000)]
+    plain = SequencePlan([codes], segments, **settings)
+    flipped = SequencePlan([codes], segments, **settings, polarity_flip=0.5)
+    off = SequencePlan([codes], segments, **settings, polarity_flip=0.0)
+    assert torch.equal(off.batch(2, 1), plain.batch(2, 1))
+    drawn = [epoch_flips(5, epoch, plain.num_sequences, 0.5) for epoch in range(3)]
+    assert not torch.equal(drawn[0], drawn[1])
+    assert 0.3 < torch.cat(drawn).float().mean() < 0.7
+    assert not epoch_flips(5, 0, plain.num_sequences, 0.0).any()
+    for epoch, flips in enumerate(drawn):
+        order = plain.order(epoch)
+        for index in range(plain.batches_per_epoch):
+            clean, played = plain.batch(epoch, index), flipped.batch(epoch, index)
+            assert played.dtype == clean.dtype and played.shape == clean.shape
+            assert torch.equal(flipped.batch(epoch, index), played)  # from (seed, epoch)
+            chosen = order[index * 5 : (index + 1) * 5]
+            for row, upside_down in enumerate(flips[chosen].tolist()):
+                if not upside_down:
+                    assert torch.equal(played[row], clean[row])
+                    continue
+                assert torch.equal(
+                    quantizer.decode(played[row].long()), -quantizer.decode(clean[row].long())
+                )
+                silent = clean[row] == quantizer.zero_code
+                assert torch.equal(played[row][silent], clean[row][silent])
 
 
 def test_input_noise_moves_a_share_of_codes_by_one_level() -> None:

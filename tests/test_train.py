@@ -197,16 +197,18 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(path).payload["model"]
 
 
-@pytest.mark.parametrize("varied", [False, True], ids=["plain", "gains-and-noise"])
+@pytest.mark.parametrize("varied", [False, True], ids=["plain", "gains-flips-and-noise"])
 def test_resume_continues_exactly_like_a_straight_run(
     tmp_path: Path, write_audio: WriteAudio, varied: bool
 ) -> None:
     """N iterations straight == K iterations, stop, resume for N - K: same losses, weights
-    (also with random gains, input noise and frame dropout, which are drawn from the seed)."""
+    (also with random gains, polarity flips, input noise and frame dropout, which are drawn
+    from the seed)."""
     source = write_audio("in.wav", seconds=1.0, rate=RATE)
-    config = TINY_TRAIN
+    config = replace(TINY_TRAIN, polarity_flip=0.0)
     if varied:
-        config = replace(TINY_TRAIN, min_gain=0.5, input_noise=0.1, frame_dropout=0.2)
+        config = replace(TINY_TRAIN, min_gain=0.5, polarity_flip=0.5, input_noise=0.1,
+                         frame_dropout=0.2)  # fmt: skip
     straight = train(
         request_for(source, tmp_path, name="a", train=config,
                     stop=StopConditions(max_iterations=30))

@@ -262,6 +262,7 @@ def render_checkpoint(summary: dict) -> None:
         ("batches", f"{training['batch_size']} sequences of {training['sequence_seconds']:g} s "
                     f"({training['sequence_starts']} starts, speed spread "
                     f"{training['speed_spread']:g}, gains {training['min_gain']:g} to 1, "
+                    f"polarity flips {training['polarity_flip']:g}, "
                     f"input noise {training['input_noise']:g}, frame dropout "
                     f"{training['frame_dropout']:g}), {training['num_frames']} frames "
                     f"({training['chunk_samples']} samples) per step, seed {training['seed']}, "

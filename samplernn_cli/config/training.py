@@ -105,6 +105,13 @@ class TrainConfig(Settings):
         "not its exact samples. 1: off.",
         legacy=1.0, inherited=True,
     )  # fmt: skip
+    polarity_flip: float = setting(
+        0.25, "polarity_flip", float, 0.0, 1.0, flags=("--polarity-flip",),
+        help="Probability that a training sequence plays upside down (its waveform "
+        "inverted, which sounds the same) for an epoch, drawn anew every epoch: twice the "
+        "waveforms to learn from the same recording, so the model memorises less. 0: off.",
+        legacy=0.0, inherited=True,
+    )  # fmt: skip
     input_noise: float = setting(
         0.0, "input_noise", float, 0.0, 1.0, flags=("--input-noise",),
         help="Probability that a sample the model sees as input (never a target) is moved "

@@ -17,7 +17,7 @@ import torchaudio.functional as AF
 
 from samplernn_cli.data.split import Segment, whole_chunks
 from samplernn_cli.quantize import Quantizer
-from samplernn_cli.seeding import GAIN_SALT, NOISE_SALT, mix_seed
+from samplernn_cli.seeding import FLIP_SALT, GAIN_SALT, NOISE_SALT, mix_seed
 
 logger = logging.getLogger("samplernn")
 
@@ -98,6 +98,29 @@ def regain(codes: torch.Tensor, gains: torch.Tensor, quantizer: Quantizer) -> to
     """
     audio = quantizer.decode(codes) * gains.to(torch.float32)[:, None]
     return quantizer.encode(audio).to(codes.dtype)
+
+
+def epoch_flips(seed: int, epoch: int, count: int, probability: float) -> torch.Tensor:
+    """(count,) bools, one per training sequence, each True with ``probability``, drawn
+    from (seed, epoch): which sequences play upside down (polarity inverted) this epoch.
+    All False when ``probability`` is 0."""
+    if probability <= 0.0:
+        return torch.zeros(count, dtype=torch.bool)
+    generator = torch.Generator().manual_seed(mix_seed(mix_seed(seed, epoch), FLIP_SALT))
+    return torch.rand(count, generator=generator, dtype=torch.float64) < probability
+
+
+def flip(codes: torch.Tensor, flips: torch.Tensor, quantizer: Quantizer) -> torch.Tensor:
+    """(B, T) codes -> the rows that ``flips`` marks with their polarity inverted (the
+    waveform upside down, which sounds the same), exactly, in the codes (same dtype).
+
+    Every quantizer's grid is symmetric about its zero code (``quantizer.zero_code``), so
+    code k of -x is ``2 * zero_code - k``: silence stays silence. With an even number of
+    levels the lowest code (-1.0, half a step outside the grid's symmetric part) has no
+    mirror and becomes the highest.
+    """
+    mirrored = (2 * quantizer.zero_code - codes).clamp_(0, quantizer.q_levels - 1)
+    return torch.where(flips.to(codes.device)[:, None], mirrored, codes)
 
 
 def jitter(

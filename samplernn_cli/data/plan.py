@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from samplernn_cli.config import ModelConfig, TrainConfig
-from samplernn_cli.data.augment import epoch_gains, regain, with_speed_copies
+from samplernn_cli.data.augment import epoch_flips, epoch_gains, flip, regain, with_speed_copies
 from samplernn_cli.data.split import Segment, whole_chunks
 from samplernn_cli.quantize import Quantizer
 from samplernn_cli.seeding import STARTS_SALT, mix_seed
@@ -65,7 +65,9 @@ class SequencePlan:
     ``min_gain`` below 1, each sequence is played at a gain drawn from [min_gain, 1] for
     each epoch from (seed, epoch) and quantized again
     (:func:`~samplernn_cli.data.augment.regain`), so the model learns the recording's sound
-    at other levels, not its exact codes. Every sequence carries ``history`` samples of real
+    at other levels, not its exact codes. With ``polarity_flip`` above 0, each sequence
+    plays upside down (:func:`~samplernn_cli.data.augment.flip`) for an epoch with that
+    probability, drawn from (seed, epoch). Every sequence carries ``history`` samples of real
     context before its first target (silence before the start of a file).
     """
 
@@ -82,6 +84,7 @@ class SequencePlan:
         seed: int,
         random_starts: bool = False,
         min_gain: float = 1.0,
+        polarity_flip: float = 0.0,
         quantizer: Quantizer | None = None,
     ) -> None:
         if not segments or min(s.length for s in segments) < chunk_length:
@@ -126,7 +129,10 @@ class SequencePlan:
         self.random_starts = random_starts
         if min_gain < 1.0 and quantizer is None:
             raise ValueError("random gains need the quantizer")
+        if polarity_flip > 0.0 and quantizer is None:
+            raise ValueError("polarity flips need the quantizer")
         self.min_gain = min_gain
+        self.polarity_flip = polarity_flip
         self.quantizer = quantizer
         self.batches_per_epoch = self.num_sequences // batch_size
 
@@ -162,6 +168,10 @@ class SequencePlan:
             assert self.quantizer is not None
             gains = epoch_gains(self.seed, epoch, self.num_sequences, self.min_gain)
             codes = regain(codes, gains[chosen], self.quantizer)
+        if self.polarity_flip > 0.0:
+            assert self.quantizer is not None
+            flips = epoch_flips(self.seed, epoch, self.num_sequences, self.polarity_flip)
+            codes = flip(codes, flips[chosen], self.quantizer)
         return codes
 
     def window(self, batch: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -193,6 +203,7 @@ def training_plan(
         seed=train.seed,
         random_starts=train.sequence_starts == "random",
         min_gain=train.min_gain,
+        polarity_flip=train.polarity_flip,
         quantizer=quantizer,
         **lengths,
     )
