@@ -39,7 +39,7 @@ class TrainConfig(Settings):
         inherited=True,
     )  # fmt: skip
     sequence_seconds: float = setting(
-        8.0, "sequence length", float, 0.0, 3600.0, low_inclusive=False,
+        2.0, "sequence length", float, 0.0, 3600.0, low_inclusive=False,
         flags=("--sequence-length",),
         help="Seconds of audio per training sequence; the RNN state is carried across a "
         "sequence and reset between sequences.",
