@@ -52,24 +52,26 @@ def test_checkpoints_from_before_a_setting_keep_the_behaviour_they_trained_with(
     tmp_path: Path,
 ) -> None:
     """A checkpoint written before random sequence starts, the plateau schedule, random gains,
-    input noise, speed copies, polarity flips and the weight average existed resumes with
-    fixed starts, a constant learning rate and its sequences and weights as they are, as it
-    was trained; new runs default to random starts, the schedule, speed copies, polarity
-    flips and the weight average (random gains and input noise are opt-in)."""
+    input noise, speed copies, shifted copies, polarity flips and the weight average existed
+    resumes with fixed starts, a constant learning rate and its sequences and weights as they
+    are, as it was trained; new runs default to random starts, the schedule, speed copies,
+    shifted copies, polarity flips and the weight average (random gains and input noise are
+    opt-in)."""
     payload = minimal_payload()
     train = dict(payload["train"])  # type: ignore[call-overload]
     for key in ("sequence_starts", "patience", "max_halvings", "min_gain", "input_noise",
-                "speed_spread", "average_decay", "polarity_flip"):  # fmt: skip
+                "speed_spread", "average_decay", "polarity_flip", "shift_copies"):  # fmt: skip
         del train[key]
     write_payload(tmp_path / "old.pt", {**payload, "train": train})
     old = load_checkpoint(tmp_path / "old.pt")
     assert (old.train.sequence_starts, old.train.patience, old.train.min_gain,
             old.train.input_noise, old.train.speed_spread, old.train.average_decay,
-            old.train.polarity_flip) == ("fixed", 0, 1.0, 0.0, 0.0, 0.0, 0.0)  # fmt: skip
+            old.train.polarity_flip, old.train.shift_copies) == ("fixed", 0, 1.0, 0.0, 0.0, 0.0,
+                                                                 0.0, 0)  # fmt: skip
     assert old.training_weights is old.weights  # one set of weights, trained and scored
     new = TrainConfig()
     assert (new.sequence_starts, new.patience, new.speed_spread, new.average_decay,
-            new.polarity_flip) == ("random", 3, 0.08, 0.999, 0.25)  # fmt: skip
+            new.polarity_flip, new.shift_copies) == ("random", 3, 0.08, 0.999, 0.25, 1)  # fmt: skip
 
 
 class RunsCode:

@@ -208,7 +208,7 @@ def test_inspect_checkpoint(trained: Path, tmp_path: Path) -> None:
     assert table.returncode == 0
     epochs = f"200 / {summary['training']['epoch']}"
     for text in ("2-tier SampleRNN", "LSTM 1x16", "8,000 Hz", epochs, "speed spread 0.08",
-                 "weight average 0.999", "loss curve"):  # fmt: skip
+                 "shifted copies 1", "weight average 0.999", "loss curve"):  # fmt: skip
         assert text in table.stdout
 
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from samplernn_cli.config import ModelConfig
+from samplernn_cli.data import augment
 from samplernn_cli.data.augment import (
     epoch_flips,
     epoch_gains,
     jitter,
+    shifted,
+    shifted_codes,
     speeds,
-    with_speed_copies,
+    with_copies,
 )
 from samplernn_cli.data.plan import SequencePlan
 from samplernn_cli.data.split import DataSplit, Segment, split_dataset
@@ -218,9 +222,11 @@ def test_speed_copies_play_the_training_parts_faster_and_slower(kind: str) -> No
     # Sequences of 7,000 samples (chunks of 500): the shorter segment (7,600 samples) played
     # at 1.1 and 1.2 times the speed (6,910 and 6,334) is too short for one.
     lengths = dict(sequence_length=7000, chunk_length=500)
-    same_codes, same_segments = with_speed_copies([codes], segments, 0.0, quantizer, **lengths)
+    same_codes, same_segments = with_copies([codes], segments, quantizer, spread=0.0, shifts=0,
+                                            **lengths)  # fmt: skip
     assert same_segments == segments and len(same_codes) == 1
-    all_codes, all_segments = with_speed_copies([codes], segments, 0.2, quantizer, **lengths)
+    all_codes, all_segments = with_copies([codes], segments, quantizer, spread=0.2, shifts=0,
+                                          **lengths)  # fmt: skip
     assert all_codes[0] is codes and all_segments[:2] == segments
     copies = all_segments[2:]
     expected = [(2 * rate, 0.8), (rate - 400, 0.8), (2 * rate, 0.9), (rate - 400, 0.9),
@@ -236,13 +242,67 @@ def test_speed_copies_play_the_training_parts_faster_and_slower(kind: str) -> No
         assert peak == pytest.approx(hz * speed, abs=2 * rate / len(audio))
         assert audio.abs().max() == pytest.approx(0.5, abs=0.05)
     # With sequences of 6,500, the copy at 1.1 is kept, shorter than the segment it plays.
-    shorter = with_speed_copies([codes], segments, 0.2, quantizer, sequence_length=6500,
-                                chunk_length=500)  # fmt: skip
+    shorter = with_copies([codes], segments, quantizer, spread=0.2, shifts=0,
+                          sequence_length=6500, chunk_length=500)  # fmt: skip
     assert [len(c) for c in shorter[0][1:]] == [len(c) for c in all_codes[1:5]] + [
         math.ceil(2 * rate / 1.1),
         math.ceil((rate - 400) / 1.1),
         math.ceil(2 * rate / 1.2),
     ]
+
+
+@pytest.mark.parametrize("kind", ["linear", "mu-law"])
+def test_shifted_copies_sample_the_training_parts_between_their_samples(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each training segment gets `shifts` copies of its own length, after the speed copies:
+    copy j holds the waveform j/(shifts+1) of a sample later (a sine's phase moves by that
+    much), quantized again; the held-out part is never copied. Made block by block, the
+    copies are those of the whole part at once."""
+    rate, hz = 8000, 440.0
+    quantizer = Quantizer(kind, 256)
+    t = torch.arange(3 * rate, dtype=torch.float64) / rate
+    wave = 0.5 * torch.sin(2 * math.pi * hz * t)
+    codes = quantizer.encode(wave).numpy().astype("int16")
+    segments = (Segment(0, 0, 2 * rate), Segment(0, 2 * rate + 400, rate - 400))
+    lengths = dict(sequence_length=7000, chunk_length=500)
+    assert shifted(wave, 0) == []
+    for count in (1, 3):
+        made = shifted(wave, count)
+        assert len(made) == count
+        for j, copy in enumerate(made, start=1):
+            later = 0.5 * torch.sin(2 * math.pi * hz * (t + j / (count + 1) / rate))
+            assert len(copy) == len(wave)
+            # Away from the ends (where the band-limited kernel runs out of signal).
+            assert (copy[200:-200] - later[200:-200]).abs().max() < 1e-3
+    all_codes, all_segments = with_copies([codes], segments, quantizer, spread=0.2, shifts=2,
+                                          **lengths)  # fmt: skip
+    with_speeds = with_copies([codes], segments, quantizer, spread=0.2, shifts=0, **lengths)
+    assert all_segments[:-4] == with_speeds[1]  # the speed copies first, as without shifts
+    copies = all_segments[-4:]
+    assert [s.length for s in copies] == [2 * rate, 2 * rate, rate - 400, rate - 400]
+    for segment, source, j in zip(copies, (segments[0], segments[0], segments[1], segments[1]),
+                                  (1, 2, 1, 2), strict=True):  # fmt: skip
+        assert segment.start == 0 and len(all_codes[segment.file]) == segment.length
+        copy = all_codes[segment.file]
+        assert copy.dtype == codes.dtype
+        original = torch.from_numpy(codes[source.start : source.end].astype("int64"))
+        later = 0.5 * torch.sin(2 * math.pi * hz * (t[source.start : source.end] + j / 3 / rate))
+        # The copy's codes differ from the original's; away from the ends it plays the later
+        # waveform, within the quantizers' steps at this level, and not the original one.
+        assert (torch.from_numpy(copy.astype("int64")) != original).float().mean() > 0.3
+        audio = quantizer.decode(torch.from_numpy(copy.astype("int64")))[200:-200].double()
+        unshifted = wave[source.start : source.end][200:-200]
+        assert (audio - later[200:-200]).abs().max() < 0.02
+        error = (audio - later[200:-200]).abs().mean()
+        assert error < 0.5 * (audio - unshifted).abs().mean()
+    whole = [quantizer.encode(copy).numpy() for copy in shifted(quantizer.decode(
+        torch.from_numpy(codes.astype("int64"))), 2)]  # fmt: skip
+    monkeypatch.setattr(augment, "SHIFT_BLOCK", 5000)  # 5 blocks, the last one short
+    for block, at_once in zip(shifted_codes(codes, 2, quantizer), whole, strict=True):
+        assert block.dtype == codes.dtype
+        difference = np.abs(block.astype("int64") - at_once)
+        assert difference.max() <= 1 and (difference > 0).mean() < 0.001
 
 
 @pytest.mark.parametrize("kind", ["linear", "mu-law"])

@@ -261,7 +261,8 @@ def render_checkpoint(summary: dict) -> None:
         ("training input", _describe_inputs(source)),
         ("batches", f"{training['batch_size']} sequences of {training['sequence_seconds']:g} s "
                     f"({training['sequence_starts']} starts, speed spread "
-                    f"{training['speed_spread']:g}, gains {training['min_gain']:g} to 1, "
+                    f"{training['speed_spread']:g}, shifted copies "
+                    f"{training['shift_copies']}, gains {training['min_gain']:g} to 1, "
                     f"polarity flips {training['polarity_flip']:g}, "
                     f"input noise {training['input_noise']:g}, frame dropout "
                     f"{training['frame_dropout']:g}), {training['num_frames']} frames "

@@ -134,6 +134,14 @@ class TrainConfig(Settings):
         "sequence is left out. 0: off.",
         legacy=0.0, inherited=True,
     )  # fmt: skip
+    shift_copies: int = setting(
+        1, "shift_copies", int, 0, 7, flags=("--shift-copies",),
+        help="Also train on K copies of the training audio sampled between its samples "
+        "(band-limited, at 1/(K+1), 2/(K+1), ... of a sample later): the same sound as "
+        "other waveforms, so the model memorises less. Each copy takes the training "
+        "audio's memory again. 0: off.",
+        legacy=0, inherited=True,
+    )  # fmt: skip
     # The average is kept by training/averaging.py.
     average_decay: float = setting(
         0.999, "average_decay", float, 0.0, 0.99999, flags=("--average-decay",),

@@ -1,8 +1,9 @@
 """Training-time variations of the code sequences, against memorising a short recording.
 
-Copies at other speeds are made once, from the training parts alone; gains and input noise
-are drawn from the run's seed (and the epoch or iteration). So a run stays reproducible and
-resumes exactly. Validation and evaluation never see any of them.
+Copies at other speeds and copies sampled between the samples are made once, from the
+training parts alone; gains and input noise are drawn from the run's seed (and the epoch or
+iteration). So a run stays reproducible and resumes exactly. Validation and evaluation
+never see any of them.
 """
 
 from __future__ import annotations
@@ -30,31 +31,66 @@ def speeds(spread: float) -> tuple[float, ...]:
     return (1.0 - spread, 1.0 - spread / 2, 1.0 + spread / 2, 1.0 + spread)
 
 
-def with_speed_copies(
+def shifted(audio: torch.Tensor, count: int) -> list[torch.Tensor]:
+    """``count`` copies of ``audio`` (float, (T,)) sampled between its samples: copy j
+    (1..count) holds the band-limited waveform at j/(count+1) of a sample after each of
+    ``audio``'s samples, the same length. Made by resampling to count+1 times the rate
+    (torchaudio) and keeping every (count+1)-th sample from j."""
+    if count <= 0:
+        return []
+    step = count + 1
+    fine = AF.resample(audio, 1, step)
+    return [fine[j::step][: len(audio)].contiguous() for j in range(1, step)]
+
+
+# Shifted copies are made a block of input samples at a time (each with SHIFT_CONTEXT
+# samples of the audio around it, more than the resampling kernel reaches), so an hour-long
+# training part needs a block's floats, not the hour's several times over.
+SHIFT_BLOCK = 1 << 20
+SHIFT_CONTEXT = 64
+
+
+def shifted_codes(source: np.ndarray, count: int, quantizer: Quantizer) -> list[np.ndarray]:
+    """The codes of ``count`` copies of the code array ``source`` sampled between its
+    samples (:func:`shifted`), quantized again, in ``source``'s dtype and length."""
+    copies = [np.empty(len(source), dtype=source.dtype) for _ in range(count)]
+    for lo in range(0, len(source), SHIFT_BLOCK):
+        hi = min(len(source), lo + SHIFT_BLOCK)
+        first, last = max(0, lo - SHIFT_CONTEXT), min(len(source), hi + SHIFT_CONTEXT)
+        audio = quantizer.decode(torch.from_numpy(np.asarray(source[first:last], np.int64)))
+        for copy, piece in zip(copies, shifted(audio, count), strict=True):
+            copy[lo:hi] = quantizer.encode(piece[lo - first : hi - first]).numpy()
+    return copies
+
+
+def with_copies(
     codes: Sequence[np.ndarray],
     segments: Sequence[Segment],
-    spread: float,
     quantizer: Quantizer,
     *,
+    spread: float,
+    shifts: int,
     sequence_length: int,
     chunk_length: int,
 ) -> tuple[list[np.ndarray], tuple[Segment, ...]]:
     """``codes`` and their training ``segments``, followed by the segments played at
-    :func:`speeds` (``spread``): new code arrays, numbered after ``codes``' files, each with
-    one whole-array segment.
+    :func:`speeds` (``spread``) and then by ``shifts`` copies of each segment sampled
+    between its samples (:func:`shifted`): new code arrays, numbered after ``codes``'
+    files, each with one whole-array segment.
 
     Like a tape played faster or slower, pitch and tempo move together: a copy at speed s
     is the segment's audio resampled (band-limited, torchaudio) to 1/s of its length and
     quantized again. A copy shorter than the training sequences the segments give
     (``sequence_length`` requested, in whole chunks of ``chunk_length``: see
     :class:`~samplernn_cli.data.plan.SequencePlan`) is left out, so the copies never shorten
-    the training sequences.
+    the training sequences. A shifted copy is the same sound as its segment, with other
+    samples and so other codes (quantized again), and the same length.
     """
-    if not segments or spread <= 0:
+    if not segments:
         return list(codes), tuple(segments)
     shortest = whole_chunks(sequence_length, min(s.length for s in segments), chunk_length)
     extra: list[np.ndarray] = []
-    made: list[float] = []  # the speed of each copy
+    made: list[float] = []  # the speed of each speed copy
     for speed in speeds(spread):
         # A small ratio of integers: torchaudio's kernel has one phase per output step.
         ratio = Fraction(speed).limit_denominator(100)
@@ -66,8 +102,7 @@ def with_speed_copies(
             played = AF.resample(audio, ratio.numerator, ratio.denominator)
             extra.append(quantizer.encode(played).numpy().astype(source.dtype))
             made.append(speed)
-    extra_segments = [Segment(len(codes) + i, 0, len(copy)) for i, copy in enumerate(extra)]
-    if extra:
+    if made:
         used = sorted(set(made))
         times = sum(len(c) for c in extra) / sum(s.length for s in segments)
         left_out = len(segments) * len(speeds(spread)) - len(extra)
@@ -76,6 +111,17 @@ def with_speed_copies(
             f"training audio: also {len(extra)} copies at speeds "
             f"{', '.join(f'{s:g}' for s in used)} ({times:.1f} times the training parts{why})"
         )
+    if shifts > 0:
+        for segment in segments:
+            extra.extend(shifted_codes(codes[segment.file][segment.start : segment.end],
+                                       shifts, quantizer))  # fmt: skip
+        made_shifted = shifts * len(segments)
+        logger.info(
+            f"training audio: also {made_shifted} {'copy' if made_shifted == 1 else 'copies'} "
+            f"sampled between its samples ({shifts} of each training part, at "
+            f"{', '.join(f'{j}/{shifts + 1}' for j in range(1, shifts + 1))} of a sample)"
+        )
+    extra_segments = [Segment(len(codes) + i, 0, len(copy)) for i, copy in enumerate(extra)]
     return [*codes, *extra], (*segments, *extra_segments)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from samplernn_cli.config import ModelConfig, TrainConfig
-from samplernn_cli.data.augment import epoch_flips, epoch_gains, flip, regain, with_speed_copies
+from samplernn_cli.data.augment import epoch_flips, epoch_gains, flip, regain, with_copies
 from samplernn_cli.data.split import Segment, whole_chunks
 from samplernn_cli.quantize import Quantizer
 from samplernn_cli.seeding import STARTS_SALT, mix_seed
@@ -188,15 +188,22 @@ def training_plan(
     quantizer: Quantizer,
     sample_rate: int,
 ) -> SequencePlan:
-    """A run's plan: its training ``segments`` of ``codes``, and their copies at other speeds
-    (``train.speed_spread``: :func:`~samplernn_cli.data.augment.with_speed_copies`), with the
-    run's settings."""
+    """A run's plan: its training ``segments`` of ``codes``, their copies at other speeds
+    (``train.speed_spread``) and sampled between their samples (``train.shift_copies``:
+    :func:`~samplernn_cli.data.augment.with_copies`), with the run's settings."""
     lengths = dict(  # of the training sequences, as requested, and of a chunk
         sequence_length=round(train.sequence_seconds * sample_rate),
         chunk_length=train.chunk_length(model),
     )
     return SequencePlan(
-        *with_speed_copies(codes, segments, train.speed_spread, quantizer, **lengths),
+        *with_copies(
+            codes,
+            segments,
+            quantizer,
+            spread=train.speed_spread,
+            shifts=train.shift_copies,
+            **lengths,
+        ),
         history=model.history,
         zero_code=quantizer.zero_code,
         batch_size=train.batch_size,
