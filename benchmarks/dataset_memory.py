@@ -7,7 +7,10 @@ configuration in its own process:
 
 - decode whole: read_audio + quantize, the whole file in memory at once (the old path)
 - decode in blocks: load_dataset into an empty code cache (decode, resample, quantize, write)
-- train, 1 h input: `samplernn train` on the hour (cache filled), --preset small, N iterations
+- train, 1 h input: `samplernn train` on the hour (cache filled), --preset small, N iterations,
+  with the default copies of the training audio (four speeds, one shifted: made into the
+  cache on disk on the first run, read through memory maps)
+- the same without copies (--speed-spread 0 --shift-copies 0)
 - train, 10 s input: the same command on the bundled 10-second clip (torch + model baseline)
 
     python benchmarks/dataset_memory.py                  # about 3 minutes on 2 cores
@@ -77,10 +80,13 @@ def child(mode: str, source: Path, cache: Path, iterations: int) -> None:
     else:
         from samplernn_cli.cli.app import main
 
+        no_copies = ["--speed-spread", "0", "--shift-copies", "0"] if mode == "train-bare" else []
+
         out = Path(tempfile.mkdtemp(prefix="samplernn-bench-"))
         args = ["train", str(source), "-o", "bench", "--output-root", str(out), "--preset",
                 "small", "--max-iterations", str(iterations), "--val-fraction", "0.01",
-                "--val_every", "100000", "--generate_every", "100000", "--quiet"]  # fmt: skip
+                "--val_every", "100000", "--generate_every", "100000", "--quiet",
+                *no_copies]  # fmt: skip
         try:
             main(args)
         except SystemExit as exc:
@@ -128,17 +134,23 @@ def main() -> None:
             ("decode in blocks to cache", measure("decode-blocks", source, folder / "c1", 0)),
             (long_label, measure("train", source, folder / "c1", args.iterations)),
             (
+                f"{long_label}, no copies",
+                measure("train-bare", source, folder / "c1", args.iterations),
+            ),
+            (
                 f"train, {EXAMPLE_CLIP}",
                 measure("train", _example_clip(), folder / "c2", args.iterations),
             ),
         ]
-    print(f"{'configuration':34} {'peak RSS':>10} {'wall':>8}")
+    print(f"{'configuration':46} {'peak RSS':>10} {'wall':>8}")
     for label, row in rows:
-        print(f"{label:34} {row['peak_mb']:>7,.0f} MB {row['seconds']:>6.1f} s")
+        print(f"{label:46} {row['peak_mb']:>7,.0f} MB {row['seconds']:>6.1f} s")
     whole, blocks = rows[0][1]["peak_mb"], rows[1][1]["peak_mb"]
     print(f"decoding peak, blocks / whole: {blocks / whole:.2f}x")
-    ratio = rows[2][1]["peak_mb"] / rows[3][1]["peak_mb"]
+    ratio = rows[2][1]["peak_mb"] / rows[4][1]["peak_mb"]
     print(f"training peak, long / short input: {ratio:.2f}x")
+    ratio = rows[2][1]["peak_mb"] / rows[3][1]["peak_mb"]
+    print(f"training peak on the long input, with / without copies: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -298,11 +300,79 @@ def test_shifted_copies_sample_the_training_parts_between_their_samples(
         assert error < 0.5 * (audio - unshifted).abs().mean()
     whole = [quantizer.encode(copy).numpy() for copy in shifted(quantizer.decode(
         torch.from_numpy(codes.astype("int64"))), 2)]  # fmt: skip
-    monkeypatch.setattr(augment, "SHIFT_BLOCK", 5000)  # 5 blocks, the last one short
+    monkeypatch.setattr(augment, "COPY_BLOCK", 5000)  # 5 blocks, the last one short
     for block, at_once in zip(shifted_codes(codes, 2, quantizer), whole, strict=True):
         assert block.dtype == codes.dtype
         difference = np.abs(block.astype("int64") - at_once)
         assert difference.max() <= 1 and (difference > 0).mean() < 0.001
+
+
+def test_copies_are_made_block_by_block_into_the_cache_and_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copies are made a block at a time into the cache folder and read back through
+    memory maps: the same codes as the whole part resampled at once; a second run on the
+    same audio reuses them without making any; a damaged entry is made again; a cache that
+    cannot be written is a one-line AudioError."""
+    import torchaudio.functional as AF
+
+    rate = 8000
+    quantizer = Quantizer("linear", 256)
+    t = torch.arange(3 * rate, dtype=torch.float64) / rate
+    wave = 0.4 * torch.sin(2 * math.pi * 300.0 * t) + 0.2 * torch.sin(2 * math.pi * 1234.5 * t)
+    codes = quantizer.encode(wave).numpy().astype("int16")
+    segments = (Segment(0, 0, 2 * rate), Segment(0, 2 * rate + 400, rate - 400))
+    settings = dict(spread=0.2, shifts=2, sequence_length=6000, chunk_length=500)
+    monkeypatch.setattr(augment, "COPY_BLOCK", 3000)  # several blocks per part
+    cache = tmp_path / "copies"
+    made, made_segments = with_copies([codes], segments, quantizer, cache=cache, **settings)
+    assert len(made) == 1 + 4 * 2 + 2 * 2
+    assert len(list(cache.glob("*.codes"))) == 4 * 2 + 2  # one file per speed copy, per part
+    for copy in made[1:]:
+        assert isinstance(copy, np.memmap) and not copy.flags.writeable  # read from disk
+        assert copy.dtype == codes.dtype
+    # Speed copies: as the whole part resampled at once (to float rounding).
+    for index, (segment, speed) in enumerate(
+        [(s, v) for v in speeds(0.2) for s in segments], start=1
+    ):
+        ratio = Fraction(speed).limit_denominator(100)
+        audio = quantizer.decode(torch.from_numpy(codes[segment.start : segment.end] * 1))
+        whole = quantizer.encode(AF.resample(audio, ratio.numerator, ratio.denominator)).numpy()
+        difference = np.abs(made[index].astype("int64") - whole)
+        assert len(made[index]) == len(whole) == made_segments[index + 1].length
+        assert difference.max() <= 1 and (difference > 0).mean() < 0.001
+
+    # A second run reuses every copy: nothing is made again.
+    def fail(*args: object) -> None:
+        raise AssertionError("made again")
+
+    monkeypatch.setattr(augment, "speed_blocks", fail)
+    monkeypatch.setattr(augment, "shifted_blocks", fail)
+    again, again_segments = with_copies([codes], segments, quantizer, cache=cache, **settings)
+    assert again_segments == made_segments
+    for first, second in zip(made, again, strict=True):
+        assert np.array_equal(first, second)
+    # A damaged entry (cut short) is made again, the same.
+    monkeypatch.undo()
+    monkeypatch.setattr(augment, "COPY_BLOCK", 3000)
+    damaged = sorted(cache.glob("*.codes"))[0]
+    cut = damaged.with_suffix(".cut")  # replaced, not cut in place: `made` still maps it
+    cut.write_bytes(damaged.read_bytes()[:100])
+    cut.replace(damaged)
+    repaired, _ = with_copies([codes], segments, quantizer, cache=cache, **settings)
+    for first, second in zip(made, repaired, strict=True):
+        assert np.array_equal(first, second)
+    # One shifted copy (the default): a plain array of the part's length.
+    one, _ = with_copies([codes], segments, quantizer, cache=cache, spread=0.0, shifts=1,
+                         sequence_length=6000, chunk_length=500)  # fmt: skip
+    for copy, segment in zip(one[1:], segments, strict=True):
+        expected = shifted_codes(codes[segment.start : segment.end], 1, quantizer)[0]
+        assert copy.shape == (segment.length,) and np.array_equal(copy, expected)
+    # A cache that cannot be written (a file where its folder would be).
+    blocked = tmp_path / "blocked"
+    blocked.write_text("not a folder")
+    with pytest.raises(AudioError, match="code cache"):
+        with_copies([codes], segments, quantizer, cache=blocked / "copies", **settings)
 
 
 @pytest.mark.parametrize("kind", ["linear", "mu-law"])

@@ -8,15 +8,23 @@ never see any of them.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 import torchaudio.functional as AF
 
+from samplernn_cli.audio import resample_stream
+from samplernn_cli.data.cache import CACHE_ENV, cache_folder
 from samplernn_cli.data.split import Segment, whole_chunks
+from samplernn_cli.errors import AudioError, OutputError
+from samplernn_cli.fileio import atomic_write
 from samplernn_cli.quantize import Quantizer
 from samplernn_cli.seeding import FLIP_SALT, GAIN_SALT, NOISE_SALT, mix_seed
 
@@ -43,24 +51,90 @@ def shifted(audio: torch.Tensor, count: int) -> list[torch.Tensor]:
     return [fine[j::step][: len(audio)].contiguous() for j in range(1, step)]
 
 
-# Shifted copies are made a block of input samples at a time (each with SHIFT_CONTEXT
-# samples of the audio around it, more than the resampling kernel reaches), so an hour-long
-# training part needs a block's floats, not the hour's several times over.
-SHIFT_BLOCK = 1 << 20
+# Copies are made a block of input samples at a time (a shifted copy's block with
+# SHIFT_CONTEXT samples of the audio around it, more than the resampling kernel reaches; a
+# speed copy's through resample_stream), and written to the code cache on disk, which
+# training reads through a memory map: an hour-long training part needs a block's floats,
+# not the hour's several times over, and its copies take disk, not memory.
+COPY_BLOCK = 1 << 20
 SHIFT_CONTEXT = 64
+COPIES_VERSION = 1
+
+
+def _decoded(source: np.ndarray, quantizer: Quantizer) -> Iterator[torch.Tensor]:
+    for first in range(0, len(source), COPY_BLOCK):
+        block = np.asarray(source[first : first + COPY_BLOCK], np.int64)
+        yield quantizer.decode(torch.from_numpy(block))
+
+
+def speed_blocks(source: np.ndarray, speed: Fraction, quantizer: Quantizer) -> Iterator[np.ndarray]:
+    """The codes of the code array ``source`` played at ``speed`` (resampled, band-limited,
+    to 1/speed of its length, and quantized again), block by block, in ``source``'s dtype."""
+    for block in resample_stream(_decoded(source, quantizer), speed.numerator, speed.denominator):
+        yield quantizer.encode(block).numpy().astype(source.dtype)
+
+
+def shifted_blocks(source: np.ndarray, count: int, quantizer: Quantizer) -> Iterator[np.ndarray]:
+    """The codes of ``count`` copies of the code array ``source`` sampled between its
+    samples (:func:`shifted`), quantized again, block by block: (n, count) arrays in
+    ``source``'s dtype whose column j - 1 is copy j."""
+    for lo in range(0, len(source), COPY_BLOCK):
+        hi = min(len(source), lo + COPY_BLOCK)
+        first, last = max(0, lo - SHIFT_CONTEXT), min(len(source), hi + SHIFT_CONTEXT)
+        audio = quantizer.decode(torch.from_numpy(np.asarray(source[first:last], np.int64)))
+        pieces = [quantizer.encode(piece[lo - first : hi - first]).numpy()
+                  for piece in shifted(audio, count)]  # fmt: skip
+        yield np.stack(pieces, axis=1).astype(source.dtype)
 
 
 def shifted_codes(source: np.ndarray, count: int, quantizer: Quantizer) -> list[np.ndarray]:
-    """The codes of ``count`` copies of the code array ``source`` sampled between its
-    samples (:func:`shifted`), quantized again, in ``source``'s dtype and length."""
-    copies = [np.empty(len(source), dtype=source.dtype) for _ in range(count)]
-    for lo in range(0, len(source), SHIFT_BLOCK):
-        hi = min(len(source), lo + SHIFT_BLOCK)
-        first, last = max(0, lo - SHIFT_CONTEXT), min(len(source), hi + SHIFT_CONTEXT)
-        audio = quantizer.decode(torch.from_numpy(np.asarray(source[first:last], np.int64)))
-        for copy, piece in zip(copies, shifted(audio, count), strict=True):
-            copy[lo:hi] = quantizer.encode(piece[lo - first : hi - first]).numpy()
-    return copies
+    """The ``count`` copies of :func:`shifted_blocks`, each whole, in memory."""
+    if count <= 0 or len(source) == 0:
+        return [np.empty(0, dtype=source.dtype) for _ in range(max(count, 0))]
+    together = np.concatenate(list(shifted_blocks(source, count, quantizer)))
+    return [np.ascontiguousarray(together[:, j]) for j in range(count)]
+
+
+def _digest(source: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for first in range(0, len(source), COPY_BLOCK):
+        digest.update(np.ascontiguousarray(source[first : first + COPY_BLOCK]).tobytes())
+    return digest.hexdigest()
+
+
+def _stored(
+    folder: Path, identity: dict, blocks: Callable[[], Iterator[np.ndarray]], length: int,
+    dtype: np.dtype, width: int | None = None,
+) -> np.ndarray:  # fmt: skip
+    """The codes ``blocks()`` gives (``length`` of them, or ``length`` rows of ``width``),
+    from the copies' cache folder when it holds them, else written there first; read
+    through a memory map."""
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:40]
+    path = folder / f"{key}.codes"
+    for attempt in range(2):
+        try:
+            stored = np.memmap(path, dtype=dtype, mode="r")
+            if stored.shape[0] == length * (width or 1):
+                return stored if width is None else stored.reshape(length, width)
+        except (OSError, ValueError):
+            pass
+        if attempt:
+            break
+
+        def write(handle: BinaryIO) -> None:
+            for block in blocks():
+                handle.write(np.ascontiguousarray(block).tobytes())
+
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, write, what="copy of the training audio")
+        except OSError as exc:
+            raise AudioError(
+                f"cannot create the code cache {folder}: {exc.strerror or exc}"
+            ) from None
+        except OutputError as exc:
+            raise AudioError(f"{exc}; free some space or point ${CACHE_ENV} elsewhere") from None
+    raise AudioError(f"the code cache {folder} does not keep what is written to it")
 
 
 def with_copies(
@@ -72,6 +146,7 @@ def with_copies(
     shifts: int,
     sequence_length: int,
     chunk_length: int,
+    cache: Path | None = None,
 ) -> tuple[list[np.ndarray], tuple[Segment, ...]]:
     """``codes`` and their training ``segments``, followed by the segments played at
     :func:`speeds` (``spread``) and then by ``shifts`` copies of each segment sampled
@@ -85,10 +160,27 @@ def with_copies(
     :class:`~samplernn_cli.data.plan.SequencePlan`) is left out, so the copies never shorten
     the training sequences. A shifted copy is the same sound as its segment, with other
     samples and so other codes (quantized again), and the same length.
+
+    The copies are made block by block into ``cache`` (default: the code cache's
+    ``copies`` folder), keyed by the segment's codes and the copy's settings, and read
+    through memory maps; a later run (or a resume) on the same audio reuses them.
+
+    Raises:
+        AudioError: the cache cannot be written (a full disk, no permission).
     """
     if not segments:
         return list(codes), tuple(segments)
+    folder = cache if cache is not None else cache_folder() / "copies"
     shortest = whole_chunks(sequence_length, min(s.length for s in segments), chunk_length)
+    digests: dict[Segment, str] = {}
+
+    def identity(segment: Segment, source: np.ndarray, **copy: object) -> dict:
+        if segment not in digests:
+            digests[segment] = _digest(source)
+        return {"version": COPIES_VERSION, "codes": digests[segment], "dtype": source.dtype.str,
+                "quantizer": quantizer.kind, "levels": quantizer.q_levels,
+                "block": COPY_BLOCK, **copy}  # fmt: skip
+
     extra: list[np.ndarray] = []
     made: list[float] = []  # the speed of each speed copy
     for speed in speeds(spread):
@@ -97,10 +189,14 @@ def with_copies(
         for segment in segments:
             if segment.length / speed < shortest:
                 continue
-            source = np.asarray(codes[segment.file][segment.start : segment.end])
-            audio = quantizer.decode(torch.from_numpy(source.astype(np.int64)))
-            played = AF.resample(audio, ratio.numerator, ratio.denominator)
-            extra.append(quantizer.encode(played).numpy().astype(source.dtype))
+            source = codes[segment.file][segment.start : segment.end]
+            extra.append(_stored(
+                folder,
+                identity(segment, source, speed=[ratio.numerator, ratio.denominator]),
+                lambda source=source, ratio=ratio: speed_blocks(source, ratio, quantizer),
+                -(-len(source) * ratio.denominator // ratio.numerator),
+                source.dtype,
+            ))  # fmt: skip
             made.append(speed)
     if made:
         used = sorted(set(made))
@@ -113,8 +209,16 @@ def with_copies(
         )
     if shifts > 0:
         for segment in segments:
-            extra.extend(shifted_codes(codes[segment.file][segment.start : segment.end],
-                                       shifts, quantizer))  # fmt: skip
+            source = codes[segment.file][segment.start : segment.end]
+            together = _stored(
+                folder,
+                identity(segment, source, shifts=shifts),
+                lambda source=source: shifted_blocks(source, shifts, quantizer),
+                len(source),
+                source.dtype,
+                width=shifts,
+            )
+            extra.extend(together[:, j] for j in range(shifts))
         made_shifted = shifts * len(segments)
         logger.info(
             f"training audio: also {made_shifted} {'copy' if made_shifted == 1 else 'copies'} "
