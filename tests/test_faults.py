@@ -290,3 +290,25 @@ def test_a_really_full_disk(tiny_filesystem: Path, tmp_path: Path) -> None:
     assert result.returncode == 1 and "No space left on device" in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_a_code_cache_too_small_for_the_copies(tiny_filesystem: Path, tmp_path: Path) -> None:
+    """The code cache on a 1 MiB filesystem that holds the codes of 40 s at 8 kHz but not
+    their copies at other speeds: exit 1 with one "No space left" line that names the cache
+    and how to move it, and nothing half-written left in it; with the copies off, the same
+    command trains."""
+    source = tmp_path / "in.wav"
+    soundfile.write(source, tone_mix(40.0, RATE), RATE)
+    env = {"SAMPLERNN_CACHE_DIR": str(tiny_filesystem)}
+    flags = [*TINY_FLAGS, "--sample-rate", str(RATE), "--max-iterations", "2", "--quiet"]
+    result = run_cli("train", source, "-o", "run", *flags, cwd=tmp_path, env=env)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0], lines
+    assert "SAMPLERNN_CACHE_DIR" in lines[0] and "copy of the training audio" in lines[0]
+    assert "Traceback" not in result.stderr
+    assert len(list(tiny_filesystem.glob("*.codes"))) == 1  # the codes themselves
+    assert not list(tiny_filesystem.rglob(".*.tmp"))
+    result = run_cli("train", source, "-o", "run2", *flags, "--speed-spread", "0",
+                     "--shift-copies", "0", cwd=tmp_path, env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
