@@ -18,7 +18,7 @@ from samplernn_cli.data.augment import (
     epoch_gains,
     jitter,
     shifted,
-    shifted_codes,
+    shifted_blocks,
     speeds,
     with_copies,
 )
@@ -28,6 +28,12 @@ from samplernn_cli.errors import AudioError
 from samplernn_cli.evaluation import evaluate_bits
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.quantize import Quantizer
+
+
+def shifted_codes(source: np.ndarray, count: int, quantizer: Quantizer) -> list[np.ndarray]:
+    """The copies :func:`shifted_blocks` makes, each whole."""
+    together = np.concatenate(list(shifted_blocks(source, count, quantizer)))
+    return [np.ascontiguousarray(together[:, j]) for j in range(count)]
 
 
 def make_plan(total: int = 1000, **overrides: int) -> tuple[torch.Tensor, SequencePlan]:

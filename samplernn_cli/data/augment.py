@@ -87,14 +87,6 @@ def shifted_blocks(source: np.ndarray, count: int, quantizer: Quantizer) -> Iter
         yield np.stack(pieces, axis=1).astype(source.dtype)
 
 
-def shifted_codes(source: np.ndarray, count: int, quantizer: Quantizer) -> list[np.ndarray]:
-    """The ``count`` copies of :func:`shifted_blocks`, each whole, in memory."""
-    if count <= 0 or len(source) == 0:
-        return [np.empty(0, dtype=source.dtype) for _ in range(max(count, 0))]
-    together = np.concatenate(list(shifted_blocks(source, count, quantizer)))
-    return [np.ascontiguousarray(together[:, j]) for j in range(count)]
-
-
 def _digest(source: np.ndarray) -> str:
     digest = hashlib.sha256()
     for first in range(0, len(source), COPY_BLOCK):
@@ -111,15 +103,8 @@ def _stored(
     through a memory map."""
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:40]
     path = folder / f"{key}.codes"
-    for attempt in range(2):
-        try:
-            stored = np.memmap(path, dtype=dtype, mode="r")
-            if stored.shape[0] == length * (width or 1):
-                return stored if width is None else stored.reshape(length, width)
-        except (OSError, ValueError):
-            pass
-        if attempt:
-            break
+    stored = _read_stored(path, dtype, length * (width or 1))
+    if stored is None:
 
         def write(handle: BinaryIO) -> None:
             for block in blocks():
@@ -134,7 +119,20 @@ def _stored(
             ) from None
         except OutputError as exc:
             raise AudioError(f"{exc}; free some space or point ${CACHE_ENV} elsewhere") from None
-    raise AudioError(f"the code cache {folder} does not keep what is written to it")
+        stored = _read_stored(path, dtype, length * (width or 1))
+        if stored is None:
+            raise AudioError(f"the code cache {folder} does not keep what is written to it")
+    return stored if width is None else stored.reshape(length, width)
+
+
+def _read_stored(path: Path, dtype: np.dtype, size: int) -> np.ndarray | None:
+    """The ``size`` codes of a copy in the cache, memory-mapped; None if it is missing or
+    damaged (a file of another length)."""
+    try:
+        stored = np.memmap(path, dtype=dtype, mode="r")
+    except (OSError, ValueError):  # missing, unreadable or empty
+        return None
+    return stored if stored.shape[0] == size else None
 
 
 def with_copies(
