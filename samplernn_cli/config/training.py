@@ -130,8 +130,8 @@ class TrainConfig(Settings):
         help="Also train on copies of the training audio played at speeds 1-S, 1-S/2, 1+S/2 "
         "and 1+S (resampled once at the start, so pitch moves with speed, as on tape): the "
         "model meets every note and voice at other pitches and memorises less. The copies "
-        "take up to 4 times the training audio's memory; a copy too short for one training "
-        "sequence is left out. 0: off.",
+        "are kept in the code cache on disk (up to 4 times the training audio's codes) and "
+        "reused by resume; a copy too short for one training sequence is left out. 0: off.",
         legacy=0.0, inherited=True,
     )  # fmt: skip
     shift_copies: int = setting(
@@ -139,7 +139,7 @@ class TrainConfig(Settings):
         help="Also train on K copies of the training audio sampled between its samples "
         "(band-limited, at 1/(K+1), 2/(K+1), ... of a sample later): the same sound as "
         "other waveforms, so the model memorises less. Each copy takes the training "
-        "audio's memory again. 0: off.",
+        "audio's codes again in the code cache on disk. 0: off.",
         legacy=0, inherited=True,
     )  # fmt: skip
     # The average is kept by training/averaging.py.
