@@ -9,22 +9,18 @@ never see any of them.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
 import torchaudio.functional as AF
 
 from samplernn_cli.audio import resample_stream
-from samplernn_cli.data.cache import CACHE_ENV, cache_folder
+from samplernn_cli.data.cache import cache_folder, stored_codes
 from samplernn_cli.data.split import Segment, whole_chunks
-from samplernn_cli.errors import AudioError, OutputError
-from samplernn_cli.fileio import atomic_write
 from samplernn_cli.quantize import Quantizer
 from samplernn_cli.seeding import FLIP_SALT, GAIN_SALT, NOISE_SALT, mix_seed
 
@@ -99,40 +95,10 @@ def _stored(
     dtype: np.dtype, width: int | None = None,
 ) -> np.ndarray:  # fmt: skip
     """The codes ``blocks()`` gives (``length`` of them, or ``length`` rows of ``width``),
-    from the copies' cache folder when it holds them, else written there first; read
-    through a memory map."""
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:40]
-    path = folder / f"{key}.codes"
-    stored = _read_stored(path, dtype, length * (width or 1))
-    if stored is None:
-
-        def write(handle: BinaryIO) -> None:
-            for block in blocks():
-                handle.write(np.ascontiguousarray(block).tobytes())
-
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, write, what="copy of the training audio")
-        except OSError as exc:
-            raise AudioError(
-                f"cannot create the code cache {folder}: {exc.strerror or exc}"
-            ) from None
-        except OutputError as exc:
-            raise AudioError(f"{exc}; free some space or point ${CACHE_ENV} elsewhere") from None
-        stored = _read_stored(path, dtype, length * (width or 1))
-        if stored is None:
-            raise AudioError(f"the code cache {folder} does not keep what is written to it")
+    from the copies' cache folder (:func:`~samplernn_cli.data.cache.stored_codes`)."""
+    stored = stored_codes(folder, identity, blocks, length * (width or 1), dtype,
+                          what="copy of the training audio")  # fmt: skip
     return stored if width is None else stored.reshape(length, width)
-
-
-def _read_stored(path: Path, dtype: np.dtype, size: int) -> np.ndarray | None:
-    """The ``size`` codes of a copy in the cache, memory-mapped; None if it is missing or
-    damaged (a file of another length)."""
-    try:
-        stored = np.memmap(path, dtype=dtype, mode="r")
-    except (OSError, ValueError):  # missing, unreadable or empty
-        return None
-    return stored if stored.shape[0] == size else None
 
 
 def with_copies(

@@ -10,16 +10,19 @@ by block, so not even one file is held whole in memory.
 
 The cache lives in the user cache folder (``platformdirs``; ``$SAMPLERNN_CACHE_DIR``
 overrides it); an entry is keyed by the file's path, size and modification time and the
-processing settings. Deleting the folder is always safe.
+processing settings. Codes made from the training audio (its copies, see
+:mod:`samplernn_cli.data.augment`) are cached the same way (:func:`stored_codes`). Deleting
+the folder is always safe.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -143,7 +146,71 @@ def _cache_key(
         "levels": quantizer.q_levels,
         "block_frames": BLOCK_FRAMES,
     }
+    return _key(identity)
+
+
+def _key(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:40]
+
+
+def _mapped(path: Path, dtype: type | np.dtype, length: int) -> np.ndarray | None:
+    """``length`` codes memory-mapped from ``path``; None when it is missing, unreadable,
+    empty or of another length (damaged)."""
+    try:
+        codes = np.memmap(path, dtype=dtype, mode="r")
+    except (OSError, ValueError):
+        return None
+    return codes if codes.shape[0] == length else None
+
+
+@contextlib.contextmanager
+def _writing(cache: Path) -> Iterator[None]:
+    """Creates the cache folder ``cache``; a write inside that fails (a full disk) becomes an
+    AudioError that says what to do."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AudioError(f"cannot create the code cache {cache}: {exc.strerror or exc}") from None
+    try:
+        yield
+    except OutputError as exc:
+        raise AudioError(f"{exc}; free some space or point ${CACHE_ENV} elsewhere") from None
+
+
+def _not_kept(cache: Path) -> AudioError:
+    return AudioError(f"the code cache {cache} does not keep what is written to it")
+
+
+def stored_codes(
+    folder: Path,
+    identity: dict,
+    blocks: Callable[[], Iterable[np.ndarray]],
+    length: int,
+    dtype: np.dtype,
+    *,
+    what: str,
+) -> np.ndarray:
+    """``length`` codes made from the training audio, memory-mapped from the cache folder
+    ``folder``: the entry keyed by ``identity`` when it is there whole, else what ``blocks()``
+    gives, written there first.
+
+    Raises:
+        AudioError: the cache cannot be written (a full disk, no permission).
+    """
+    path = folder / f"{_key(identity)}.codes"
+    stored = _mapped(path, dtype, length)
+    if stored is None:
+
+        def write(handle: BinaryIO) -> None:
+            for block in blocks():
+                handle.write(np.ascontiguousarray(block).tobytes())
+
+        with _writing(folder):
+            atomic_write(path, write, what=what)
+        stored = _mapped(path, dtype, length)
+        if stored is None:
+            raise _not_kept(folder)
+    return stored
 
 
 def encode_file(
@@ -163,32 +230,26 @@ def encode_file(
     cached = _read_cache(codes_path, meta_path, dtype)
     if cached is not None:
         return cached
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise AudioError(f"cannot create the code cache {cache}: {exc.strerror or exc}") from None
-    with open_audio(path) as (reader, source):
-        # Files ffmpeg decodes declare no length: they are always read block by block.
-        long_file = reader.frames is None or source.frames > BLOCK_FRAMES
-    try:
+    with _writing(cache):
+        with open_audio(path) as (reader, source):
+            # Files ffmpeg decodes declare no length: they are always read block by block.
+            long_file = reader.frames is None or source.frames > BLOCK_FRAMES
         if long_file:
             meta = _encode_in_blocks(path, rate, normalize, quantizer, codes_path, dtype)
         else:
             meta = _encode_whole(path, rate, normalize, quantizer, codes_path, dtype)
         atomic_write(meta_path, lambda h: h.write(json.dumps(meta).encode()), what="cache entry")
-    except OutputError as exc:
-        raise AudioError(f"{exc}; free some space or point ${CACHE_ENV} elsewhere") from None
     cached = _read_cache(codes_path, meta_path, dtype)
     if cached is None:
-        raise AudioError(f"the code cache {cache} does not keep what is written to it")
+        raise _not_kept(cache)
     return cached
 
 
 def _read_cache(codes_path: Path, meta_path: Path, dtype: type) -> EncodedFile | None:
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        codes = np.memmap(codes_path, dtype=dtype, mode="r") if meta["length"] else None
-        if codes is None or codes.shape[0] != meta["length"]:
+        codes = _mapped(codes_path, dtype, meta["length"]) if meta["length"] else None
+        if codes is None:
             return None
         return EncodedFile(
             source=AudioSource(**meta["source"]),
