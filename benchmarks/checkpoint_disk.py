@@ -20,9 +20,10 @@ from pathlib import Path
 import torch
 
 from samplernn_cli.config import ModelConfig
+from samplernn_cli.fileio import format_bytes
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.presets import PRESETS
-from samplernn_cli.training.retention import estimated_checkpoint_bytes, format_bytes
+from samplernn_cli.training.retention import estimated_checkpoint_bytes
 from samplernn_cli.training.step import make_optimizer
 
 

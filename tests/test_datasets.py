@@ -22,6 +22,7 @@ from samplernn_cli.data.cache import load_dataset
 from samplernn_cli.data.files import find_audio_files
 from samplernn_cli.data.plan import SequencePlan
 from samplernn_cli.data.split import split_dataset, tail_length
+from samplernn_cli.errors import ConfigError
 from samplernn_cli.quantize import Quantizer
 
 from .conftest import TINY_FLAGS, read_losses, run_cli, tone_mix
@@ -108,6 +109,81 @@ def test_codes_are_cached_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert changed.fingerprint != first.fingerprint
 
 
+def test_the_cache_bound_reads_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(dataset_module.LIMIT_ENV, raising=False)
+    assert dataset_module.cache_limit() == dataset_module.DEFAULT_LIMIT == 20 * 10**9
+    for text, want in [("20G", 20 * 10**9), ("500 MB", 500 * 10**6), ("1.5t", 1.5e12),
+                       ("123", 123), ("0", 0), ("  8k ", 8000), ("None", None)]:  # fmt: skip
+        monkeypatch.setenv(dataset_module.LIMIT_ENV, text)
+        assert dataset_module.cache_limit() == want, text
+    for text in ("-1G", "lots", "20 GiB", "1e9", "5 G B"):
+        monkeypatch.setenv(dataset_module.LIMIT_ENV, text)
+        with pytest.raises(ConfigError, match="SAMPLERNN_CACHE_LIMIT"):
+            dataset_module.cache_limit()
+
+
+def test_pruning_removes_the_entries_used_longest_ago_and_spares_the_session(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "cache"
+    (folder / "copies").mkdir(parents=True)
+    now = time.time()
+
+    def entry(name: str, size: int, age: float, *, copy: bool = False) -> None:
+        paths = [folder / "copies" / f"{name}.codes"] if copy else [
+            folder / f"{name}.codes", folder / f"{name}.json"]  # fmt: skip
+        paths[0].write_bytes(b"x" * size)
+        if not copy:
+            paths[1].write_text("{}")
+        for path in paths:
+            os.utime(path, (now - age, now - age))
+
+    entry("oldest", 1000, 300)
+    entry("copy", 2000, 200, copy=True)
+    entry("recent", 500, 100)
+    entry("session", 4000, 0)
+    temporary = folder / ".session.codes.x1y2.tmp"  # being written by another run
+    temporary.write_bytes(b"y" * 10000)
+    os.utime(temporary, (now - 1000, now - 1000))
+
+    def names() -> list[str]:
+        return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+    # 7,506 bytes held: the two used longest ago go, then it is within 5,000.
+    pruned = dataset_module.prune_cache(folder, 5000, used_since=now - 50)
+    assert (pruned.removed, pruned.freed, pruned.held) == (2, 3002, 4504)
+    assert names() == [".session.codes.x1y2.tmp", "recent.codes", "recent.json",
+                       "session.codes", "session.json"]  # fmt: skip
+    # A bound below what the session uses removes everything else, never the session's.
+    pruned = dataset_module.prune_cache(folder, 0, used_since=now - 50)
+    assert (pruned.removed, pruned.held) == (1, 4002)
+    assert names() == [".session.codes.x1y2.tmp", "session.codes", "session.json"]
+
+
+def test_a_use_renews_an_entry(tmp_path: Path) -> None:
+    source = tmp_path / "in.wav"
+    soundfile.write(source, tone_mix(1.0, RATE), RATE)
+    cache = tmp_path / "cache"
+    load_dataset([source], AudioConfig(sample_rate=RATE), QUANTIZER, cache=cache)
+    (codes,) = cache.glob("*.codes")
+    os.utime(codes, (1e9, 1e9))  # 2001
+    load_dataset([source], AudioConfig(sample_rate=RATE), QUANTIZER, cache=cache)
+    assert codes.stat().st_mtime > time.time() - 60
+
+
+def test_a_malformed_cache_bound_stops_train_before_anything_is_read(tmp_path: Path) -> None:
+    source = tmp_path / "in.wav"
+    soundfile.write(source, tone_mix(1.0, RATE), RATE)
+    env = {"SAMPLERNN_CACHE_DIR": str(tmp_path / "cache"), "SAMPLERNN_CACHE_LIMIT": "lots"}
+    result = run_cli("train", source, *TINY_FLAGS, "--max-iterations", "2", cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: $SAMPLERNN_CACHE_LIMIT is 'lots'; give a size such as 20G, 500M or 1.5T "
+        "(bytes, decimal units), or none"
+    ]
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "outputs").exists()
+
+
 def test_long_files_are_decoded_in_blocks_to_the_same_codes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,8 +206,10 @@ def test_long_files_are_decoded_in_blocks_to_the_same_codes(
 
 def test_training_on_a_folder_through_the_command(tmp_path: Path) -> None:
     folder = make_mixed_folder(tmp_path)
+    cache = tmp_path / "cache"
+    env = {"SAMPLERNN_CACHE_DIR": str(cache)}
     result = run_cli("train", folder, *TINY_FLAGS, "--max-iterations", "4", "--val_every", "2",
-                     cwd=tmp_path)  # fmt: skip
+                     cwd=tmp_path, env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
     checkpoint = Path(tmp_path, result.stdout.strip())
     assert checkpoint.parent.name == "album"
@@ -152,16 +230,30 @@ def test_training_on_a_folder_through_the_command(tmp_path: Path) -> None:
     assert "3 files" in table.stdout and "c.flac" in table.stdout
     # Whole files held out: each file either trains or validates.
     files_run = run_cli("train", folder, "-o", "by_files", *TINY_FLAGS, "--val-split", "files",
-                        "--val-fraction", "0.3", "--max-iterations", "2", cwd=tmp_path)  # fmt: skip
+                        "--val-fraction", "0.3", "--max-iterations", "2", cwd=tmp_path,
+                        env=env)  # fmt: skip
     assert files_run.returncode == 0, files_run.stderr
     payload = torch.load(Path(tmp_path, files_run.stdout.strip()), weights_only=True)
     files = payload["input"]["files"]
     assert all((f["train_samples"] == 0) != (f["val_samples"] == 0) for f in files)
     assert sum(f["val_samples"] > 0 for f in files) >= 1
     assert sum(f["train_samples"] > 0 for f in files) >= 1
-    # Resume finds every file where the checkpoint says they are.
-    resumed = run_cli("resume", checkpoint, "--max-iterations", "5", cwd=tmp_path)
+    # Resume finds every file where the checkpoint says they are. With the code cache over
+    # its bound, the entries used longest ago go (a stale file's, the other run's copies of
+    # its own training parts), never those the resumed run uses.
+    codes = sorted(cache.glob("*.codes"))
+    assert len(codes) == 3
+    stale = [cache / "stale.codes", cache / "stale.json"]
+    for path in stale:
+        path.write_bytes(b"x" * 5000)
+        os.utime(path, (1e9, 1e9))  # 2001
+    bounded = {**env, "SAMPLERNN_CACHE_LIMIT": "1k"}
+    resumed = run_cli("resume", checkpoint, "--max-iterations", "5", cwd=tmp_path, env=bounded)
     assert resumed.returncode == 0, resumed.stderr
+    assert "code cache: removed" in resumed.stderr and "entries used longest ago" in resumed.stderr
+    assert "in entries this run uses; they stay" in resumed.stderr
+    assert not any(path.exists() for path in stale)
+    assert sorted(cache.glob("*.codes")) == codes
 
 
 def torchrun(*args: str | os.PathLike[str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -13,6 +13,11 @@ overrides it); an entry is keyed by the file's path, size and modification time 
 processing settings. Codes made from the training audio (its copies, see
 :mod:`samplernn_cli.data.augment`) are cached the same way (:func:`stored_codes`). Deleting
 the folder is always safe.
+
+The cache is bounded (:func:`bound_cache`, ``$SAMPLERNN_CACHE_LIMIT``): every use of an entry
+renews its modification time, and when a training session has its data ready, the entries
+used longest ago go until the cache is within its bound; those the session uses always stay.
+Entries are only ever removed whole, and a run that finds one gone makes it again.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +39,8 @@ import torch
 from samplernn_cli.audio import AudioSource, open_audio, read_audio, resample_stream
 from samplernn_cli.config import AudioConfig
 from samplernn_cli.decoders import Reader
-from samplernn_cli.errors import AudioError, OutputError
-from samplernn_cli.fileio import atomic_write, check_input_file
+from samplernn_cli.errors import AudioError, ConfigError, OutputError
+from samplernn_cli.fileio import atomic_write, check_input_file, format_bytes
 from samplernn_cli.quantize import Quantizer
 
 logger = logging.getLogger("samplernn")
@@ -45,6 +51,15 @@ logger = logging.getLogger("samplernn")
 BLOCK_FRAMES = 2**22
 CACHE_VERSION = 1
 CACHE_ENV = "SAMPLERNN_CACHE_DIR"
+LIMIT_ENV = "SAMPLERNN_CACHE_LIMIT"
+# The bound when $SAMPLERNN_CACHE_LIMIT is not set: ten hours of training audio at 16 kHz
+# take about 7 GB with the copies training makes at the defaults, so a few such datasets
+# stay cached, and a folder of old entries cannot fill a disk unnoticed.
+DEFAULT_LIMIT = 20 * 10**9
+# Modification times taken this close before a session opened still count as its own
+# (file systems store them as coarsely as 2 s).
+CLOCK_SLACK_S = 2.0
+_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
 
 def cache_folder() -> Path:
@@ -155,12 +170,110 @@ def _key(identity: dict) -> str:
 
 def _mapped(path: Path, dtype: type | np.dtype, length: int) -> np.ndarray | None:
     """``length`` codes memory-mapped from ``path``; None when it is missing, unreadable,
-    empty or of another length (damaged)."""
+    empty or of another length (damaged). A use renews the entry's modification time (the
+    order :func:`prune_cache` removes entries in)."""
     try:
         codes = np.memmap(path, dtype=dtype, mode="r")
     except (OSError, ValueError):
         return None
-    return codes if codes.shape[0] == length else None
+    if codes.shape[0] != length:
+        return None
+    with contextlib.suppress(OSError):  # a read-only cache is used as it is
+        os.utime(path)
+    return codes
+
+
+def cache_limit() -> int | None:
+    """The code cache's bound in bytes: ``$SAMPLERNN_CACHE_LIMIT`` (``20G``, ``500MB``,
+    ``1.5T``, a number of bytes; ``none`` for no bound), else :data:`DEFAULT_LIMIT`.
+
+    Raises:
+        ConfigError: the variable is set to something else.
+    """
+    text = os.environ.get(LIMIT_ENV, "").strip().lower()
+    if not text:
+        return DEFAULT_LIMIT
+    if text == "none":
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d*)?)\s*([kmgt]?)b?", text)
+    if match is None:
+        raise ConfigError(
+            f"${LIMIT_ENV} is {os.environ[LIMIT_ENV]!r}; give a size such as 20G, 500M or "
+            "1.5T (bytes, decimal units), or none"
+        )
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What :func:`prune_cache` did."""
+
+    removed: int  # entries
+    freed: int  # bytes
+    held: int  # bytes the cache holds afterwards
+
+
+def _entries(folder: Path) -> list[tuple[float, int, list[Path]]]:
+    """Every entry of the cache ``folder``: (last use, bytes, its files). A file's codes and
+    their description are one entry; each copy is one."""
+    groups: dict[Path, list[Path]] = {}
+    for pattern in ("*.codes", "*.json", "copies/*.codes"):
+        for path in folder.glob(pattern):
+            groups.setdefault(path.with_suffix(""), []).append(path)
+    entries = []
+    for paths in groups.values():
+        try:
+            stats = [path.stat() for path in paths]
+        except OSError:  # removed meanwhile by another run
+            continue
+        entries.append((max(s.st_mtime for s in stats), sum(s.st_size for s in stats), paths))
+    return entries
+
+
+def prune_cache(folder: Path, limit: int, *, used_since: float) -> Pruned:
+    """Remove the entries of the cache ``folder`` used longest ago until it holds at most
+    ``limit`` bytes, never one used at or after ``used_since`` (a time.time()). Files of
+    other kinds (temporary files being written) are left alone, as is an entry another
+    process keeps from being removed."""
+    entries = sorted(_entries(folder), key=lambda entry: entry[0])
+    held = sum(size for _, size, _ in entries)
+    removed = freed = 0
+    for last_use, size, paths in entries:
+        if held <= limit or last_use >= used_since:
+            break
+        try:
+            # The codes first: where they cannot go (mapped by a process on Windows), the
+            # entry stays whole.
+            for path in sorted(paths, key=lambda p: p.suffix == ".json"):
+                path.unlink(missing_ok=True)
+        except OSError:
+            continue
+        removed, freed, held = removed + 1, freed + size, held - size
+    return Pruned(removed=removed, freed=freed, held=held)
+
+
+def bound_cache(opened: float, folder: Path | None = None) -> Pruned | None:
+    """Keep the code cache within :func:`cache_limit`, sparing what was used since
+    ``opened`` (the start of this session, whose entries its reads renewed); says what it
+    removed. None when the cache is unbounded or missing."""
+    limit = cache_limit()
+    folder = folder or cache_folder()
+    if limit is None or not folder.is_dir():
+        return None
+    pruned = prune_cache(folder, limit, used_since=opened - CLOCK_SLACK_S)
+    bound = f"its bound of {format_bytes(limit)} (${LIMIT_ENV})"
+    if pruned.removed:
+        logger.info(
+            f"code cache: removed {pruned.removed} entr{'y' if pruned.removed == 1 else 'ies'} "
+            f"used longest ago ({format_bytes(pruned.freed)}) to stay within {bound}; it "
+            f"holds {format_bytes(pruned.held)}"
+        )
+    if pruned.held > limit:
+        logger.info(
+            f"code cache: {format_bytes(pruned.held)}, over {bound}, in entries this run "
+            "uses; they stay"
+        )
+    return pruned
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from pathlib import Path
 from samplernn_cli.checkpoint import Checkpoint, load_checkpoint
 from samplernn_cli.config import LiveSettings, StopConditions
 from samplernn_cli.errors import CheckpointError
+from samplernn_cli.fileio import format_bytes
 from samplernn_cli.training.runfolder import RunFolder
 
 logger = logging.getLogger("samplernn")
@@ -183,15 +184,6 @@ def disk_plan(
                "--keep-checkpoints N to keep only the newest N checkpoints")
         )  # fmt: skip
     return line, warning
-
-
-def format_bytes(count: float) -> str:
-    """1.2 GB, 740 MB, 96 kB (decimal units, as disk tools report free space)."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if count >= scale:
-            value = count / scale
-            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
-    return f"{int(count)} bytes"
 
 
 def _every(iterations: int) -> str:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import replace
 from pathlib import Path
 
 from samplernn_cli.checkpoint import Checkpoint, load_checkpoint
 from samplernn_cli.config import AudioConfig, ModelConfig
-from samplernn_cli.data.cache import Dataset, load_dataset
+from samplernn_cli.data.cache import Dataset, bound_cache, cache_limit, load_dataset
 from samplernn_cli.data.files import find_audio_files
 from samplernn_cli.device import keep_heap_memory, resolve_device
 from samplernn_cli.errors import (
@@ -157,10 +158,12 @@ def _open(
         MissingDependencyError: the live settings ask for TensorBoard and it is not
             installed (before anything is read or written).
     """
+    opened = time.time()
     if request.live.tensorboard and rank_in_environment() == 0:  # rank 0 alone writes
         problem = tensorboard_problem()
         if problem is not None:
             raise MissingDependencyError(problem)
+    cache_limit()  # a malformed $SAMPLERNN_CACHE_LIMIT stops the run before anything is read
     device = resolve_device(request.device)
     keep_heap_memory()  # fewer page faults per CPU step (samplernn_cli.device)
     dist = from_environment(device, request.train.batch_size)
@@ -185,6 +188,8 @@ def _open(
         trainer = Trainer(
             request, device=device, dataset=dataset, progress=progress, stop=stop, dist=dist
         )
+        if dist is None or dist.is_main:  # the session's codes and copies are ready
+            bound_cache(opened)
         if checkpoint is not None:
             trainer.restore(checkpoint, own_folder=same_folder)
             logger.info(
