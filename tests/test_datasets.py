@@ -154,7 +154,11 @@ def test_pruning_removes_the_entries_used_longest_ago_and_spares_the_session(
     assert (pruned.removed, pruned.freed, pruned.held) == (2, 3002, 4504)
     assert names() == [".session.codes.x1y2.tmp", "recent.codes", "recent.json",
                        "session.codes", "session.json"]  # fmt: skip
-    # A bound below what the session uses removes everything else, never the session's.
+    # A bound below what the session uses removes everything else, never the session's,
+    # nor what the process keeps (whatever its time).
+    pruned = dataset_module.prune_cache(folder, 0, used_since=now - 50,
+                                        keep={(folder / "recent.codes").absolute()})  # fmt: skip
+    assert (pruned.removed, pruned.held) == (0, 4504)
     pruned = dataset_module.prune_cache(folder, 0, used_since=now - 50)
     assert (pruned.removed, pruned.held) == (1, 4002)
     assert names() == [".session.codes.x1y2.tmp", "session.codes", "session.json"]

@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -60,6 +60,9 @@ DEFAULT_LIMIT = 20 * 10**9
 # (file systems store them as coarsely as 2 s).
 CLOCK_SLACK_S = 2.0
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+# Every cache file this process has mapped: never removed by its own pruning, whatever the
+# file system's clock says.
+_MAPPED: set[Path] = set()
 
 
 def cache_folder() -> Path:
@@ -180,6 +183,7 @@ def _mapped(path: Path, dtype: type | np.dtype, length: int) -> np.ndarray | Non
         return None
     with contextlib.suppress(OSError):  # a read-only cache is used as it is
         os.utime(path)
+    _MAPPED.add(path.absolute())
     return codes
 
 
@@ -230,17 +234,21 @@ def _entries(folder: Path) -> list[tuple[float, int, list[Path]]]:
     return entries
 
 
-def prune_cache(folder: Path, limit: int, *, used_since: float) -> Pruned:
+def prune_cache(
+    folder: Path, limit: int, *, used_since: float, keep: Collection[Path] = ()
+) -> Pruned:
     """Remove the entries of the cache ``folder`` used longest ago until it holds at most
-    ``limit`` bytes, never one used at or after ``used_since`` (a time.time()). Files of
-    other kinds (temporary files being written) are left alone, as is an entry another
-    process keeps from being removed."""
+    ``limit`` bytes, never one used at or after ``used_since`` (a time.time()) nor one with
+    a file in ``keep`` (absolute paths). Files of other kinds (temporary files being
+    written) are left alone, as is an entry another process keeps from being removed."""
     entries = sorted(_entries(folder), key=lambda entry: entry[0])
     held = sum(size for _, size, _ in entries)
     removed = freed = 0
     for last_use, size, paths in entries:
         if held <= limit or last_use >= used_since:
             break
+        if any(path.absolute() in keep for path in paths):
+            continue
         try:
             # The codes first: where they cannot go (mapped by a process on Windows), the
             # entry stays whole.
@@ -253,14 +261,15 @@ def prune_cache(folder: Path, limit: int, *, used_since: float) -> Pruned:
 
 
 def bound_cache(opened: float, folder: Path | None = None) -> Pruned | None:
-    """Keep the code cache within :func:`cache_limit`, sparing what was used since
-    ``opened`` (the start of this session, whose entries its reads renewed); says what it
-    removed. None when the cache is unbounded or missing."""
+    """Keep the code cache within :func:`cache_limit`, sparing what this process mapped and
+    what was used since ``opened`` (the start of this session, whose reads renewed its
+    entries; other runs' too); says what it removed. None when the cache is unbounded or
+    missing."""
     limit = cache_limit()
     folder = folder or cache_folder()
     if limit is None or not folder.is_dir():
         return None
-    pruned = prune_cache(folder, limit, used_since=opened - CLOCK_SLACK_S)
+    pruned = prune_cache(folder, limit, used_since=opened - CLOCK_SLACK_S, keep=_MAPPED)
     bound = f"its bound of {format_bytes(limit)} (${LIMIT_ENV})"
     if pruned.removed:
         logger.info(
