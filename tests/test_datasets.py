@@ -255,7 +255,7 @@ def test_training_on_a_folder_through_the_command(tmp_path: Path) -> None:
     resumed = run_cli("resume", checkpoint, "--max-iterations", "5", cwd=tmp_path, env=bounded)
     assert resumed.returncode == 0, resumed.stderr
     assert "code cache: removed" in resumed.stderr and "entries used longest ago" in resumed.stderr
-    assert "in entries this run uses; they stay" in resumed.stderr
+    assert "in entries in use; they stay" in resumed.stderr
     assert not any(path.exists() for path in stale)
     assert sorted(cache.glob("*.codes")) == codes
 
