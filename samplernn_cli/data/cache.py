@@ -279,8 +279,7 @@ def bound_cache(opened: float, folder: Path | None = None) -> Pruned | None:
         )
     if pruned.held > limit:
         logger.info(
-            f"code cache: {format_bytes(pruned.held)}, over {bound}, in entries in use; "
-            "they stay"
+            f"code cache: {format_bytes(pruned.held)}, over {bound}, in entries in use; they stay"
         )
     return pruned
 
