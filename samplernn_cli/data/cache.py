@@ -260,12 +260,11 @@ def prune_cache(
     return Pruned(removed=removed, freed=freed, held=held)
 
 
-def bound_cache(opened: float, folder: Path | None = None) -> Pruned | None:
-    """Keep the code cache within :func:`cache_limit`, sparing what this process mapped and
-    what was used since ``opened`` (the start of this session, whose reads renewed its
-    entries; other runs' too); says what it removed. None when the cache is unbounded or
-    missing."""
-    limit = cache_limit()
+def bound_cache(opened: float, limit: int | None, folder: Path | None = None) -> Pruned | None:
+    """Keep the code cache within ``limit`` bytes (:func:`cache_limit`), sparing what this
+    process mapped and what was used since ``opened`` (the start of this session, whose
+    reads renewed its entries; other runs' too); says what it removed. None when the cache
+    is unbounded or missing."""
     folder = folder or cache_folder()
     if limit is None or not folder.is_dir():
         return None

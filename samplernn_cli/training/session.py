@@ -163,7 +163,8 @@ def _open(
         problem = tensorboard_problem()
         if problem is not None:
             raise MissingDependencyError(problem)
-    cache_limit()  # a malformed $SAMPLERNN_CACHE_LIMIT stops the run before anything is read
+    # Read first: a malformed $SAMPLERNN_CACHE_LIMIT stops the run before anything is read.
+    limit = cache_limit()
     device = resolve_device(request.device)
     keep_heap_memory()  # fewer page faults per CPU step (samplernn_cli.device)
     dist = from_environment(device, request.train.batch_size)
@@ -189,7 +190,7 @@ def _open(
             request, device=device, dataset=dataset, progress=progress, stop=stop, dist=dist
         )
         if dist is None or dist.is_main:  # the session's codes and copies are ready
-            bound_cache(opened)
+            bound_cache(opened, limit)
         if checkpoint is not None:
             trainer.restore(checkpoint, own_folder=same_folder)
             logger.info(
