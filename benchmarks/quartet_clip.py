@@ -1,5 +1,6 @@
-"""Render slow movements of two Beethoven string quartets from the score, as recordings of
-sustained strings for `quality.py` (the corpus holds speech and piano only).
+"""Render slow movements of three string quartets (Beethoven op. 18 no. 1 and op. 59 no. 1,
+Mozart K. 156) from the score, as recordings of sustained strings for `quality.py` (the
+corpus holds speech and piano only).
 
 The scores come from music21's corpus; FluidSynth plays them with a General MIDI sound font
 (violin, violin, viola, cello) and its reverb. The renderings are stereo at 44.1 kHz, as a
@@ -8,6 +9,7 @@ user's recording would be; `quality.py` takes a minute of each:
     python benchmarks/quartet_clip.py /tmp/quartets
     python benchmarks/quality.py --budgets 150,600 /tmp/quartets/op59_1_adagio.flac
     python benchmarks/quality.py --budgets 150,600 --offset 60 /tmp/quartets/op18_1_adagio.flac
+    python benchmarks/quality.py --budgets 150,600 /tmp/quartets/k156_adagio.flac
 
 Needs `pip install music21 mido`, the `fluidsynth` program and a GM sound font (Debian and
 Ubuntu: `apt install fluidsynth fluid-soundfont-gm`, which gives the default `--soundfont`).
@@ -29,6 +31,7 @@ import soundfile
 MOVEMENTS = {
     "op59_1_adagio": "beethoven/opus59no1/movement3",
     "op18_1_adagio": "beethoven/opus18no1/movement2",
+    "k156_adagio": "mozart/k156/movement2",
 }
 RATE = 44100
 
