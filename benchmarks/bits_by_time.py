@@ -52,15 +52,14 @@ def main() -> None:
           f"{sequence / rate:g} s, {args.clip.name}")  # fmt: skip
     for part, begin, end, bits, _ in rows:
         print(f"  {begin:6.1f} - {end:6.1f} s  {part:9s} {bits:6.3f}")
+    means = {}
     for part in ("training", "held out"):
         chosen = [(b, n) for p, _, _, b, n in rows if p == part]
         if chosen:
-            mean = np.average([b for b, _ in chosen], weights=[n for _, n in chosen])
-            print(f"  {part}: {mean:.3f} bits per sample")
-    tail = [(b, n) for p, _, _, b, n in rows if p == "held out"]
-    if tail:
-        figure = np.average([b for b, _ in tail], weights=[n for _, n in tail])
-        above = [b for p, _, _, b, _ in rows if p == "training" and b >= figure]
+            means[part] = np.average([b for b, _ in chosen], weights=[n for _, n in chosen])
+            print(f"  {part}: {means[part]:.3f} bits per sample")
+    if "held out" in means:
+        above = [b for p, _, _, b, _ in rows if p == "training" and b >= means["held out"]]
         print(f"  training pieces at or above the held-out figure: {len(above)} of "
               f"{sum(p == 'training' for p, *_ in rows)}")  # fmt: skip
 

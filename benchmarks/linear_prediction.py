@@ -29,13 +29,13 @@ import math
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import soundfile
 import torch
 from quality import CORPUS, excerpt  # benchmarks/quality.py
 from tonal_clip import ensemble  # benchmarks/tonal_clip.py
 
 from samplernn_cli.audio import read_audio
+from samplernn_cli.clip_stats import level_dbfs
 from samplernn_cli.config import AudioConfig
 from samplernn_cli.data.split import tail_length
 from samplernn_cli.quantize import Quantizer
@@ -118,7 +118,7 @@ def main() -> None:
             clip = excerpt(source, args.seconds, args.offset, Path(tmp))
             samples = read_audio(clip, AudioConfig(sample_rate=RATE, normalize=True)).samples
             codes = quantizer.encode(samples)
-            level = 20 * np.log10(float(samples.pow(2).mean().sqrt()) + 1e-12)
+            level = level_dbfs(samples)
             bits = held_out_bits(codes, quantizer.zero_code, args)
             print(f"{source.name}: held-out {bits:.3f} bits per sample (order {args.order}, "
                   f"window {args.tau:g} samples, refitted every {args.block}; clip at "
