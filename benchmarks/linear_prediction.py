@@ -8,8 +8,9 @@ of each `quality.py` clip (a 60 s excerpt, mono, 16 kHz, peak-normalised, on the
 same unit as the models' validation figures (bits per sample of the codes):
 
 * every ``--block`` samples, the coefficients (``--order`` of them) are fitted to the
-  previous ``--fit`` samples by the autocorrelation method (Levinson's normal equations,
-  solved with ``torch.linalg.solve``) under an exponential window of time constant
+  previous ``--fit`` samples by the autocorrelation method (the normal equations solved by
+  the Levinson-Durbin recursion, as the sample tier's linear prediction does:
+  ``samplernn_cli.model.prediction``) under an exponential window of time constant
   ``--tau`` samples, which weights the recent past most;
 * each sample's probability is that of its residual (the code minus the prediction) under
   a Laplace distribution discretised to the grid (unit bins), whose scale is the mean
@@ -38,22 +39,11 @@ from samplernn_cli.audio import read_audio
 from samplernn_cli.clip_stats import level_dbfs
 from samplernn_cli.config import AudioConfig
 from samplernn_cli.data.split import tail_length
+from samplernn_cli.model.prediction import windowed_taps
 from samplernn_cli.quantize import Quantizer
 
 RATE = 16000
 SMALL_CHUNK = 256  # --preset small's chunk: the held-out tail is at least one
-
-
-def coefficients(past: torch.Tensor, order: int, window: torch.Tensor) -> torch.Tensor:
-    """(order,) prediction coefficients fitted to ``past`` (float64, oldest first): the
-    windowed autocorrelation's normal equations, with a -60 dB white-noise floor."""
-    weighted = past * window
-    size = 1 << (2 * len(weighted) - 1).bit_length()
-    spectrum = torch.fft.rfft(weighted, size)
-    r = torch.fft.irfft(spectrum.real**2 + spectrum.imag**2, size)[: order + 1]
-    r[0] = r[0] * (1 + 1e-6) + 1e-3
-    lags = (torch.arange(order)[:, None] - torch.arange(order)[None, :]).abs()
-    return torch.linalg.solve(r[lags], r[1:])
 
 
 def laplace_bits(residual: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -78,7 +68,8 @@ def held_out_bits(codes: torch.Tensor, zero: int, args: argparse.Namespace) -> f
     for first in range(start, len(x), args.block):
         last = min(len(x), first + args.block)
         lo = max(0, first - args.fit)
-        taps = coefficients(x[lo:first], args.order, window[args.fit - (first - lo) :])
+        weighted = x[lo:first] * window[args.fit - (first - lo) :]
+        taps = windowed_taps(weighted[None], args.order)[0]
         begin = first - args.span if first == start else first
         context = x[begin - args.order : last - 1].unfold(0, args.order, 1).flip(-1)
         residuals.append(x[begin:last] - context @ taps)

@@ -156,7 +156,7 @@ def test_short_audio_gives_overlapping_sequences_for_a_full_batch() -> None:
 def test_evaluate_bits_matches_a_direct_computation_and_ignores_padding() -> None:
     torch.manual_seed(0)
     model = SampleRNN(ModelConfig(frame_sizes=(4,), rnn_layers=1, hidden_size=8, embed_size=2,
-                                  q_levels=16)).eval()  # fmt: skip
+                                  q_levels=16, linear_prediction=0)).eval()  # fmt: skip
     codes = torch.randint(0, 16, (100,))  # not a multiple of the chunk: the tail is padded
     context = torch.randint(0, 16, (4,))
     both = torch.cat([context, codes])

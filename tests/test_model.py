@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -40,6 +41,13 @@ VARIANTS = {
                               embed_size=0, q_levels=16, skip_connections=True,
                               weight_norm=True, learn_h0=True),
 }  # fmt: skip
+# The architectures without linear prediction (the frame tiers' history only), and one with
+# a short predictor.
+VARIANTS = {name: dataclasses.replace(config, linear_prediction=0)
+            for name, config in VARIANTS.items()}  # fmt: skip
+VARIANTS["linear-prediction"] = ModelConfig(
+    frame_sizes=(2, 2), rnn_layers=1, hidden_size=8, embed_size=3, q_levels=16, linear_prediction=8
+)
 
 
 def build(config: ModelConfig, seed: int = 0) -> SampleRNN:
@@ -141,9 +149,13 @@ def test_logits_are_causal(name: str) -> None:
 @pytest.mark.parametrize("name", VARIANTS)
 def test_chunks_with_carried_state_equal_one_long_pass(name: str) -> None:
     model = build(VARIANTS[name])
-    window = random_window(model, 2, 6)
-    whole, _ = model(window)
     chunk = 2 * model.config.tier_frame_samples[-1]
+    if model.config.linear_prediction:
+        # The taps are fitted at each chunk's start and every block within it: chunks on the
+        # block grid give the one pass's predictions (the presets' chunks all are).
+        chunk = model.config.prediction_block
+    window = random_window(model, 2, 3 * chunk // model.config.tier_frame_samples[-1])
+    whole, _ = model(window)
     history = model.history
     parts, state = [], None
     for start in range(0, window.shape[1] - history, chunk):

@@ -264,7 +264,8 @@ def render_checkpoint(summary: dict) -> None:
                     f"{training['speed_spread']:g}, shifted copies "
                     f"{training['shift_copies']}, gains {training['min_gain']:g} to 1, "
                     f"polarity flips {training['polarity_flip']:g}, "
-                    f"input noise {training['input_noise']:g}, frame dropout "
+                    f"input noise {training['input_noise']:g}, prediction noise "
+                    f"{training['prediction_noise']:g}, frame dropout "
                     f"{training['frame_dropout']:g}), {training['num_frames']} frames "
                     f"({training['chunk_samples']} samples) per step, seed {training['seed']}, "
                     f"weight average {training['average_decay']:g}"),

@@ -15,6 +15,12 @@ from samplernn_cli.config.rules import (
 )
 from samplernn_cli.errors import ConfigError
 
+# The linear prediction (model/prediction.py): its taps are fitted again about every
+# PREDICTION_BLOCK samples (ModelConfig.prediction_block), to the PREDICTION_FIT samples
+# before the block.
+PREDICTION_BLOCK = 256
+PREDICTION_FIT = 16000
+
 
 @dataclass(frozen=True)
 class ModelConfig(Settings):
@@ -71,6 +77,15 @@ class ModelConfig(Settings):
         False, "weight_norm", bool, flags=("--weight-norm/--no-weight-norm",),
         help="Weight-normalise every linear and recurrent weight (the paper).", legacy=False,
     )  # fmt: skip
+    linear_prediction: int = setting(
+        256, "linear_prediction", int, 0, 1024, flags=("--linear-prediction",),
+        help="Order of the linear predictor whose estimate of each sample the sample MLP "
+        "also reads: fitted to the 16,000 samples before (a second at 16 kHz) every 256 "
+        "samples (and at the start of each training step's chunk), from the past alone in "
+        "training and generation alike, it predicts a sustained tone from its last periods, "
+        "which the network would take many steps to learn. 0: off.",
+        legacy=0,
+    )  # fmt: skip
     learn_h0: bool = setting(
         False, "learn_h0", bool, flags=("--learn-h0/--no-learn-h0",),
         help="Learn the RNNs' initial state, used at every sequence start and at the start of "
@@ -91,7 +106,18 @@ class ModelConfig(Settings):
     @property
     def history(self) -> int:
         """Samples of context before the first target that a training window must carry."""
-        return self.tier_frame_samples[-1]
+        if not self.linear_prediction:
+            return self.tier_frame_samples[-1]
+        # The linear predictor's fit window and the order.
+        prediction = PREDICTION_FIT + self.linear_prediction
+        return max(self.tier_frame_samples[-1], prediction)
+
+    @property
+    def prediction_block(self) -> int:
+        """Samples between fits of the linear predictor's taps: whole bottom-tier frames,
+        as near PREDICTION_BLOCK as they come, so generation fits at a frame's start."""
+        frame = self.frame_sizes[0]
+        return max(1, PREDICTION_BLOCK // frame) * frame
 
     @property
     def num_tiers(self) -> int:
@@ -128,6 +154,8 @@ class ModelConfig(Settings):
         total += q * self.embed_size  # embedding table (none for one-hot)
         total += linear(self.frame_sizes[0] * width, hidden, bias=False)
         total += 2 * linear(hidden, hidden) + linear(hidden, q)
+        if self.linear_prediction:
+            total += q * hidden + linear(1, hidden, bias=False)
         return total
 
     def describe(self) -> str:
@@ -142,6 +170,8 @@ class ModelConfig(Settings):
             )
             if on
         ]
+        if self.linear_prediction:
+            extras.append(f"linear prediction {self.linear_prediction}")
         embed = f"embed {self.embed_size}" if self.embed_size else "one-hot input"
         return (
             f"{self.num_tiers}-tier SampleRNN, {self.rnn_type.upper()} "

@@ -118,6 +118,14 @@ class TrainConfig(Settings):
         "one quantization level up or down. 0: off.",
         legacy=0.0, inherited=True,
     )  # fmt: skip
+    prediction_noise: float = setting(
+        0.1, "prediction_noise", float, 0.0, 10.0, flags=("--prediction-noise",),
+        help="While training, the linear prediction (--linear-prediction) reads the past with "
+        "Gaussian noise added, this times the level (RMS) of the 16,000 samples before: generation "
+        "predicts from the model's own samples, and without the noise the network trusts the "
+        "prediction so far that its clips fade to silence or blow up into noise. 0: off.",
+        legacy=0.0, inherited=True,
+    )  # fmt: skip
     frame_dropout: float = setting(
         0.2, "frame_dropout", float, 0.0, 0.9, flags=("--frame-dropout",),
         help="While training, drop each frame tier's per-frame output with this probability "

@@ -136,11 +136,23 @@ def first_layer(
     offsets: np.ndarray,
     conditioning: np.ndarray,
     x: np.ndarray,
+    taps: np.ndarray,
+    table: np.ndarray,
+    distance: np.ndarray,
+    zero: np.ndarray,
 ) -> None:
     """relu(x) for clips ``first:last`` at position ``at``: the sum of one table row per
-    previous code, plus the bottom frame tier's (B, H) ``conditioning``."""
+    previous code, plus the bottom frame tier's (B, H) ``conditioning``, plus, with linear
+    prediction, the prediction's input.
+
+    The linear prediction: (B, order) float64 ``taps`` (order 0: none), the (levels, H)
+    ``table`` row per level nearest the prediction, the (H,) weights of its ``distance`` from
+    that level, and the (1,) ``zero`` code."""
+    zero_code = zero[0]
     hidden = tables.shape[1]
     frame_size = offsets.shape[0]
+    order = taps.shape[1]
+    levels = table.shape[0]
     for r in range(first, last):
         for j in range(hidden):
             x[r, j] = conditioning[r, j]
@@ -148,6 +160,16 @@ def first_layer(
             row = codes[r, at - frame_size + p] + offsets[p]
             for j in range(hidden):
                 x[r, j] += tables[row, j]
+        if order:
+            predicted = np.float64(0.0)
+            for k in range(order):
+                predicted += taps[r, k] * (codes[r, at - 1 - k] - zero_code)
+            value = np.float32(predicted)
+            nearest = round(value)
+            part = value - np.float32(nearest)
+            row = min(max(nearest + zero_code, 0), levels - 1)
+            for j in range(hidden):
+                x[r, j] += table[row, j] + part * distance[j]
     relu(x[first:last])
 
 
@@ -218,12 +240,13 @@ def _group_steps(
 ) -> None:
     """:func:`sample_steps` for clips ``first:last`` alone (clips are independent within a
     frame); the group's rows go through each layer together."""
-    tables, offsets, w1, s1, b1, w2, s2, b2, wo, so, bo = mlp
+    tables, offsets, w1, s1, b1, w2, s2, b2, wo, so, bo, taps, table, distance, zero = mlp
     x, h1, h2, logits = scratch
     xg, h1g, h2g, lg = x[first:last], h1[first:last], h2[first:last], logits[first:last]
     for s in range(steps):
         at = position + s
-        first_layer(codes, at, first, last, tables, offsets, conditioning[:, s], x)
+        first_layer(codes, at, first, last, tables, offsets, conditioning[:, s], x,
+                    taps, table, distance, zero)  # fmt: skip
         affine_blocked(xg, w1, s1, b1, h1g)
         relu(h1g)
         affine_blocked(h1g, w2, s2, b2, h2g)
@@ -246,12 +269,13 @@ def _split_layers(codes, position, steps, mlp, conditioning, inverse_temperature
                   scratch, bits, chunks):  # fmt: skip
     """:func:`sample_steps` for fewer clips than threads: each layer's outputs are split
     between the threads instead (see :func:`affine_parallel`)."""
-    tables, offsets, w1, s1, b1, w2, s2, b2, wo, so, bo = mlp
+    tables, offsets, w1, s1, b1, w2, s2, b2, wo, so, bo, taps, table, distance, zero = mlp
     x, h1, h2, logits = scratch
     count = codes.shape[0]
     for s in range(steps):
         at = position + s
-        first_layer(codes, at, 0, count, tables, offsets, conditioning[:, s], x)
+        first_layer(codes, at, 0, count, tables, offsets, conditioning[:, s], x,
+                    taps, table, distance, zero)  # fmt: skip
         affine_blocked_parallel(x, w1, s1, b1, h1, chunks)
         relu(h1)
         affine_blocked_parallel(h1, w2, s2, b2, h2, chunks)
@@ -277,10 +301,11 @@ def sample_steps(
     Args:
         codes: (B, T) int64, the clips so far; the frame_size codes before ``position`` are
             the MLP's first input.
-        mlp: the sample tier: ``(tables, offsets, w1, s1, b1, w2, s2, b2, wo, so, bo)``:
-            (frame_size * levels, H) first-layer tables and (frame_size,) ``offsets`` of
-            ``p * levels``; then each layer's weight (float32 or int8, PyTorch layout),
-            per-output scale and bias.
+        mlp: the sample tier: ``(tables, offsets, w1, s1, b1, w2, s2, b2, wo, so, bo, taps,
+            table, distance, zero)``: (frame_size * levels, H) first-layer tables and (frame_size,)
+            ``offsets`` of ``p * levels``; then each layer's weight (float32 or int8,
+            PyTorch layout), per-output scale and bias; then the linear prediction's
+            arrays (see :func:`first_layer`).
         conditioning: (B, steps, H) from the bottom frame tier, one vector per step.
         inverse_temperature: (B,) 1 / temperature per clip.
         draws: (B, steps) uniforms in [0, 1): sample s of clip r is the first level whose

@@ -36,7 +36,7 @@ from torch.nn.utils import parametrize
 
 from samplernn_cli.generation import kernels
 from samplernn_cli.generation.sampling import GenerationStopped
-from samplernn_cli.model import FrameTier, ModelState, SampleRNN
+from samplernn_cli.model import FrameTier, ModelState, SampleRNN, prediction
 from samplernn_cli.model.precision import PRECISIONS, lstm_gate_weights, quantize_rows
 
 
@@ -265,9 +265,23 @@ class NumbaSampler:
         weights = [
             array for layer in self.layers for array in (layer.weight, layer.scale, layer.bias)
         ]
-        self.mlp = (tables, offsets, *weights)
-        self.inverse_temperature = 1.0 / np.asarray(temperatures, dtype=np.float32)
         hidden = tables.shape[1]
+        # The linear prediction: each clip's taps (fitted again every block), the row per
+        # level nearest the prediction and the weights of its distance from that level.
+        self.order = model.config.linear_prediction
+        self.block = model.config.prediction_block
+        self.taps = np.zeros((count, self.order), dtype=np.float64)
+        if self.order:
+            assert tier.prediction_table is not None and tier.prediction_distance is not None
+            with torch.no_grad(), parametrize.cached():
+                table = _array(tier.prediction_table.weight)
+                distance = np.ascontiguousarray(_array(tier.prediction_distance.weight)[:, 0])
+        else:
+            table = np.zeros((1, hidden), dtype=np.float32)
+            distance = np.zeros(hidden, dtype=np.float32)
+        zero = np.array([model.quantizer.zero_code], dtype=np.int64)
+        self.mlp = (tables, offsets, *weights, self.taps, table, distance, zero)
+        self.inverse_temperature = 1.0 / np.asarray(temperatures, dtype=np.float32)
         # The frame tiers' input: code -> its value in [-2, 2], as a lookup table.
         self.code_values = model.quantizer.scale_codes(torch.arange(self.levels)).numpy()
         self.scratch = (
@@ -299,7 +313,9 @@ class NumbaSampler:
         hidden, hidden2, output = self.layers
         for s in range(self.frame_size):
             at = position + s
-            kernels.first_layer(codes, at, 0, self.count, tables, offsets, conditioning[:, s], x)
+            kernels.first_layer(
+                codes, at, 0, self.count, tables, offsets, conditioning[:, s], x, *self.mlp[-4:]
+            )
             hidden(x, h1)
             np.maximum(h1, 0, out=h1)
             hidden2(h1, h2)
@@ -347,7 +363,8 @@ class NumbaSampler:
         frame_size = self.frame_size
         context = model.history
         total = -(-num_samples // top) * top
-        codes = np.full((self.count, context + total), model.quantizer.zero_code, dtype=np.int64)
+        zero = model.quantizer.zero_code
+        codes = np.full((self.count, context + total), zero, dtype=np.int64)
         if history is not None:
             codes[:, :context] = history.cpu().numpy()
         # -log2 p of each sample as it was drawn, aligned with ``codes``
@@ -381,6 +398,10 @@ class NumbaSampler:
                     if k + 1 < len(tiers):
                         above = conditioning[k + 1][:, (t // size) % tiers[k + 1].ratio]
                     conditioning[k] = tiers[k].step(frame, above)
+                if self.order and t % self.block == 0:
+                    past = torch.from_numpy(codes[:, position - prediction.FIT : position])
+                    past = past.double() - zero
+                    self.taps[:] = prediction.fit_taps(past, self.order).numpy()
                 offset = t - frame_start
                 self._sample_steps(
                     codes, bits, position, conditioning[0], draws[:, offset : offset + frame_size]

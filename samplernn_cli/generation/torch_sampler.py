@@ -3,7 +3,8 @@
 
 Generation runs the tiers at their own rates: a frame tier steps once per frame of its
 length, the sample-level MLP once per sample, and each new sample is chosen by ``pick`` from
-that step's logits.
+that step's logits. With linear prediction, the predictor's taps are fitted again every
+``prediction_block`` samples to the clip so far.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable
 import torch
 
 from samplernn_cli.generation.sampling import CodesCallback, GenerateProgress, GenerationStopped
-from samplernn_cli.model import ModelState, SampleRNN
+from samplernn_cli.model import ModelState, SampleRNN, prediction
 
 # Chooses the codes at step t from that step's (B, levels) logits; returns (B,) int64.
 Picker = Callable[[int, torch.Tensor], torch.Tensor]
@@ -57,6 +58,9 @@ def autoregress(
     # Each tier's output for its current frame, (B, ratio, H); all tiers step at t = 0.
     conditioning = [torch.empty(0)] * len(tiers)
     tables = model.sample_tier.input_tables()
+    order, block = model.config.linear_prediction, model.config.prediction_block
+    zero = model.quantizer.zero_code
+    taps = torch.empty(0)
     emitted = 0  # samples handed to on_codes
     for t in range(total):
         position = context + t
@@ -77,7 +81,14 @@ def autoregress(
             conditioning[k], state[k] = tiers[k](frame.unsqueeze(1), above, state[k])
         previous = codes[:, position - frame_size : position]
         first = model.sample_tier.first_layer(previous, tables)
-        logits = model.sample_tier.head(first + conditioning[0][:, t % frames[0]])
+        x = first + conditioning[0][:, t % frames[0]]
+        if order:
+            if t % block == 0:
+                past = codes[:, position - prediction.FIT : position]
+                taps = prediction.fit_taps((past - zero).double(), order)
+            past = (codes[:, position - order : position] - zero).double().flip(-1)
+            x = x + model.sample_tier.prediction_input((past * taps).sum(1).float())
+        logits = model.sample_tier.head(x)
         codes[:, position] = pick(t, logits)
     if on_codes is not None and num_samples > emitted:
         on_codes(codes[:, context + emitted : context + num_samples].cpu())

@@ -9,7 +9,9 @@ Tiers, from the top down:
   per-position linear maps);
 * the sample tier, an MLP run once per sample: the previous ``frame_size`` codes (embedded, or
   one-hot when ``embed_size`` is 0) through a first linear layer, plus the conditioning vector
-  for this sample, then two hidden layers with ReLU and an output layer over the levels.
+  for this sample (and, with linear prediction, the fitted linear predictor's estimate of
+  the sample: :mod:`samplernn_cli.model.prediction`), then two hidden layers with ReLU and an
+  output layer over the levels.
 
 Options from the paper and the Dadabots fork: skip connections (the frame input is fed to
 every RNN layer and the tier's output is a sum of per-layer projections), weight
@@ -33,6 +35,7 @@ from torch import nn
 from torch.nn.utils import parametrizations
 
 from samplernn_cli.config import ModelConfig
+from samplernn_cli.model.prediction import predict as predict_linear
 from samplernn_cli.model.tables import table_sum
 from samplernn_cli.quantize import Quantizer
 from samplernn_cli.seeding import mix_seed
@@ -185,10 +188,20 @@ class FrameTier(nn.Module):
 class SampleTier(nn.Module):
     """The sample-level MLP: previous ``frame_size`` codes + conditioning -> logits."""
 
-    def __init__(self, frame_size: int, q_levels: int, embed_size: int, hidden_size: int) -> None:
+    def __init__(
+        self,
+        frame_size: int,
+        q_levels: int,
+        embed_size: int,
+        hidden_size: int,
+        *,
+        prediction_order: int = 0,
+        zero_code: int = 0,
+    ) -> None:
         super().__init__()
         self.frame_size = frame_size
         self.q_levels = q_levels
+        self.zero_code = zero_code
         # embed_size 0: one-hot input, i.e. the first layer's weights are the tables.
         self.embedding = nn.Embedding(q_levels, embed_size) if embed_size > 0 else None
         width = embed_size if embed_size > 0 else q_levels
@@ -197,6 +210,16 @@ class SampleTier(nn.Module):
         self.input = nn.Linear(frame_size * width, hidden_size, bias=False)
         self.hidden = nn.ModuleList([nn.Linear(hidden_size, hidden_size) for _ in range(2)])
         self.output = nn.Linear(hidden_size, q_levels)
+        # The linear prediction's input (model/prediction.py), added to the first layer's
+        # output like the conditioning: a row for the level nearest the prediction, plus the
+        # prediction's distance from that level times a learned vector.
+        self.prediction_order = prediction_order
+        self.prediction_table: nn.Embedding | None = None
+        self.prediction_distance: nn.Linear | None = None
+        if prediction_order:
+            self.prediction_table = nn.Embedding(q_levels, hidden_size)
+            nn.init.normal_(self.prediction_table.weight, std=0.02)
+            self.prediction_distance = nn.Linear(1, hidden_size, bias=False)
 
     def input_tables(self) -> torch.Tensor:
         """(frame_size * levels, H): row ``p * levels + c`` is the first layer's output for
@@ -213,6 +236,14 @@ class SampleTier(nn.Module):
         """(..., FS) codes -> (..., H): the sum of one table row per position."""
         return table_sum(previous, tables, self.q_levels)
 
+    def prediction_input(self, predicted: torch.Tensor) -> torch.Tensor:
+        """(...) linear predictions, in levels from the zero code -> (..., H)."""
+        assert self.prediction_table is not None and self.prediction_distance is not None
+        nearest = predicted.round()
+        codes = (nearest + self.zero_code).clamp(0, self.q_levels - 1).long()
+        distance = self.prediction_distance((predicted - nearest).unsqueeze(-1))
+        return self.prediction_table(codes) + distance
+
     def head(self, x: torch.Tensor) -> torch.Tensor:
         """First-layer output plus conditioning (..., H) -> logits (..., levels)."""
         shape = x.shape
@@ -225,12 +256,20 @@ class SampleTier(nn.Module):
         return self.output(x).view(*shape[:-1], -1)
 
     def forward(
-        self, previous: torch.Tensor, conditioning: torch.Tensor, tables: torch.Tensor | None = None
+        self,
+        previous: torch.Tensor,
+        conditioning: torch.Tensor,
+        tables: torch.Tensor | None = None,
+        prediction: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(B, L, FS) previous codes and (B, L, H) conditioning -> (B, L, levels) logits."""
+        """(B, L, FS) previous codes and (B, L, H) conditioning (and, with linear
+        prediction, each target's (B, L) prediction) -> (B, L, levels) logits."""
         if tables is None:
             tables = self.input_tables()
-        return self.head(self.first_layer(previous, tables) + conditioning)
+        x = self.first_layer(previous, tables) + conditioning
+        if prediction is not None:
+            x = x + self.prediction_input(prediction)
+        return self.head(x)
 
 
 def apply_weight_norm(module: nn.Module) -> None:
@@ -266,8 +305,12 @@ class SampleRNN(nn.Module):
             for k in range(len(frames))
         )
         self.sample_tier = SampleTier(
-            config.frame_sizes[0], config.q_levels, config.embed_size, config.hidden_size
-        )
+            config.frame_sizes[0], config.q_levels, config.embed_size, config.hidden_size,
+            prediction_order=config.linear_prediction, zero_code=self.quantizer.zero_code,
+        )  # fmt: skip
+        # Noise on the past that the linear prediction reads while training (set_dropout).
+        self.prediction_noise = 0.0
+        self.noise_draw: DropoutDraw | None = None
         if config.weight_norm:
             apply_weight_norm(self)
 
@@ -282,11 +325,37 @@ class SampleRNN(nn.Module):
         for tier in self.frame_tiers:
             tier.dropout = p
 
+    def set_prediction_noise(self, relative: float) -> None:
+        """In training mode, add Gaussian noise to the past that the linear prediction reads,
+        ``relative`` times the level (RMS) of each row's context (TrainConfig.prediction_noise):
+        generation predicts from the model's own samples, never quite the recording's."""
+        self.prediction_noise = relative
+
     def set_dropout_draw(self, seed: int, rows: slice, batch: int) -> None:
-        """Draw the next step's dropout masks from ``seed`` (each tier its own stream) for a
-        batch of ``batch`` rows, of which the model sees ``rows``."""
+        """Draw the next step's dropout masks and prediction noise from ``seed`` (each its
+        own stream) for a batch of ``batch`` rows, of which the model sees ``rows``."""
         for index, tier in enumerate(self.frame_tiers):
             tier.draw = DropoutDraw(mix_seed(seed, index), rows, batch)
+        self.noise_draw = DropoutDraw(mix_seed(seed, len(self.frame_tiers)), rows, batch)
+
+    def prediction(self, window: torch.Tensor) -> torch.Tensor | None:
+        """(B, L) linear predictions of the targets of ``window`` (B, history + L) from the
+        samples before each; None without linear prediction. In training mode with
+        prediction noise, predicted from a noisy copy of the window."""
+        order = self.config.linear_prediction
+        if not order:
+            return None
+        history = self.history
+        signal = (window - self.quantizer.zero_code).double()
+        draw = self.noise_draw
+        if self.training and self.prediction_noise > 0 and draw is not None:
+            generator = torch.Generator().manual_seed(draw.seed)
+            shape = (draw.batch, signal.shape[1])
+            noise = torch.randn(shape, generator=generator, dtype=torch.float64)[draw.rows]
+            level = signal[:, :history].square().mean(1, keepdim=True).sqrt()
+            signal = signal + self.prediction_noise * level * noise.to(signal.device)
+        length = window.shape[1] - history
+        return predict_linear(signal, history, length, order, self.config.prediction_block)
 
     def initial_state(self) -> ModelState:
         return [None] * len(self.frame_tiers)
@@ -346,7 +415,9 @@ class SampleRNN(nn.Module):
         history, frame_size = self.history, self.sample_tier.frame_size
         # (B, L, FS): the frame_size codes before each target (a view, not a copy).
         previous = window[:, history - frame_size : -1].unfold(1, frame_size, 1)
-        return self.sample_tier(previous, conditioning), new_state
+        return self.sample_tier(
+            previous, conditioning, prediction=self.prediction(window)
+        ), new_state
 
 
 def detach_state(state: ModelState) -> ModelState:

@@ -26,7 +26,11 @@ def naive_logits(
         inputs = F.one_hot(previous, tier.q_levels).to(conditioning.dtype).flatten(-2)
     else:
         inputs = tier.embedding(previous).flatten(-2)  # (B, L, FS * E), materialised
-    return tier.head(tier.input(inputs) + conditioning), new_state
+    x = tier.input(inputs) + conditioning
+    predicted = model.prediction(window)
+    if predicted is not None:
+        x = x + tier.prediction_input(predicted)
+    return tier.head(x), new_state
 
 
 def naive_loss(
@@ -46,6 +50,8 @@ def naive_generate(model: SampleRNN, num_samples: int, seed: int = 0) -> torch.T
     draw; the LSTM and the upsampling at every frame boundary."""
     if len(model.frame_tiers) != 1 or model.sample_tier.embedding is None:
         raise ValueError("the straightforward generator handles 2-tier embedding models")
+    if model.config.linear_prediction:
+        raise ValueError("the straightforward generator has no linear prediction")
     generator = torch.Generator().manual_seed(seed)
     tier = model.sample_tier
     frame_tier = model.frame_tiers[0]

@@ -42,6 +42,7 @@ def set_up(
     torch.manual_seed(train_config.seed)
     model = SampleRNN(model_config).to(device)
     model.set_dropout(train_config.frame_dropout)
+    model.set_prediction_noise(train_config.prediction_noise)
     split = split_dataset(
         [f.length for f in dataset.files],
         [f.source.name for f in dataset.files],

@@ -69,9 +69,12 @@ def forward_backward(
     # (B, L, FS): the frame_size codes before each target (a view, not a copy).
     previous = window[:, history - tier.frame_size : -1].unfold(1, tier.frame_size, 1)
     step = max(1, slice_floats // (batch * tier.input.out_features))
+    prediction = model.prediction(window)
     if step >= length:
         conditioning, new_state = model.frame_tiers_pass(window, state)
         summed = tier.first_layer(previous, tier.input_tables())
+        if prediction is not None:
+            summed = summed + tier.prediction_input(prediction)
         loss = head_loss(tier, summed, conditioning, targets, 1.0 / targets.numel())
         bits = loss.item() / LOG2
         if math.isfinite(bits):
@@ -89,6 +92,8 @@ def forward_backward(
         part = slice(first * bottom.ratio, min((first + frames_per_slice) * bottom.ratio, length))
         conditioning = bottom.upsample_frames(features_leaf[:, frames])
         summed = tier.first_layer(previous[:, part], tables_leaf)
+        if prediction is not None:
+            summed = summed + tier.prediction_input(prediction[:, part])
         loss = head_loss(tier, summed, conditioning, targets[:, part], 1.0 / (batch * length))
         loss.backward()
         total += loss.detach()
@@ -178,7 +183,7 @@ class TrainingStep:
         inputs = None if train.input_noise == 0 else jitter(
             window, train.input_noise, self.model.sample_tier.q_levels, train.seed,
             state.iteration, self.rows, train.batch_size).to(self.device)  # fmt: skip
-        if train.frame_dropout > 0:
+        if train.frame_dropout > 0 or train.prediction_noise > 0:
             seed = mix_seed(mix_seed(train.seed, state.iteration), DROPOUT_SALT)
             self.model.set_dropout_draw(seed, self.rows, train.batch_size)
         window = window.to(self.device)
