@@ -86,8 +86,9 @@ def autoregress(
             if t % block == 0:
                 past = codes[:, position - prediction.FIT : position]
                 taps = prediction.fit_taps((past - zero).double(), order)
-            past = (codes[:, position - order : position] - zero).double().flip(-1)
-            x = x + model.sample_tier.prediction_input((past * taps).sum(1).float())
+            recent = (codes[:, position - order : position] - zero).double()
+            predicted = prediction.apply_taps(recent, taps)[:, 0].float()
+            x = x + model.sample_tier.prediction_input(predicted)
         logits = model.sample_tier.head(x)
         codes[:, position] = pick(t, logits)
     if on_codes is not None and num_samples > emitted:

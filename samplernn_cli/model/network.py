@@ -213,7 +213,6 @@ class SampleTier(nn.Module):
         # The linear prediction's input (model/prediction.py), added to the first layer's
         # output like the conditioning: a row for the level nearest the prediction, plus the
         # prediction's distance from that level times a learned vector.
-        self.prediction_order = prediction_order
         self.prediction_table: nn.Embedding | None = None
         self.prediction_distance: nn.Linear | None = None
         if prediction_order:
