@@ -48,9 +48,17 @@ def render(score: str, out: Path, soundfont: Path) -> float:
             old.activeSite.remove(old)
         part.insert(0, player())
     with tempfile.TemporaryDirectory() as tmp:
-        midi, raw = Path(tmp) / "score.mid", Path(tmp) / "raw.wav"
+        midi = Path(tmp) / "score.mid"
         parsed.write("midi", fp=str(midi))
         seconds = mido.MidiFile(str(midi)).length + 3  # and the reverb's tail
+        return synthesize(midi, out, soundfont, seconds)
+
+
+def synthesize(midi: Path, out: Path, soundfont: Path, seconds: float) -> float:
+    """Play ``midi`` through FluidSynth with ``soundfont`` (and its reverb) for ``seconds``
+    and write it to ``out`` (stereo, 44.1 kHz); return its length in s."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.wav"
         # FluidSynth's file renderer does not always stop at the end of the MIDI file, so it
         # is stopped once it has written the score's length (16-bit stereo after a 44-byte
         # header, whose length fields a stopped FluidSynth leaves unwritten).

@@ -31,6 +31,7 @@ import torch
 from samplernn_cli import __version__
 from samplernn_cli.audio import AudioSource
 from samplernn_cli.config import AudioConfig, LiveSettings, ModelConfig, TrainConfig
+from samplernn_cli.distance import Reference
 from samplernn_cli.errors import CheckpointError, ConfigError, OutputError
 from samplernn_cli.fileio import atomic_write, file_sha256
 from samplernn_cli.history import LossHistory
@@ -125,6 +126,12 @@ class TrainingSnapshot:
     parent: dict[str, Any] | None = None
     # The training audio's RMS level as the model hears it (dBFS), for generation.ranking.
     level_dbfs: float | None = None
+    # The training audio's statistics for the take-to-recording distance
+    # (distance.Reference.to_dict); None: not measured.
+    reference: dict[str, Any] | None = None
+    # The last generation round's takes' scores (generation.ranking.TakeScore.to_dict, best
+    # first) and its iteration; None: no round yet.
+    last_round: dict[str, Any] | None = None
     # The weights training goes on from, when ``weights`` are their average; None: the same.
     training_weights: dict[str, torch.Tensor] | None = None
 
@@ -145,7 +152,9 @@ class TrainingSnapshot:
                 "train_samples": sum(f.train_samples for f in self.inputs),
                 "val_samples": sum(f.val_samples for f in self.inputs),
                 **({} if self.level_dbfs is None else {"level_dbfs": self.level_dbfs}),
+                **({} if self.reference is None else {"reference": self.reference}),
             },
+            "last_round": self.last_round,
             "model": self.weights,
             **(
                 {} if self.training_weights is None else {"training_weights": self.training_weights}
@@ -219,6 +228,7 @@ def save_export(
                 "sequence_samples": progress.sequence_samples,
             },
             "summary": checkpoint.stored_summary,
+            "last_round": checkpoint.last_round,
             "environment": payload.get("environment", {}),
             "parent": checkpoint.parent,
             # An export of an export keeps naming the training checkpoint it all came from.
@@ -304,6 +314,26 @@ class Checkpoint:
         """RMS level of the training audio as the model heard it, where recorded."""
         level = self._recorded("level_dbfs")
         return float(level) if isinstance(level, (int, float)) else None
+
+    @property
+    def reference(self) -> Reference | None:
+        """The training audio's statistics for the take-to-recording distance, where
+        recorded (None in files written before it, or where they are unreadable: takes are
+        then ranked as before)."""
+        stored = self._recorded("reference")
+        if not isinstance(stored, dict):
+            return None
+        try:
+            return Reference.from_dict(stored)
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError):
+            return None
+
+    @property
+    def last_round(self) -> dict[str, Any] | None:
+        """The last generation round's iteration and its takes' scores, best first, where
+        recorded."""
+        stored = self.payload.get("last_round")
+        return stored if isinstance(stored, dict) else None
 
     @property
     def codes_sha256(self) -> str | None:

@@ -1,5 +1,6 @@
-"""What a listener would notice about a clip, as numbers: its level, how noise-like its
-spectrum is (flatness), where its spectrum's weight lies (centroid)."""
+"""What a listener would notice about a clip, as numbers: its level, how much of it is near
+silence, how noise-like its spectrum is (flatness), where its spectrum's weight lies
+(centroid)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,25 @@ def level_dbfs(audio: np.ndarray | torch.Tensor) -> float:
     samples = np.asarray(audio, dtype=np.float64)
     rms = float(np.sqrt(np.mean(np.square(samples)))) if samples.size else 0.0
     return 20 * float(np.log10(rms + 1e-12))
+
+
+# Near silence is judged in frames of this length, as frames this far below the level of
+# the audio the model learned.
+QUIET_FRAME_SECONDS = 0.064
+QUIET_FRAME_DB = 40.0
+
+
+def quiet_share(audio: np.ndarray | torch.Tensor, rate: int, floor_dbfs: float) -> float:
+    """Share of the clip's :data:`QUIET_FRAME_SECONDS` frames whose RMS level lies below
+    ``floor_dbfs`` (a clip shorter than one frame is one frame)."""
+    samples = np.asarray(audio, dtype=np.float64).reshape(-1)
+    frame = max(1, round(QUIET_FRAME_SECONDS * rate))
+    if samples.size >= frame:
+        frames = samples[: samples.size // frame * frame].reshape(-1, frame)
+    else:
+        frames = samples.reshape(1, -1)
+    levels = 10 * np.log10(np.mean(np.square(frames), axis=1) + 1e-24)
+    return float(np.mean(levels < floor_dbfs))
 
 
 def spectral_stats(audio: np.ndarray | torch.Tensor, sample_rate: int) -> dict[str, float]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 # The random streams of training, each drawn from mix_seed(mix_seed(seed, epoch or
 # iteration), its salt): where sequences start (per epoch), their gains (per epoch), the
 # input noise (per iteration), frame dropout's masks (per iteration, then per frame tier),
-# which sequences play upside down (per epoch).
-STARTS_SALT, GAIN_SALT, NOISE_SALT, DROPOUT_SALT, FLIP_SALT = 0, 1, 2, 3, 4
+# which sequences play upside down (per epoch), which start from silence (per epoch).
+STARTS_SALT, GAIN_SALT, NOISE_SALT, DROPOUT_SALT, FLIP_SALT, COLD_SALT = 0, 1, 2, 3, 4, 5
 
 
 def mix_seed(seed: int, salt: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 from typing import Any
 
 import torch
@@ -29,6 +30,23 @@ def _weights_dtype(weights: dict[str, torch.Tensor]) -> str:
     """The floating-point type of the weights ("float32", "float16", "bfloat16")."""
     kinds = {str(t.dtype).removeprefix("torch.") for t in weights.values() if t.is_floating_point()}
     return "/".join(sorted(kinds)) or "none"
+
+
+def _last_round(checkpoint: Checkpoint) -> dict[str, Any] | None:
+    """The last generation round's iteration, the median distance of its clips to the
+    training audio, its trap count and each clip's scores (best first); None before one."""
+    stored = checkpoint.last_round
+    if stored is None:
+        return None
+    takes = [t for t in stored.get("takes", []) if isinstance(t, dict)]
+    distances = [t.get("distance") for t in takes]
+    distances = [d for d in distances if isinstance(d, (int, float)) and not math.isnan(d)]
+    return {
+        "iteration": stored.get("iteration"),
+        "median_distance": float(statistics.median(distances)) if distances else None,
+        "traps": sum(1 for t in takes if t.get("trap")),
+        "takes": takes,
+    }
 
 
 def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
@@ -124,6 +142,7 @@ def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
         "audio": checkpoint.audio.to_dict(),
         "live": checkpoint.live.to_dict(),
         "environment": payload.get("environment", {}),
+        "last_round": _last_round(checkpoint),
         "loss_curve": [list(p) for p in _downsample(history.finite_losses(), curve_points)],
         "val_curve": [list(point) for point in history.validations],
     }

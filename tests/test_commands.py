@@ -103,8 +103,11 @@ def test_candidates_keep_the_best_takes_best_first(trained: Path, tmp_path: Path
     assert kept[0]["bits"] <= kept[1]["bits"]
     assert all(t["bits"] >= kept[1]["bits"] for t in takes[2:] if t["trap"] is None)
     for take in takes:
-        assert set(take) == {"path", "kept", "take", "bits", "level_dbfs", "silent_share",
-                             "loop_correlation", "flatness", "trap"}  # fmt: skip
+        assert set(take) == {"path", "kept", "take", "bits", "distance", "level_dbfs",
+                             "silent_share", "loop_correlation", "flatness", "trap"}  # fmt: skip
+        # A second of training audio is too little to measure the distance against: the
+        # takes are ranked by their bits, as before the distance.
+        assert take["distance"] is None
         assert 0 < take["bits"] < 5  # 32 levels: at most 5 bits
         assert (take["path"] is None) != take["kept"]
     # The same seed gives the same takes, whatever the batches; a take is what it would be

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from samplernn_cli.config import ModelConfig
 from samplernn_cli.data import augment
 from samplernn_cli.data.augment import (
-    epoch_flips,
+    epoch_draws,
     epoch_gains,
     jitter,
     shifted,
@@ -28,6 +28,7 @@ from samplernn_cli.errors import AudioError
 from samplernn_cli.evaluation import evaluate_bits
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.quantize import Quantizer
+from samplernn_cli.seeding import COLD_SALT, FLIP_SALT
 
 
 def shifted_codes(source: np.ndarray, count: int, quantizer: Quantizer) -> list[np.ndarray]:
@@ -432,10 +433,10 @@ def test_polarity_flips_play_a_share_of_sequences_upside_down_for_an_epoch(
     flipped = SequencePlan([codes], segments, **settings, polarity_flip=0.5)
     off = SequencePlan([codes], segments, **settings, polarity_flip=0.0)
     assert torch.equal(off.batch(2, 1), plain.batch(2, 1))
-    drawn = [epoch_flips(5, epoch, plain.num_sequences, 0.5) for epoch in range(3)]
+    drawn = [epoch_draws(5, epoch, plain.num_sequences, 0.5, FLIP_SALT) for epoch in range(3)]
     assert not torch.equal(drawn[0], drawn[1])
     assert 0.3 < torch.cat(drawn).float().mean() < 0.7
-    assert not epoch_flips(5, 0, plain.num_sequences, 0.0).any()
+    assert not epoch_draws(5, 0, plain.num_sequences, 0.0, FLIP_SALT).any()
     for epoch, flips in enumerate(drawn):
         order = plain.order(epoch)
         for index in range(plain.batches_per_epoch):
@@ -452,6 +453,35 @@ def test_polarity_flips_play_a_share_of_sequences_upside_down_for_an_epoch(
                 )
                 silent = clean[row] == quantizer.zero_code
                 assert torch.equal(played[row][silent], clean[row][silent])
+
+
+def test_cold_starts_give_a_share_of_sequences_a_silent_past_for_an_epoch() -> None:
+    """With cold_starts, a share of an epoch's sequences (drawn from seed and epoch, apart
+    from the flips) start from silence: their context before the first target is the zero
+    code, their targets untouched; the rest are as without."""
+    quantizer = Quantizer("linear", 256)
+    t = torch.arange(8000, dtype=torch.float32)
+    codes = quantizer.encode(0.6 * torch.sin(t * 0.05) + 0.2 * torch.sin(t * 0.31))
+    settings = dict(history=40, zero_code=quantizer.zero_code, sequence_length=160,
+                    chunk_length=32, batch_size=5, seed=5, quantizer=quantizer)  # fmt: skip
+    segments = [Segment(0, 1000, 7000)]
+    plain = SequencePlan([codes], segments, **settings)
+    cold = SequencePlan([codes], segments, **settings, cold_starts=0.5)
+    drawn = [epoch_draws(5, epoch, plain.num_sequences, 0.5, COLD_SALT) for epoch in range(3)]
+    flips = epoch_draws(5, 0, plain.num_sequences, 0.5, FLIP_SALT)
+    assert not torch.equal(drawn[0], drawn[1]) and not torch.equal(drawn[0], flips)
+    seen = 0
+    for epoch, colds in enumerate(drawn):
+        order = plain.order(epoch)
+        for index in range(plain.batches_per_epoch):
+            clean, played = plain.batch(epoch, index), cold.batch(epoch, index)
+            assert torch.equal(played[:, 40:], clean[:, 40:])  # the targets, as they were
+            chosen = order[index * 5 : (index + 1) * 5]
+            for row, silent in enumerate(colds[chosen].tolist()):
+                expected = torch.full((40,), quantizer.zero_code) if silent else clean[row, :40]
+                assert torch.equal(played[row, :40], expected)
+                seen += silent
+    assert 0 < seen < 3 * plain.num_sequences
 
 
 def test_input_noise_moves_a_share_of_codes_by_one_level() -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
+from samplernn_cli.distance import Reference, measure_reference
 from samplernn_cli.generation.ranking import (
     LOOP_CORRELATION,
     TakeScore,
     describe_traps,
     loop_correlation,
+    median_distance,
     rank,
     score_take,
 )
@@ -99,7 +103,7 @@ def test_noise_is_a_trap() -> None:
 
 def test_ranking_keeps_order_for_ties_and_puts_traps_last() -> None:
     def take(n: int, bits: float, trap: str | None = None) -> TakeScore:
-        return TakeScore(n, bits, -20.0, 0.0, 0.1, 0.05, trap)
+        return TakeScore(n, bits, float("nan"), -20.0, 0.0, 0.1, 0.05, trap)
 
     scores = [
         take(1, 3.0),
@@ -111,3 +115,48 @@ def test_ranking_keeps_order_for_ties_and_puts_traps_last() -> None:
     assert [s.take for s in rank(scores)] == [3, 4, 1, 2, 5]
     assert describe_traps(scores) == "1 silent, 1 a loop"
     assert describe_traps(scores[:1]) == ""
+
+
+@pytest.fixture(scope="module")
+def melody_reference() -> Reference:
+    """The reference statistics of 12 s of plucked notes."""
+    return measure_reference([np.concatenate([melody(s) for s in range(4)])], RATE)
+
+
+def test_takes_far_quieter_than_the_recording_are_quiet(melody_reference: Reference) -> None:
+    take = melody(7)
+    level = melody_reference.level_dbfs
+    assert score_take(1, take, RATE, 3.0, None, melody_reference).trap is None
+    # 20 dB down: well under the quietest pieces of the recording, yet not silence.
+    quieter = (take * 0.1).astype(np.float32)
+    assert score_take(1, quieter, RATE, 3.0, None, melody_reference).trap == "quiet"
+    assert score_take(1, quieter, RATE, 3.0, level).trap is None  # no reference: as before
+    # Mostly near-silent frames with a few loud notes (the level alone would pass it).
+    gappy = take.copy()
+    gappy[: int(0.6 * gappy.size)] *= 1e-3
+    measured = score_take(1, gappy, RATE, 3.0, None, melody_reference)
+    assert measured.trap == "quiet" and measured.silent_share > 0.5
+
+
+def test_the_noise_bar_follows_the_recording() -> None:
+    rng = np.random.default_rng(5)
+    white = rng.uniform(-0.5, 0.5, int(SECONDS * RATE)).astype(np.float32)
+    tonal = measure_reference([np.concatenate([melody(s) for s in range(4)])], RATE)
+    assert score_take(1, white, RATE, 3.0, None, tonal).trap == "noise"
+    # A recording of rain is nearly white: white noise is near it, not a trap.
+    rain = measure_reference([rng.normal(0, 0.1, 12 * RATE) * (1 + rng.random(12 * RATE))], RATE)
+    measured = score_take(1, white, RATE, 3.0, None, rain)
+    assert measured.trap is None and measured.distance < 3
+
+
+def test_takes_rank_by_their_distance_and_by_bits_without_one() -> None:
+    def take(n: int, bits: float, distance: float, trap: str | None = None) -> TakeScore:
+        return TakeScore(n, bits, distance, -20.0, 0.0, 0.1, 0.05, trap)
+
+    scores = [take(1, 2.0, 3.0), take(2, 3.0, 1.5), take(3, 1.0, 0.5, "quiet"), take(4, 2.5, 1.5)]
+    assert [s.take for s in rank(scores)] == [4, 2, 1, 3]  # a tie goes to the lower bits
+    assert median_distance(scores) == pytest.approx(1.5)
+    unmeasured = [take(1, 2.0, math.nan), take(2, 1.0, math.nan)]
+    assert [s.take for s in rank(unmeasured)] == [2, 1]
+    assert math.isnan(median_distance(unmeasured))
+    assert describe_traps(scores) == "1 quiet"

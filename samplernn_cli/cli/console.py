@@ -228,6 +228,17 @@ def _describe_inputs(source: dict) -> str:
     return f"{len(files)} files, {_duration(source['duration_s'])}; {split} ({held})"
 
 
+def _describe_round(round_: dict) -> str:
+    """'iteration 3,000: 4 clips, median distance 2.31 to the training audio, 1 trap'."""
+    takes = round_["takes"]
+    words = [f"iteration {round_['iteration']:,}: {len(takes)} clips"]
+    if round_["median_distance"] is not None:
+        words.append(f"median distance {round_['median_distance']:.2f} to the training audio")
+    traps = round_["traps"]
+    words.append(f"{traps} trap{'s' if traps != 1 else ''}" if traps else "no traps")
+    return ", ".join(words)
+
+
 def render_checkpoint(summary: dict) -> None:
     """The human summary of ``samplernn inspect-checkpoint`` on stdout."""
     console = Console()
@@ -293,6 +304,8 @@ def render_checkpoint(summary: dict) -> None:
             "validation curve",
             Text(f"{sparkline(val_curve)}  {val_curve[0]:.2f} -> {val_curve[-1]:.2f} bits"),
         )
+    if summary["last_round"] is not None:
+        table.add_row("last clips", Text(_describe_round(summary["last_round"])))
     console.print(table)
     files = source["files"]
     if len(files) > 1:

@@ -112,6 +112,14 @@ class TrainConfig(Settings):
         "waveforms to learn from the same recording, so the model memorises less. 0: off.",
         legacy=0.0, inherited=True,
     )  # fmt: skip
+    cold_starts: float = setting(
+        0.0, "cold_starts", float, 0.0, 1.0, flags=("--cold-starts",),
+        help="Probability that a training sequence starts from silence for an epoch, drawn "
+        "anew every epoch: its past is replaced by silence, so it starts as generation does "
+        "(the reset state and a silent past) and the model learns to leave that silence. "
+        "0: off.",
+        legacy=0.0, inherited=True,
+    )  # fmt: skip
     input_noise: float = setting(
         0.0, "input_noise", float, 0.0, 1.0, flags=("--input-noise",),
         help="Probability that a sample the model sees as input (never a target) is moved "

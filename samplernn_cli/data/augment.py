@@ -22,7 +22,7 @@ from samplernn_cli.audio import resample_stream
 from samplernn_cli.data.cache import cache_folder, stored_codes
 from samplernn_cli.data.split import Segment, whole_chunks
 from samplernn_cli.quantize import Quantizer
-from samplernn_cli.seeding import FLIP_SALT, GAIN_SALT, NOISE_SALT, mix_seed
+from samplernn_cli.seeding import GAIN_SALT, NOISE_SALT, mix_seed
 
 logger = logging.getLogger("samplernn")
 
@@ -214,13 +214,14 @@ def regain(codes: torch.Tensor, gains: torch.Tensor, quantizer: Quantizer) -> to
     return quantizer.encode(audio).to(codes.dtype)
 
 
-def epoch_flips(seed: int, epoch: int, count: int, probability: float) -> torch.Tensor:
+def epoch_draws(seed: int, epoch: int, count: int, probability: float, salt: int) -> torch.Tensor:
     """(count,) bools, one per training sequence, each True with ``probability``, drawn
-    from (seed, epoch): which sequences play upside down (polarity inverted) this epoch.
-    All False when ``probability`` is 0."""
+    from (seed, epoch) and the stream's ``salt``: which sequences play upside down this
+    epoch (FLIP_SALT), which start from silence (COLD_SALT). All False when ``probability``
+    is 0."""
     if probability <= 0.0:
         return torch.zeros(count, dtype=torch.bool)
-    generator = torch.Generator().manual_seed(mix_seed(mix_seed(seed, epoch), FLIP_SALT))
+    generator = torch.Generator().manual_seed(mix_seed(mix_seed(seed, epoch), salt))
     return torch.rand(count, generator=generator, dtype=torch.float64) < probability
 
 

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from samplernn_cli.config import ModelConfig, TrainConfig
-from samplernn_cli.data.augment import epoch_flips, epoch_gains, flip, regain, with_copies
+from samplernn_cli.data.augment import epoch_draws, epoch_gains, flip, regain, with_copies
 from samplernn_cli.data.split import Segment, whole_chunks
 from samplernn_cli.quantize import Quantizer
-from samplernn_cli.seeding import STARTS_SALT, mix_seed
+from samplernn_cli.seeding import COLD_SALT, FLIP_SALT, STARTS_SALT, mix_seed
 
 
 def read_rows(
@@ -68,7 +68,10 @@ class SequencePlan:
     at other levels, not its exact codes. With ``polarity_flip`` above 0, each sequence
     plays upside down (:func:`~samplernn_cli.data.augment.flip`) for an epoch with that
     probability, drawn from (seed, epoch). Every sequence carries ``history`` samples of real
-    context before its first target (silence before the start of a file).
+    context before its first target (silence before the start of a file); with
+    ``cold_starts`` above 0, a sequence's context is silence instead for an epoch with that
+    probability, drawn from (seed, epoch): it starts as generation does, from the reset state
+    and a silent past.
     """
 
     def __init__(
@@ -85,6 +88,7 @@ class SequencePlan:
         random_starts: bool = False,
         min_gain: float = 1.0,
         polarity_flip: float = 0.0,
+        cold_starts: float = 0.0,
         quantizer: Quantizer | None = None,
     ) -> None:
         if not segments or min(s.length for s in segments) < chunk_length:
@@ -133,6 +137,7 @@ class SequencePlan:
             raise ValueError("polarity flips need the quantizer")
         self.min_gain = min_gain
         self.polarity_flip = polarity_flip
+        self.cold_starts = cold_starts
         self.quantizer = quantizer
         self.batches_per_epoch = self.num_sequences // batch_size
 
@@ -170,8 +175,12 @@ class SequencePlan:
             codes = regain(codes, gains[chosen], self.quantizer)
         if self.polarity_flip > 0.0:
             assert self.quantizer is not None
-            flips = epoch_flips(self.seed, epoch, self.num_sequences, self.polarity_flip)
+            flips = epoch_draws(self.seed, epoch, self.num_sequences, self.polarity_flip,
+                                FLIP_SALT)  # fmt: skip
             codes = flip(codes, flips[chosen], self.quantizer)
+        if self.cold_starts > 0.0:
+            colds = epoch_draws(self.seed, epoch, self.num_sequences, self.cold_starts, COLD_SALT)
+            codes[colds[chosen], : self.history] = self.zero_code
         return codes
 
     def window(self, batch: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -211,6 +220,7 @@ def training_plan(
         random_starts=train.sequence_starts == "random",
         min_gain=train.min_gain,
         polarity_flip=train.polarity_flip,
+        cold_starts=train.cold_starts,
         quantizer=quantizer,
         **lengths,
     )

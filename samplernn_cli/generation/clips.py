@@ -183,7 +183,7 @@ def generate_files(
         paths = _output_paths(out_dir, prefix, f".{settings.file_format}", settings.count)
     temperatures = settings.clip_temperatures()
     ranking = settings.candidates is not None
-    reference = checkpoint.training_level_dbfs
+    level, reference = checkpoint.training_level_dbfs, checkpoint.reference
 
     started = time.perf_counter()
     takes = settings.takes
@@ -224,7 +224,8 @@ def generate_files(
         )
         audio_out = model.quantizer.decode(batch.codes.cpu())
         if ranking or score:
-            scores += score_takes(audio_out, batch.bits_per_sample, rate, reference, first=first)
+            scores += score_takes(audio_out, batch.bits_per_sample, rate, level, reference,
+                                  first=first)  # fmt: skip
         for row in range(count):
             if ranking:
                 held.append(audio_out[row])

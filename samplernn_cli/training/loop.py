@@ -40,7 +40,11 @@ from samplernn_cli.training.requests import (
 )
 from samplernn_cli.training.restore import restore_run, start_weights
 from samplernn_cli.training.rounds import GenerationRounds
-from samplernn_cli.training.saving import CheckpointWriter, training_level_dbfs
+from samplernn_cli.training.saving import (
+    CheckpointWriter,
+    training_level_dbfs,
+    training_reference,
+)
 from samplernn_cli.training.setup import set_up
 from samplernn_cli.training.state import RunState
 from samplernn_cli.training.step import TrainingStep
@@ -96,17 +100,20 @@ class Trainer:
             self.model, dataset, self.split, self.plan, best_model=self.run.best_model,
             average=self.average, board=board, stop=stop, dist=dist,
         )  # fmt: skip
-        # What checkpoints record and the rounds' silence rule compares clips with.
+        # What checkpoints record and the rounds' traps and distance compare clips with
+        # (rank 0 writes both).
         level = training_level_dbfs(dataset, self.model.quantizer)
+        reference = training_reference(dataset, self.split, self.model.quantizer) \
+            if self.is_main else None  # fmt: skip
         self.rounds = GenerationRounds(
             self.model, self.run, dataset, self.split, seed=request.train.seed,
             average=self.average, board=board, should_stop=lambda: stop.interrupted,
-            level_dbfs=level,
+            level_dbfs=level, reference=reference,
         )  # fmt: skip
         self.writer = CheckpointWriter(
             request=request, dataset=dataset, split=self.split, plan=self.plan,
             model=self.model, optimizer=self.optimizer, average=self.average, live=self.live,
-            board=board, device=device, dist=dist, level_dbfs=level,
+            board=board, device=device, dist=dist, level_dbfs=level, reference=reference,
         )  # fmt: skip
 
     def restore(self, checkpoint: Checkpoint, *, own_folder: bool) -> None:

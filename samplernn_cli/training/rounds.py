@@ -1,16 +1,17 @@
 """A run's generation rounds: every ``generate_every`` iterations, rank 0 generates
 ``num_generated`` clips with the model as it stands (its averaged weights, when the run
-averages them), ranks them as ``generate --candidates`` does (traps last, the rest by the
-model's own bits per sample: :mod:`samplernn_cli.generation.ranking`), writes them best
+averages them), ranks them as ``generate --candidates`` does (traps last, the rest by their
+distance to the training audio: :mod:`samplernn_cli.generation.ranking`), writes them best
 first as ``NAME_epoch_E_iter_I_N.wav``, draws the round's picture (``NAME_epoch_E_iter_I.png``:
-the loss curves and the clips' spectrograms, with their scores, beside the training audio's)
-and hands the clips and their scores to TensorBoard. A round whose clips are all traps is
-reported with a warning.
+the loss curves and the clips' spectrograms, with their scores, beside the training audio's),
+hands the clips and their scores to TensorBoard and keeps the scores in the run state (for
+the next checkpoint). A round whose clips are all traps is reported with a warning.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,8 +24,15 @@ from samplernn_cli.audio import write_audio
 from samplernn_cli.config import LiveSettings
 from samplernn_cli.data.cache import Dataset
 from samplernn_cli.data.split import DataSplit
+from samplernn_cli.distance import Reference
 from samplernn_cli.generation.engine import generate_takes
-from samplernn_cli.generation.ranking import TakeScore, describe_traps, rank, score_takes
+from samplernn_cli.generation.ranking import (
+    TakeScore,
+    describe_traps,
+    median_distance,
+    rank,
+    score_takes,
+)
 from samplernn_cli.generation.sampling import GenerationStopped
 from samplernn_cli.history import LossHistory
 from samplernn_cli.model import SampleRNN
@@ -59,10 +67,12 @@ class GenerationRounds:
         board: TensorBoardLog,
         should_stop: Callable[[], bool],
         level_dbfs: float | None = None,
+        reference: Reference | None = None,
     ) -> None:
         """``seed``: the run's (each round's clips draw from it mixed with the iteration);
         ``should_stop``: polled while the clips are made (a signal cuts the round short);
-        ``level_dbfs``: the training audio's level, for the silence rule."""
+        ``level_dbfs``: the training audio's level, for the silence rule; ``reference``: its
+        statistics, for the distance and the quiet rule (None: not measured)."""
         self.model = model
         self.run = run
         self.dataset = dataset
@@ -72,6 +82,7 @@ class GenerationRounds:
         self.board = board
         self.should_stop = should_stop
         self.level_dbfs = level_dbfs
+        self.reference = reference
 
     def generate(self, state: RunState, live: LiveSettings) -> None:
         """The round at ``state.iteration``, with the live settings' length, number of clips
@@ -87,9 +98,12 @@ class GenerationRounds:
                 iteration=state.iteration,
                 should_stop=self.should_stop,
                 level_dbfs=self.level_dbfs,
+                reference=self.reference,
             )
         if clips is None:
             return
+        state.last_round = {"iteration": clips.iteration,
+                            "takes": [s.to_dict() for s in clips.scores]}  # fmt: skip
         rate = self.dataset.sample_rate
         truth = training_piece(self.dataset, self.split, self.model.quantizer, clips.audio.shape[1])
         write_round_picture(self.run, clips, truth, sample_rate=rate, history=state.history)
@@ -109,9 +123,18 @@ class GeneratedClips:
 
     @property
     def labels(self) -> list[str]:
-        """Each clip's score in a few words: "3.12 bits" or "silence (2.10 bits)"."""
-        return [f"{s.trap} ({s.bits:.2f} bits)" if s.trap else f"{s.bits:.2f} bits"
-                for s in self.scores]  # fmt: skip
+        """Each clip's score in a few words: "distance 1.84, 3.12 bits", "quiet (distance
+        9.20, 2.10 bits)", or without a distance "3.12 bits"."""
+        return [describe_take(s) for s in self.scores]
+
+
+def describe_take(score: TakeScore) -> str:
+    """A take's scores in a few words: "distance 1.84, 3.12 bits" ("3.12 bits" where no
+    distance was measured), within "silence (...)" for a trap."""
+    words = f"{score.bits:.2f} bits"
+    if not math.isnan(score.distance):
+        words = f"distance {score.distance:.2f}, {words}"
+    return f"{score.trap} ({words})" if score.trap else words
 
 
 def generate_clips(
@@ -125,10 +148,12 @@ def generate_clips(
     iteration: int,
     should_stop: Callable[[], bool],
     level_dbfs: float | None = None,
+    reference: Reference | None = None,
 ) -> GeneratedClips | None:
     """The ``num_generated`` clips of a generation round, ranked and written best first as
     ``NAME_epoch_E_iter_I_N.wav`` (None if ``should_stop`` fires while they are made).
-    ``level_dbfs``: the training audio's level, for the silence rule."""
+    ``level_dbfs``, ``reference``: the training audio's level and statistics (see
+    :class:`GenerationRounds`)."""
     num_samples = max(1, round(live.length * sample_rate))
     started = time.perf_counter()
     model.eval()
@@ -148,7 +173,7 @@ def generate_clips(
     finally:
         model.train()
     audio = model.quantizer.decode(takes.codes.cpu())
-    scores = rank(score_takes(audio, takes.bits_per_sample, sample_rate, level_dbfs))
+    scores = rank(score_takes(audio, takes.bits_per_sample, sample_rate, level_dbfs, reference))
     audio = audio[[s.take - 1 for s in scores]]
     paths = []
     for number in range(live.num_generated):
@@ -157,7 +182,10 @@ def generate_clips(
     seconds = time.perf_counter() - started
     rate = live.num_generated * num_samples / seconds
     good = [s for s in scores if s.trap is None]
-    best = f"best {good[0].bits:.2f} bits" if good else "no clip worth keeping"
+    best = f"best: {describe_take(good[0])}" if good else "no clip worth keeping"
+    median = median_distance(scores)
+    if not math.isnan(median):
+        best = f"median distance {median:.2f}, {best}"
     logger.info(
         f"generated {live.num_generated} clips of {live.length:g} s in "
         f"{format_seconds(seconds)} ({rate:,.0f} samples/s), {best}: {paths[0].name} ..."

@@ -20,6 +20,7 @@ from samplernn_cli.checkpoint import InputFile, TrainingSnapshot, save_checkpoin
 from samplernn_cli.data.cache import Dataset
 from samplernn_cli.data.plan import SequencePlan
 from samplernn_cli.data.split import DataSplit
+from samplernn_cli.distance import Reference, measure_reference, stretches
 from samplernn_cli.errors import OutputError
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.quantize import Quantizer
@@ -70,6 +71,26 @@ def training_level_dbfs(dataset: Dataset, quantizer: Quantizer) -> float:
     return 10 * math.log10(energy / max(count, 1) + 1e-24)
 
 
+def training_reference(
+    dataset: Dataset, split: DataSplit, quantizer: Quantizer
+) -> Reference | None:
+    """The training parts' statistics for the take-to-recording distance, as the model hears
+    them (decoded codes; for hours of audio, spread stretches of it), or None where there is
+    too little training audio to measure them (a warning says so)."""
+    segments = split.train
+    pieces = []
+    for index, start, length in stretches([s.length for s in segments], dataset.sample_rate):
+        segment = segments[index]
+        codes = dataset.files[segment.file].codes[segment.start + start :
+                                                  segment.start + start + length]  # fmt: skip
+        pieces.append(quantizer.decode(torch.from_numpy(np.array(codes, dtype=np.int64))))
+    try:
+        return measure_reference(pieces, dataset.sample_rate)
+    except ValueError as exc:
+        logger.warning(f"clips will be ranked by their bits alone: {exc}")
+        return None
+
+
 @dataclass(kw_only=True)
 class CheckpointWriter:
     """Takes snapshots of a session and writes its periodic checkpoints."""
@@ -88,6 +109,7 @@ class CheckpointWriter:
     device: torch.device
     dist: Distributed | None
     level_dbfs: float  # the training audio's (training_level_dbfs), recorded in checkpoints
+    reference: Reference | None  # the training audio's (training_reference), recorded too
     # Where the starting weights came from (checkpoint.provenance), kept by every
     # checkpoint of the run; None: trained from scratch.
     parent: dict[str, Any] | None = None
@@ -139,6 +161,8 @@ class CheckpointWriter:
             device=str(self.device),
             parent=self.parent,
             level_dbfs=round(self.level_dbfs, 2),
+            reference=None if self.reference is None else self.reference.to_dict(),
+            last_round=state.last_round,
         )
 
     def _all_rows(self, tensor: torch.Tensor) -> torch.Tensor:

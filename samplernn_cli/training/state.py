@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -30,6 +31,9 @@ class RunState:
     last_checkpoint_iteration: int = -1
     lr_halvings: int = 0  # by the plateau schedule (TrainConfig.patience)
     stale_validations: int = 0  # in a row without a new best, since the last halving
+    # The last generation round: its iteration and its takes' scores, best first
+    # (checkpoint.TrainingSnapshot.last_round).
+    last_round: dict[str, Any] | None = None
 
     @property
     def lr_scale(self) -> float:
@@ -80,5 +84,6 @@ class RunState:
             last_checkpoint_iteration=progress.iteration,
             lr_halvings=progress.lr_halvings or 0,
             stale_validations=progress.stale_validations or 0,
+            last_round=checkpoint.last_round,
             **position,
         )

@@ -24,6 +24,7 @@ import torch
 
 from samplernn_cli.config import LiveSettings
 from samplernn_cli.errors import ConfigError, OutputError
+from samplernn_cli.generation.ranking import median_distance
 from samplernn_cli.pictures import MAX_CLIPS_DRAWN, spectrogram_pair
 
 if TYPE_CHECKING:
@@ -130,21 +131,26 @@ class TensorBoardLog:
                 )
 
     def scores(self, iteration: int, scores: Sequence[TakeScore]) -> None:
-        """A round's clips' scores (best first): the best clip's bits per sample and the
-        number of traps as scalars, and every clip's scores as a table."""
+        """A round's clips' scores (best first): the median distance of the clips to the
+        training audio, the best clip's bits per sample and the number of traps as scalars,
+        and every clip's scores as a table."""
         if self._writer is None:
             return
         good = [s for s in scores if s.trap is None]
+        distance = median_distance(list(scores))
+        if math.isfinite(distance):
+            self._writer.add_scalar("generation/distance", distance, iteration)
         if good:
             self._writer.add_scalar("generation/best_clip_bits", good[0].bits, iteration)
         self._writer.add_scalar("generation/traps", len(scores) - len(good), iteration)
         rows = [
-            f"| {n} | {s.bits:.3f} | {s.level_dbfs:.1f} | {s.silent_share:.2f} | "
-            f"{s.loop_correlation:.2f} | {s.flatness:.3f} | {s.trap or ''} |"
+            f"| {n} | {s.distance:.2f} | {s.bits:.3f} | {s.level_dbfs:.1f} | "
+            f"{s.silent_share:.2f} | {s.loop_correlation:.2f} | {s.flatness:.3f} | "
+            f"{s.trap or ''} |"
             for n, s in enumerate(scores, 1)
         ]
-        header = ("| clip | bits | level dBFS | silent | loop | flatness | trap |\n"
-                  "|---|---|---|---|---|---|---|\n")  # fmt: skip
+        header = ("| clip | distance | bits | level dBFS | silent | loop | flatness | trap |\n"
+                  "|---|---|---|---|---|---|---|---|\n")  # fmt: skip
         self._writer.add_text("generation/scores", header + "\n".join(rows), iteration)
 
     def flush(self) -> None:
