@@ -9,6 +9,9 @@ temporary folder, and the recording is written as FLAC:
     python benchmarks/outdoor_clip.py /tmp/clips/outdoor.flac
     python benchmarks/quality.py --budgets 150,600 /tmp/clips/outdoor.flac
 
+`--recording` takes another of the package's ambiences, e.g. `birch_forest/sounds/night.ogg`
+(131 s at 48 kHz: birds singing at night over a quiet hum).
+
 Needs a Debian or Ubuntu system whose apt sources carry `megaglest-data` (about 240 MB).
 """
 
@@ -22,13 +25,15 @@ from pathlib import Path
 import soundfile
 
 PACKAGE = "megaglest-data"
-RECORDING = "usr/share/games/megaglest/tilesets/fernland/sounds/day.ogg"
+TILESETS = "usr/share/games/megaglest/tilesets"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="the FLAC file to write")
     parser.add_argument("--deb", type=Path, help="an already downloaded megaglest-data .deb")
+    parser.add_argument("--recording", default="fernland/sounds/day.ogg",
+                        help="which, under the package's tilesets/")  # fmt: skip
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -38,7 +43,8 @@ def main() -> None:
             subprocess.run(["apt-get", "download", PACKAGE], cwd=folder, check=True)
             deb = next(folder.glob(f"{PACKAGE}_*.deb"))
         subprocess.run(["dpkg-deb", "-x", str(deb), str(folder / "root")], check=True)
-        audio, rate = soundfile.read(str(folder / "root" / RECORDING), dtype="float32")
+        recording = folder / "root" / TILESETS / args.recording
+        audio, rate = soundfile.read(str(recording), dtype="float32")
     soundfile.write(str(args.out), audio, rate)
     print(f"{args.out}: {len(audio) / rate:.1f} s")
 

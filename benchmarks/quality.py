@@ -14,8 +14,9 @@ budget, holding out its last 10 %:
 
 Then each makes `--takes` takes of `--take-seconds` from fixed seeds (ours: `samplernn
 generate CKPT --count N --seed 1`, every take kept; the 2022 scheme: `seedref.py generate
---batched --seed 1`), and each take is measured against the excerpt's training part, at the
-excerpt's own scale (ours divided by the gain training gave the excerpt):
+--batched --seed 1`), and each take is measured against the excerpt's training part as
+`samplernn train` hears it (peak-normalised and quantized to 256 linear levels; the 2022
+scheme's takes brought to the same scale, its levels spaced alike):
 
 * distance: `samplernn_cli.distance` (1: as close as the recording's own pieces as long);
 * log-mel distance: the Fréchet distance of the log-mel bands and their deltas alone (80
@@ -62,6 +63,7 @@ from samplernn_cli.distance import (
 )
 from samplernn_cli.generation.ranking import TRAPS, score_take
 from samplernn_cli.pictures import _colour_range, _draw_spectrogram, _figure, mel_spectrogram
+from samplernn_cli.quantize import Quantizer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -71,6 +73,17 @@ RATE = 16000
 SMALL = ["--hidden_size", "256", "--rnn_layers", "1", "--frame_size", "16", "--embed_size",
          "64", "--quantization", "256", "--batch_size", "16"]  # fmt: skip
 VAL_FRACTION = 0.1
+
+
+def heard(audio: np.ndarray) -> np.ndarray:
+    """``audio`` as `samplernn train --preset small` hears it: peak-normalised, quantized to
+    256 linear levels."""
+    quantizer = Quantizer("linear", 256)
+    return quantizer.decode(quantizer.encode(torch.from_numpy(audio / peak(audio)))).numpy()
+
+
+def peak(audio: np.ndarray) -> float:
+    return max(float(np.abs(audio).max()), 1e-12)
 
 
 def excerpt(source: Path, seconds: float, offset: float, folder: Path) -> Path:
@@ -118,7 +131,8 @@ class Judge:
         return frechet(*gaussian(features), *self.mel) / self.mel_normalisers[frames]
 
     def takes(self, paths: list[Path], scale: float = 1.0) -> dict:
-        """The takes' scores: per take and their medians and trap counts."""
+        """The takes' scores (each file's samples divided by ``scale``): per take and their
+        medians and trap counts."""
         level = self.reference.level_dbfs
         scores = []
         for n, path in enumerate(paths, 1):
@@ -160,19 +174,18 @@ def train_ours(clip: Path, budget: float, seed: int, extra: str, folder: Path,
     losses, iteration = summary["losses"], summary["training"]["iteration"]
     if losses["last_val_iteration"] != iteration:
         raise SystemExit(f"{checkpoint} holds no validation figure of its own iteration")
-    scale = 10 ** (summary["input"]["files"][0]["gain_db"] / 20)
     return {
         "bits": losses["last_val_loss"],
         "best_bits": losses["best_val_loss"],
         "iterations": iteration,
         "wall_s": wall,
-        "scale": scale,
-        **judge.takes(sorted(clips.glob("*.wav")), scale=scale),
+        "scale": 1.0,
+        **judge.takes(sorted(clips.glob("*.wav"))),
     }
 
 
 def train_seed(clip: Path, budget: float, seed: int, folder: Path, args: argparse.Namespace,
-               judge: Judge, name: str) -> dict:  # fmt: skip
+               judge: Judge, name: str, gain: float) -> dict:  # fmt: skip
     checkpoint = folder / f"{name}.pt"
     result = run([sys.executable, str(SEEDREF), "train", str(clip), "--seconds", str(budget),
                   *SMALL, "--num_frames", str(args.seed_num_frames), "--val-fraction",
@@ -186,8 +199,8 @@ def train_seed(clip: Path, budget: float, seed: int, folder: Path, args: argpars
     return {
         "bits": report["val_bits"],
         "iterations": report["iterations"],
-        "scale": 1.0,
-        **judge.takes(sorted(clips.glob("*.wav"))),
+        "scale": 1 / gain,
+        **judge.takes(sorted(clips.glob("*.wav")), scale=1 / gain),
     }
 
 
@@ -293,7 +306,7 @@ def main() -> None:
         for source in sources:
             clip = excerpt(source, args.seconds, args.offset, folder)
             audio = soundfile.read(str(clip), dtype="float32")[0]
-            training = audio[: int(len(audio) * (1 - VAL_FRACTION))]
+            training = heard(audio)[: int(len(audio) * (1 - VAL_FRACTION))]
             judge = Judge(training)
             for budget in budgets:
                 for seed in seeds:
@@ -304,7 +317,8 @@ def main() -> None:
                     for number, (label, extra) in enumerate(schemes):
                         name = f"{clip.stem}_{int(budget)}_{seed}_{number}"
                         if extra is None:
-                            result = train_seed(clip, budget, seed, folder, args, judge, name)
+                            result = train_seed(clip, budget, seed, folder, args, judge, name,
+                                                1 / peak(audio))  # fmt: skip
                         else:
                             result = train_ours(clip, budget, seed, extra, folder, args, judge,
                                                 name)  # fmt: skip

@@ -29,7 +29,7 @@ from samplernn_cli.training.requests import TrainRequest
 from samplernn_cli.training.runfolder import RunFolder
 from samplernn_cli.training.session import train
 
-from .conftest import TINY_LIVE, TINY_MODEL, TINY_TRAIN, run_cli, tone_mix
+from .conftest import TINY_LIVE, TINY_MODEL, TINY_TRAIN, RunApp, tone_mix
 
 RATE = 16000
 
@@ -188,7 +188,9 @@ def test_other_sample_rates_have_their_own_octaves() -> None:
         assert features.shape[1] == 80 + octaves, rate
 
 
-def test_a_run_keeps_the_reference_and_takes_are_ranked_by_distance(tmp_path: Path) -> None:
+def test_a_run_keeps_the_reference_and_takes_are_ranked_by_distance(
+    tmp_path: Path, run_app: RunApp
+) -> None:
     """Training measures the reference and keeps it, with the last round's scores, in its
     checkpoints; inspect-checkpoint shows the round, and generate (also from an export)
     ranks takes by their distance without the training audio."""
@@ -214,19 +216,18 @@ def test_a_run_keeps_the_reference_and_takes_are_ranked_by_distance(tmp_path: Pa
     distances = [t["distance"] for t in last["takes"] if t["trap"] is None]
     assert distances == sorted(distances)
 
-    shown = run_cli("inspect-checkpoint", result.checkpoint, "--json", cwd=tmp_path)
+    shown = run_app("inspect-checkpoint", result.checkpoint, "--json", cwd=tmp_path)
     summary = json.loads(shown.stdout)["last_round"]
     assert summary["iteration"] == 200 and summary["median_distance"] > 0
-    assert "median distance" in run_cli("inspect-checkpoint", result.checkpoint,
+    assert "median distance" in run_app("inspect-checkpoint", result.checkpoint,
                                          cwd=tmp_path).stdout  # fmt: skip
 
     exported = tmp_path / "small.pt"
-    assert run_cli("export", result.checkpoint, "-o", exported, cwd=tmp_path).returncode == 0
-    for model in (result.checkpoint, exported):
-        flags = ["--length", "0.5", "--count", "2", "--candidates", "5", "--seed", "1", "--json"]
-        made = run_cli("generate", model, *flags, "-d", tmp_path / "takes", cwd=tmp_path)
-        assert made.returncode == 0, made.stderr
-        takes = [t for t in json.loads(made.stdout)["takes"] if t["trap"] is None]
-        assert len(takes) >= 2 and all(t["distance"] > 0 for t in takes)
-        assert [t["distance"] for t in takes] == sorted(t["distance"] for t in takes)
-        assert [t["kept"] for t in takes[:2]] == [True, True]
+    assert run_app("export", result.checkpoint, "-o", exported, cwd=tmp_path).returncode == 0
+    flags = ["--length", "0.5", "--count", "2", "--candidates", "5", "--seed", "1", "--json"]
+    made = run_app("generate", exported, *flags, "-d", tmp_path / "takes", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    takes = [t for t in json.loads(made.stdout)["takes"] if t["trap"] is None]
+    assert len(takes) >= 2 and all(t["distance"] > 0 for t in takes)
+    assert [t["distance"] for t in takes] == sorted(t["distance"] for t in takes)
+    assert [t["kept"] for t in takes[:2]] == [True, True]

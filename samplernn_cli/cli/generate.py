@@ -73,8 +73,9 @@ def generate(
         typer.Option(
             "--json",
             help="Print one JSON document on stdout instead of the paths: the seed, and "
-            "every take's scores (bits per sample, level, share of silence, loop "
-            "correlation, flatness, trap), kept takes first with their paths.",
+            "every take's scores (distance to the training audio, bits per sample, level, "
+            "share of silence, loop correlation, flatness, trap), kept takes first with "
+            "their paths.",
             rich_help_panel=OUTPUT,
         ),
     ] = False,

@@ -44,9 +44,11 @@ class GenerateSettings(Settings):
     candidates: int | None = setting(
         None, "candidates", int, 1, 100_000, flags=("--candidates",),
         help="Generate this many takes and keep the --count best, written and printed best "
-        "first: takes that are silence, a loop or noise are rejected, the rest ranked by "
-        "the model's own bits per sample (lower: more likely). --json gives every take's "
-        "scores (default: --count, every take kept in the order generated).",
+        "first: takes that are silence, far quieter than the training audio, a loop or noise "
+        "are rejected, the rest ranked by their distance to the training audio (lower: "
+        "closer; by the model's own bits per sample for checkpoints from before the "
+        "distance). --json gives every take's scores (default: --count, every take kept in "
+        "the order generated).",
     )  # fmt: skip
     seed: int | None = setting(
         None, "seed", int, 0, MAX_SEED, flags=("--seed",),

@@ -1,0 +1,125 @@
+"""Screen training recipes by their takes as well as their bits: each variant (extra `samplernn
+train` options) trains `--preset small` on each clip with each seed for the same number of
+iterations, then makes `--takes` takes of 4 s from a fixed seed, measured as
+`quality.py` measures them (the distance to the clip's training part, the log-mel distance,
+the traps, the level).
+
+Equal iterations, not equal time: `--jobs` runs train side by side, each with one thread
+(on a 2-core machine two runs at once do as much work as one with two threads), so their
+speed says nothing; what a variant costs per step is measured apart (`end_to_end.py`,
+`training_step_parts.py`), and `quality.py` compares the chosen recipe with the 2022 scheme
+at equal wall-clock budgets. Each run's folder, takes and figures are kept under `--out`
+(VARIANT/CLIP_sSEED/), so a screen can be stopped and continued, and variants added later.
+
+    python benchmarks/recipe.py CLIPS... --variant defaults= --variant "no-lp=--linear-prediction 0"
+    python benchmarks/recipe.py CLIPS... --variant ... --iterations 1500 --seeds 0,1 --out runs
+
+Clips are used whole (cut them with `quality.py`'s excerpt first: a minute at 16 kHz); the
+last 10 % of each is held out. The table gives, per variant and clip, the mean over seeds of
+the held-out bits, of the takes' median distance and median log-mel distance, and the traps
+of all its takes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from quality import VAL_FRACTION, Judge, heard  # benchmarks/quality.py
+
+SAMPLERNN = [sys.executable, "-m", "samplernn_cli"]
+
+
+def run(command: list, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([str(c) for c in command], cwd=cwd, capture_output=True, text=True,
+                            env=env)  # fmt: skip
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(map(str, command))} failed:\n{result.stderr[-3000:]}")
+    return result
+
+
+def train_and_generate(clip: Path, seed: int, extra: str, folder: Path,
+                       args: argparse.Namespace) -> dict:  # fmt: skip
+    """Train one variant on one clip with one seed and make its takes (once: a finished
+    run's record is read back)."""
+    record = folder / "result.json"
+    if record.exists():
+        return json.loads(record.read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    threads = str(args.threads)
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+           "NUMBA_NUM_THREADS": threads}  # fmt: skip
+    trained = run([*SAMPLERNN, "train", clip, "-o", "run", "--output-root", folder, "--preset",
+                   "small", "--val-fraction", VAL_FRACTION, "--seed", seed, "--max-iterations",
+                   args.iterations, "--generate-every", 10**9, "--quiet", *extra.split()],
+                  folder, env)  # fmt: skip
+    checkpoint = trained.stdout.strip().splitlines()[-1]
+    summary = json.loads(run([*SAMPLERNN, "inspect-checkpoint", checkpoint, "--json"], folder,
+                             env).stdout)  # fmt: skip
+    run([*SAMPLERNN, "generate", checkpoint, "--length", 4, "--count", args.takes, "--seed", 1,
+         "-d", folder / "takes", "--quiet"], folder, env)  # fmt: skip
+    result = {
+        "clip": clip.stem, "seed": seed, "extra": extra, "checkpoint": checkpoint,
+        "bits": summary["losses"]["last_val_loss"],
+        "iterations": summary["training"]["iteration"],
+    }  # fmt: skip
+    record.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("clips", nargs="+", type=Path)
+    parser.add_argument("--variant", action="append", required=True,
+                        help="NAME=OPTIONS: a recipe to screen (repeat)")  # fmt: skip
+    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--iterations", type=int, default=1500)
+    parser.add_argument("--takes", type=int, default=8)
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once")
+    parser.add_argument("--threads", type=int, default=1, help="threads per run")
+    parser.add_argument("--out", type=Path, default=Path("recipe_runs"))
+    args = parser.parse_args()
+    variants = dict(v.split("=", 1) for v in args.variant)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    jobs = [(name, clip, seed) for name in variants for seed in seeds for clip in args.clips]
+    with ThreadPoolExecutor(args.jobs) as pool:
+
+        def one(job: tuple[str, Path, int]) -> dict:
+            name, clip, seed = job
+            folder = args.out / name / f"{clip.stem}_s{seed}"
+            return train_and_generate(clip.resolve(), seed, variants[name], folder, args)
+
+        results = list(pool.map(one, jobs))
+    judges = {}
+    table: dict[tuple[str, str], list[dict]] = {}
+    for (name, clip, _), result in zip(jobs, results, strict=True):
+        if clip not in judges:
+            audio = soundfile.read(str(clip), dtype="float32")[0]
+            judges[clip] = Judge(heard(audio)[: int(len(audio) * (1 - VAL_FRACTION))])
+        folder = Path(result["checkpoint"]).parents[1] / "takes"
+        takes = judges[clip].takes(sorted(folder.glob("*.wav")))
+        table.setdefault((name, clip.stem), []).append({**result, **takes})
+    print(f"{'variant':16s} {'clip':10s} {'bits':>6s} {'distance':>9s} {'log-mel':>8s} "
+          f"{'level':>6s}  traps (of {args.takes} x {len(seeds)} seeds)")  # fmt: skip
+    for (name, clip), runs in table.items():
+        caught = {}
+        for r in runs:
+            for trap, count in r["traps"].items():
+                caught[trap] = caught.get(trap, 0) + count
+        traps = ", ".join(f"{n} {t}" for t, n in caught.items() if n) or "-"
+        distances = [r["distance"] for r in runs]
+        print(f"{name:16s} {clip:10s} {np.mean([r['bits'] for r in runs]):6.3f} "
+              f"{np.mean(distances):9.2f} {np.mean([r['mel_distance'] for r in runs]):8.2f} "
+              f"{np.mean([r['level_db'] for r in runs]):6.1f}  {traps}   (distance by seed: "
+              + ", ".join(f"{d:.2f}" for d in distances) + ")")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
