@@ -13,6 +13,7 @@ at equal wall-clock budgets. Each run's folder, takes and figures are kept under
 
     python benchmarks/recipe.py CLIPS... --variant defaults= --variant "no-lp=--linear-prediction 0"
     python benchmarks/recipe.py CLIPS... --variant ... --iterations 1500 --seeds 0,1 --out runs
+    python benchmarks/recipe.py CLIPS... --variant ... --temperatures 0.9,1,1.1   # takes at each
 
 Clips are used whole (cut them with `quality.py`'s excerpt first: a minute at 16 kHz); the
 last 10 % of each is held out. The table gives, per variant and clip, the mean over seeds of
@@ -32,9 +33,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from quality import VAL_FRACTION, Judge, heard  # benchmarks/quality.py
+from quality import SEEDREF, SMALL, VAL_FRACTION, Judge, heard, peak  # benchmarks/quality.py
 
 SAMPLERNN = [sys.executable, "-m", "samplernn_cli"]
+SEED_SCHEME = "(seedref)"
 
 
 def run(command: list, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -56,6 +58,8 @@ def train_and_generate(clip: Path, seed: int, extra: str, folder: Path,
     threads = str(args.threads)
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
            "NUMBA_NUM_THREADS": threads}  # fmt: skip
+    if extra == SEED_SCHEME:
+        return train_seedref(clip, seed, folder, args, env)
     trained = run([*SAMPLERNN, "train", clip, "-o", "run", "--output-root", folder, "--preset",
                    "small", "--val-fraction", VAL_FRACTION, "--seed", seed, "--max-iterations",
                    args.iterations, "--generate-every", 10**9, "--quiet", *extra.split()],
@@ -67,11 +71,50 @@ def train_and_generate(clip: Path, seed: int, extra: str, folder: Path,
          "-d", folder / "takes", "--quiet"], folder, env)  # fmt: skip
     result = {
         "clip": clip.stem, "seed": seed, "extra": extra, "checkpoint": checkpoint,
+        "folder": str(folder),
         "bits": summary["losses"]["last_val_loss"],
         "iterations": summary["training"]["iteration"],
     }  # fmt: skip
     record.write_text(json.dumps(result, indent=1) + "\n")
     return result
+
+
+def train_seedref(clip: Path, seed: int, folder: Path, args: argparse.Namespace,
+                  env: dict[str, str]) -> dict:  # fmt: skip
+    """The 2022 scheme (quality.py's settings) for --seed-iterations, and its takes, brought
+    to the scale `samplernn train` hears the clip at."""
+    checkpoint = folder / "seedref.pt"
+    command = [sys.executable, SEEDREF, "train", clip, "--seconds", 10**6, *SMALL,
+               "--num_frames", 8, "--val-fraction", VAL_FRACTION, "--seed", seed,
+               "--max-iters", args.seed_iterations, "--save", checkpoint]  # fmt: skip
+    trained = run(command, folder, env)
+    report = json.loads(trained.stdout.strip().splitlines()[-1])
+    made = folder / "made"
+    run([sys.executable, SEEDREF, "generate", "--ckpt", checkpoint, "--length", 4, "--count",
+         args.takes, "--batched", "--seed", 1, "--out", made], folder, env)  # fmt: skip
+    gain = 1 / peak(soundfile.read(str(clip), dtype="float32")[0])
+    (folder / "takes").mkdir(exist_ok=True)
+    for wav in sorted(made.glob("*.wav")):
+        audio, rate = soundfile.read(str(wav), dtype="float32")
+        soundfile.write(str(folder / "takes" / wav.name), audio * gain, rate, subtype="FLOAT")
+    result = {"clip": clip.stem, "seed": seed, "extra": SEED_SCHEME,
+              "folder": str(folder), "bits": report["val_bits"],
+              "iterations": report["iterations"]}  # fmt: skip
+    (folder / "result.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def takes_at(result: dict, temperature: float, args: argparse.Namespace) -> list[Path]:
+    """The run's takes at ``temperature`` (made once: 1 is the run's own takes)."""
+    folder = Path(result["folder"])
+    if temperature == 1.0:
+        return sorted((folder / "takes").glob("*.wav"))
+    made = folder / f"takes_t{temperature:g}"
+    if not made.exists():
+        run([*SAMPLERNN, "generate", result["checkpoint"], "--length", 4, "--count", args.takes,
+             "--seed", 1, "--temperature", temperature, "-d", made, "--quiet"], folder,
+            dict(os.environ))  # fmt: skip
+    return sorted(made.glob("*.wav"))
 
 
 def main() -> None:
@@ -85,8 +128,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at once")
     parser.add_argument("--threads", type=int, default=1, help="threads per run")
     parser.add_argument("--out", type=Path, default=Path("recipe_runs"))
+    parser.add_argument("--temperatures", default="1", help="of the takes, comma-separated")
+    parser.add_argument("--seed-iterations", type=int, default=0,
+                        help="also the 2022 scheme, this many iterations (0: not)")  # fmt: skip
     args = parser.parse_args()
     variants = dict(v.split("=", 1) for v in args.variant)
+    if args.seed_iterations:
+        variants["2022 scheme"] = SEED_SCHEME
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = [(name, clip, seed) for name in variants for seed in seeds for clip in args.clips]
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -99,13 +147,15 @@ def main() -> None:
         results = list(pool.map(one, jobs))
     judges = {}
     table: dict[tuple[str, str], list[dict]] = {}
+    temperatures = [float(t) for t in args.temperatures.split(",")]
     for (name, clip, _), result in zip(jobs, results, strict=True):
         if clip not in judges:
             audio = soundfile.read(str(clip), dtype="float32")[0]
             judges[clip] = Judge(heard(audio)[: int(len(audio) * (1 - VAL_FRACTION))])
-        folder = Path(result["checkpoint"]).parents[1] / "takes"
-        takes = judges[clip].takes(sorted(folder.glob("*.wav")))
-        table.setdefault((name, clip.stem), []).append({**result, **takes})
+        for temperature in temperatures if name != "2022 scheme" else [1.0]:
+            takes = judges[clip].takes(takes_at(result, temperature, args))
+            label = name if len(temperatures) == 1 else f"{name} t{temperature:g}"
+            table.setdefault((label, clip.stem), []).append({**result, **takes})
     print(f"{'variant':16s} {'clip':10s} {'bits':>6s} {'distance':>9s} {'log-mel':>8s} "
           f"{'level':>6s}  traps (of {args.takes} x {len(seeds)} seeds)")  # fmt: skip
     for (name, clip), runs in table.items():

@@ -45,7 +45,8 @@ def steps(accumulator: EventAccumulator, kind: str, tag: str) -> list[int]:
 
 def request(tmp_path: Path, **live: object) -> TrainRequest:
     source = tmp_path / "in.wav"
-    soundfile.write(source, tone_mix(1.0, RATE), RATE)
+    # Long enough for the take-to-recording distance's statistics (two seconds to train on).
+    soundfile.write(source, tone_mix(3.0, RATE), RATE)
     return TrainRequest(
         inputs=(source,),
         run=RunFolder(path=tmp_path / "outputs" / "run", name="run"),
@@ -60,14 +61,17 @@ def request(tmp_path: Path, **live: object) -> TrainRequest:
 
 def test_event_files_hold_the_run_and_continue_across_a_resume(tmp_path: Path) -> None:
     live = {"tensorboard": True, "generate_every": 3, "checkpoint_every": 3, "val_every": 3,
-            "length": 0.05, "num_generated": 2}  # fmt: skip
+            "length": 0.3, "num_generated": 2}  # fmt: skip
     train(request(tmp_path, **live))
     folder = tmp_path / "outputs" / "run"
     first = events(folder)
-    # The rounds add how many clips were traps, and the best clip's bits when one was not.
-    rounds = {"generation/traps", "generation/best_clip_bits"}
+    # The rounds add how many clips were traps, their median distance to the training audio
+    # and the best clip's bits when one was not a trap.
+    rounds = {"generation/traps", "generation/distance", "generation/best_clip_bits"}
     assert set(SCALARS) <= set(first.Tags()["scalars"]) <= set(SCALARS) | rounds
     assert steps(first, "Scalars", "generation/traps") == [3, 6]
+    assert steps(first, "Scalars", "generation/distance") == [3, 6]
+    assert all(event.value > 0 for event in first.Scalars("generation/distance"))
     assert first.Tags()["tensors"] == ["generation/scores/text_summary"]
     assert steps(first, "Tensors", "generation/scores/text_summary") == [3, 6]
     for tag in ("bits_per_sample/train", "learning_rate", "gradient_norm", "samples_per_second"):
@@ -78,7 +82,7 @@ def test_event_files_hold_the_run_and_continue_across_a_resume(tmp_path: Path) -
     for tag in first.Tags()["audio"]:
         assert steps(first, "Audio", tag) == [3, 6]
         assert first.Audio(tag)[0].sample_rate == RATE
-        assert first.Audio(tag)[0].length_frames == round(0.05 * RATE)
+        assert first.Audio(tag)[0].length_frames == round(0.3 * RATE)
     for tag in first.Tags()["images"]:
         assert steps(first, "Images", tag) == [3, 6]
         assert first.Images(tag)[0].width > first.Images(tag)[0].height > 100
