@@ -240,7 +240,7 @@ def test_disk_plan_warns_with_the_numbers(tmp_path: Path) -> None:
 def test_a_full_disk_names_the_newest_checkpoint(tmp_path: Path, source: Path) -> None:
     """The disk fills mid-run: the one-line error names the newest complete checkpoint, which
     loads and resumes."""
-    from samplernn_cli import checkpoint as checkpoint_module
+    from samplernn_cli.checkpoint import writing as checkpoint_module
     from samplernn_cli.errors import OutputError
     from samplernn_cli.training.requests import TrainRequest
     from samplernn_cli.training.session import train
