@@ -131,13 +131,13 @@ def test_the_block_is_whole_bottom_frames() -> None:
     assert CONFIG.history == lp.FIT + 8
 
 
-def test_the_default_model_predicts_through_every_command(
-    write_audio: WriteAudio, tmp_path: Path
-) -> None:
+def test_a_predicting_model_through_every_command(write_audio: WriteAudio, tmp_path: Path) -> None:
+    """--linear-prediction 256 (off by default) trains, generates, evaluates and resumes,
+    with the prediction noise's default."""
     source = write_audio("tones.wav", seconds=4.0, rate=8000)
     flags = [f for f in TINY_FLAGS if f not in ("--linear-prediction", "0")]
-    trained = run_cli("train", source, "-o", "run", *flags, "--max-iterations", "12", "--quiet",
-                      cwd=tmp_path)  # fmt: skip
+    trained = run_cli("train", source, "-o", "run", *flags, "--linear-prediction", "256",
+                      "--max-iterations", "12", "--quiet", cwd=tmp_path)  # fmt: skip
     assert trained.returncode == 0, trained.stderr
     checkpoint = next((tmp_path / "outputs" / "run").glob("*_best_model.pt"))
     shown = run_cli("inspect-checkpoint", checkpoint, "--json", cwd=tmp_path)
