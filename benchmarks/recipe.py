@@ -37,6 +37,7 @@ from quality import SEEDREF, SMALL, VAL_FRACTION, Judge, heard, peak  # benchmar
 
 SAMPLERNN = [sys.executable, "-m", "samplernn_cli"]
 SEED_SCHEME = "(seedref)"
+SEED_NAME = "2022 scheme"
 
 
 def run(command: list, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -81,25 +82,21 @@ def train_and_generate(clip: Path, seed: int, extra: str, folder: Path,
 
 def train_seedref(clip: Path, seed: int, folder: Path, args: argparse.Namespace,
                   env: dict[str, str]) -> dict:  # fmt: skip
-    """The 2022 scheme (quality.py's settings) for --seed-iterations, and its takes, brought
-    to the scale `samplernn train` hears the clip at."""
+    """The 2022 scheme (quality.py's settings) for --seed-iterations, and its takes; they are
+    judged at the scale `samplernn train` hears the clip at (the result's "scale", as
+    quality.py's Judge.takes reads it)."""
     checkpoint = folder / "seedref.pt"
     command = [sys.executable, SEEDREF, "train", clip, "--seconds", 10**6, *SMALL,
                "--num_frames", 8, "--val-fraction", VAL_FRACTION, "--seed", seed,
                "--max-iters", args.seed_iterations, "--save", checkpoint]  # fmt: skip
     trained = run(command, folder, env)
     report = json.loads(trained.stdout.strip().splitlines()[-1])
-    made = folder / "made"
     run([sys.executable, SEEDREF, "generate", "--ckpt", checkpoint, "--length", 4, "--count",
-         args.takes, "--batched", "--seed", 1, "--out", made], folder, env)  # fmt: skip
-    gain = 1 / peak(soundfile.read(str(clip), dtype="float32")[0])
-    (folder / "takes").mkdir(exist_ok=True)
-    for wav in sorted(made.glob("*.wav")):
-        audio, rate = soundfile.read(str(wav), dtype="float32")
-        soundfile.write(str(folder / "takes" / wav.name), audio * gain, rate, subtype="FLOAT")
+         args.takes, "--batched", "--seed", 1, "--out", folder / "takes"], folder, env)  # fmt: skip
     result = {"clip": clip.stem, "seed": seed, "extra": SEED_SCHEME,
               "folder": str(folder), "bits": report["val_bits"],
-              "iterations": report["iterations"]}  # fmt: skip
+              "iterations": report["iterations"],
+              "scale": peak(soundfile.read(str(clip), dtype="float32")[0])}  # fmt: skip
     (folder / "result.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 
@@ -134,7 +131,7 @@ def main() -> None:
     args = parser.parse_args()
     variants = dict(v.split("=", 1) for v in args.variant)
     if args.seed_iterations:
-        variants["2022 scheme"] = SEED_SCHEME
+        variants[SEED_NAME] = SEED_SCHEME
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = [(name, clip, seed) for name in variants for seed in seeds for clip in args.clips]
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -152,8 +149,10 @@ def main() -> None:
         if clip not in judges:
             audio = soundfile.read(str(clip), dtype="float32")[0]
             judges[clip] = Judge(heard(audio)[: int(len(audio) * (1 - VAL_FRACTION))])
-        for temperature in temperatures if name != "2022 scheme" else [1.0]:
-            takes = judges[clip].takes(takes_at(result, temperature, args))
+        for temperature in temperatures if name != SEED_NAME else [1.0]:
+            takes = judges[clip].takes(
+                takes_at(result, temperature, args), scale=result.get("scale", 1.0)
+            )
             label = name if len(temperatures) == 1 else f"{name} t{temperature:g}"
             table.setdefault((label, clip.stem), []).append({**result, **takes})
     print(f"{'variant':16s} {'clip':10s} {'bits':>6s} {'distance':>9s} {'log-mel':>8s} "
