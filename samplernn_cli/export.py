@@ -37,6 +37,18 @@ class ExportResult:
         return self.size_bytes / self.source_size_bytes
 
 
+def check_target(source: Path, target: Path, *, force: bool, example: str) -> None:
+    """Raise OutputError unless ``target`` may be written from ``source``."""
+    if target.exists() and target.resolve() == source.resolve():
+        raise OutputError(f"{target} is the checkpoint being exported; choose another -o file")
+    if target.is_dir():
+        raise OutputError(f"{target} is a directory; give a file name such as {example}")
+    if target.exists() and not force:
+        raise OutputError(f"{target} already exists; pass --force to replace it")
+    if not target.parent.is_dir():
+        raise OutputError(f"cannot write {target}: folder {target.parent} does not exist")
+
+
 def export_model(
     source: Path, target: Path, *, half: str | None = None, force: bool = False
 ) -> ExportResult:
@@ -56,14 +68,7 @@ def export_model(
     if half is not None and half not in HALF_TYPES:
         raise ValueError(f"unknown half-precision type {half!r}")
     checkpoint = load_checkpoint(source)
-    if target.exists() and target.resolve() == source.resolve():
-        raise OutputError(f"{target} is the checkpoint being exported; choose another -o file")
-    if target.is_dir():
-        raise OutputError(f"{target} is a directory; give a file name such as model.pt")
-    if target.exists() and not force:
-        raise OutputError(f"{target} already exists; pass --force to replace it")
-    if not target.parent.is_dir():
-        raise OutputError(f"cannot write {target}: folder {target.parent} does not exist")
+    check_target(source, target, force=force, example="model.pt")
     dtype = HALF_TYPES[half] if half is not None else torch.float32
     save_export(target, checkpoint, dtype=dtype, overwrite=force)
     return ExportResult(

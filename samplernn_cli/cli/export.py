@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,10 +11,15 @@ import typer
 
 from samplernn_cli.cli.options import OUTPUT, HalfOption, QuietOption
 from samplernn_cli.cli.output import print_path
-from samplernn_cli.errors import CheckpointError
+from samplernn_cli.errors import CheckpointError, UsageError
 from samplernn_cli.fileio import check_input_file
 
 logger = logging.getLogger("samplernn")
+
+
+class ExportFormat(str, Enum):
+    checkpoint = "checkpoint"
+    nn = "nn"
 
 
 def export(
@@ -30,24 +36,68 @@ def export(
             rich_help_panel=OUTPUT,
         ),
     ],
+    file_format: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help="checkpoint: a samplernn model file (weights and settings) for generate, "
+            "evaluate and train --init-from. nn: a live voice, a TorchScript file for nn~ in "
+            "Max/MSP and Pure Data ([nn~ voice.ts forward 4096]) or any libtorch host, which "
+            "plays an endless take at the host's sample rate (see docs/live.md).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = ExportFormat.checkpoint,
     half: HalfOption = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option(
+            "--temperature",
+            help="--format nn: the voice's temperature when loaded (default 1.0; the host can "
+            "change it, and its input adds to it).",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            "--seed",
+            help="--format nn: the voice's seed when loaded (default 0): the same seed and "
+            "settings play the same samples.",
+            show_default=False,
+        ),
+    ] = None,
     force: Annotated[
         bool,
         typer.Option("--force", help="Replace an existing output file.", rich_help_panel=OUTPUT),
     ] = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Write an inference-only model file: weights and settings, no training state.
+    """Write an inference-only model file, or a live voice for Max/MSP and Pure Data.
 
-    The file is a fraction of the checkpoint's size; generate, evaluate, inspect-checkpoint
-    and train --init-from accept it, resume does not. It names the checkpoint it came from
-    (file, iteration, sha256). Prints the path of the file on stdout.
+    --format checkpoint (the default): weights and settings, no training state, a fraction
+    of the checkpoint's size; generate, evaluate, inspect-checkpoint and train --init-from
+    accept it, resume does not. It names the checkpoint it came from (file, iteration,
+    sha256).
+
+    --format nn: a TorchScript file that nn~ (or any libtorch program) calls once per audio
+    buffer; the export times it at 48 kHz (44.1 kHz for 22.05 kHz models) in buffers of
+    4,096 samples on one thread and prints its real-time factor, with a warning above 0.7.
+
+    Prints the path of the file on stdout.
     """  # fmt: skip
     check_input_file(checkpoint, CheckpointError)
     from samplernn_cli.cli.console import setup_logging, stderr_is_terminal
-    from samplernn_cli.export import export_model  # imports torch
 
     setup_logging(quiet=quiet, rich_output=stderr_is_terminal())
+    if file_format is ExportFormat.nn:
+        if half is not None:
+            raise UsageError("--half applies to --format checkpoint; a live voice is float32")
+        _export_voice(checkpoint, output, temperature, seed, force)
+        return
+    if temperature is not None or seed is not None:
+        raise UsageError("--temperature and --seed apply to --format nn")
+    from samplernn_cli.export import export_model  # imports torch
+
     result = export_model(
         checkpoint, output, half=None if half is None else half.value, force=force
     )
@@ -56,4 +106,34 @@ def export(
         f"{result.weights_dtype} weights: {result.size_bytes / 1e6:,.1f} MB, "
         f"{result.ratio:.1%} of the checkpoint"
     )
+    print_path(result.path)
+
+
+def _export_voice(
+    checkpoint: Path, output: Path, temperature: float | None, seed: int | None, force: bool
+) -> None:
+    import math
+
+    from samplernn_cli.voice.build import RTF_WARNING, export_voice  # imports torch
+
+    temperature = 1.0 if temperature is None else temperature
+    if not math.isfinite(temperature) or not 0 < temperature <= 100:
+        raise UsageError(f"--temperature must be greater than 0 and at most 100, got {temperature:g}")
+    seed = 0 if seed is None else seed
+    if not 0 <= seed < 2**63:
+        raise UsageError(f"--seed must be between 0 and 2^63 - 1, got {seed}")
+    result = export_voice(checkpoint, output, temperature=temperature, seed=seed, force=force)
+    timing = result.timing
+    logger.info(
+        f"exported a live voice of {checkpoint.name} ({result.sample_rate:,} Hz model): "
+        f"{result.size_bytes / 1e6:,.1f} MB; at {timing.host_rate:,} Hz in buffers of "
+        f"{timing.buffer:,} on one thread it computes a second of audio in "
+        f"{timing.median:.2f} s (median; slowest buffer {timing.worst:.2f} s)"
+    )
+    if timing.worst > RTF_WARNING:
+        logger.warning(
+            f"the slowest buffer took {timing.worst:.2f} s per second of audio (above "
+            f"{RTF_WARNING}): a live host on this machine may drop out; a smaller model "
+            "(--preset small) or a faster CPU plays reliably"
+        )
     print_path(result.path)

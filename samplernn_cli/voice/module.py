@@ -1,0 +1,468 @@
+"""The live voice: a TorchScript module that a live host (nn~ in Max/MSP and Pure Data, or
+``samplernn_cli/voice/host``) calls once per audio buffer for the next samples of an endless
+take.
+
+What it answers to (nn~'s contract, the same in Max and Pd):
+
+* ``get_methods()`` lists ``forward``; the buffer ``forward_params`` is ``[in channels, in
+  ratio, out channels, out ratio]`` = ``[1, 1, 1, 1]``; ``forward_input_labels`` and
+  ``forward_output_labels`` name the channels.
+* ``forward(x)``: float32 (B, 1, N), a temperature offset per host sample, gives float32
+  (B, 1, N): the next N samples at the host's rate. It never raises: input it cannot use
+  (a wrong shape, a rate it was refused) gives silence.
+* ``get_attributes()`` lists ``temperature``, ``seed``, ``gain`` and ``reset``; each has a
+  buffer ``A_params`` of nn~'s type ids (bool 0, int 1, float 2), a getter returning a list
+  and a setter returning 0, or -1 when the value is refused (and the value is then unchanged).
+* ``set_sample_rate(rate)``, which nn~ calls at load with the host's rate: integer multiples
+  of the model's rate (up to :data:`MAX_RATIO`) are made by an interpolating filter kept in
+  the module; other rates are refused with a printed line, and ``forward`` is silent.
+
+All state between calls (the codes heard so far, every tier's recurrent state and
+conditioning, the filter's past, the samples made but not yet handed out, the position in the
+random stream) lives in registered buffers changed in place: forward runs under
+``c10::InferenceMode`` and the setters outside it, and a buffer replaced inside inference
+mode could no longer be changed outside it. A setter only records what it was given; a reset
+it asks for happens inside the next ``forward``, as msprior's does.
+
+Samples are made a top-tier frame (a "chunk") at a time, so a call's buffer length never
+changes what is computed: the same seed and settings give the same samples, bit for bit,
+however the host cuts its buffers. The temperature offset of a chunk is the input's value at
+the host sample where that chunk's audio begins; that sample is always inside the call that
+makes the chunk.
+
+Randomness is counter-based (a 32-bit integer hash of the seed, the batch row, the chunk's
+index and the draw's place in it, hand-written because the stream's position must be a
+number in a buffer: a ``torch.Generator`` is neither scriptable state nor resumable from a
+count). Each sample is drawn by the Gumbel-max rule, ``argmax(logits / T + G)``, which draws
+from ``softmax(logits / T)`` exactly as ``samplernn generate``'s inversion of the cumulative
+distribution does, with fewer operations per sample.
+
+No ``from __future__ import annotations`` here: TorchScript reads the annotations.
+"""
+
+import math
+from typing import List, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+# Host rates up to this multiple of the model's rate (a 16 kHz model: up to 128 kHz).
+MAX_RATIO = 8
+# The interpolating filter: zero crossings of its sinc on each side (16 model samples per
+# output sample), its Kaiser window's beta (about 80 dB down in the stop band) and its
+# cut-off as a fraction of the model's Nyquist frequency. TorchScript reads no globals:
+# the functions below get these as arguments from the module's attributes.
+FILTER_ZEROS = 8
+FILTER_BETA = 8.6
+FILTER_ROLLOFF = 0.92
+
+
+def fmix32(h: Tensor) -> Tensor:
+    """MurmurHash3's 32-bit finaliser on int64 tensors holding 32-bit values."""
+    h = h ^ (h >> 16)
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h = h ^ (h >> 13)
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    return h ^ (h >> 16)
+
+
+def interpolation_filter(ratio: int, zeros: int, beta: float, rolloff: float) -> Tensor:
+    """(ratio, 1, taps) float32 weights of a polyphase interpolator by ``ratio`` for
+    ``F.conv1d``: output phase p of each input sample, from the last ``taps`` inputs."""
+    if ratio == 1:
+        return torch.ones(1, 1, 1)
+    taps = 2 * zeros
+    length = taps * ratio
+    # Centred on a whole output sample (centre = the delay: ``zeros`` input samples), so an
+    # output sample falls on each input sample.
+    centre = length // 2
+    n = torch.arange(length, dtype=torch.float64) - centre
+    cutoff = rolloff / ratio
+    window = torch.kaiser_window(2 * centre + 1, periodic=False, beta=beta, dtype=torch.float64)
+    h = cutoff * torch.sinc(cutoff * n) * window[:length] * ratio
+    # Output phase p of input j is sum_k h[p + ratio * k] x[j - k]; conv1d correlates, so
+    # each phase's taps run oldest first.
+    phases = h.view(taps, ratio).t().flip(1)
+    return phases.unsqueeze(1).float().contiguous()
+
+
+class RecurrentLayer(nn.Module):
+    """One LSTM or GRU layer's weights, run one step at a time, with its state."""
+
+    def __init__(self, lstm: bool, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor):
+        super().__init__()
+        self.lstm = lstm
+        hidden = w_hh.shape[1]
+        self.register_buffer("w_ih", w_ih.detach().clone().float())
+        self.register_buffer("w_hh", w_hh.detach().clone().float())
+        self.register_buffer("b_ih", b_ih.detach().clone().float())
+        self.register_buffer("b_hh", b_hh.detach().clone().float())
+        # The state, (batch, hidden); h0/c0 what a reset returns it to, (1, hidden).
+        self.register_buffer("h", torch.zeros(1, hidden))
+        self.register_buffer("c", torch.zeros(1, hidden))
+        self.register_buffer("h0", torch.zeros(1, hidden))
+        self.register_buffer("c0", torch.zeros(1, hidden))
+
+    def reset(self, batch: int) -> None:
+        self.h = self.h0.expand(batch, -1).clone()
+        self.c = self.c0.expand(batch, -1).clone()
+
+    def adopt(self) -> None:
+        self.h = self.h.clone()
+        self.c = self.c.clone()
+
+    def step(self, x: Tensor) -> Tensor:
+        """(B, in) -> (B, hidden), the state moved on by one step."""
+        gates_x = F.linear(x, self.w_ih, self.b_ih)
+        gates_h = F.linear(self.h, self.w_hh, self.b_hh)
+        if self.lstm:
+            i, f, g, o = (gates_x + gates_h).chunk(4, 1)
+            c = torch.sigmoid(f) * self.c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            self.c.copy_(c)
+        else:
+            r_x, z_x, n_x = gates_x.chunk(3, 1)
+            r_h, z_h, n_h = gates_h.chunk(3, 1)
+            r = torch.sigmoid(r_x + r_h)
+            z = torch.sigmoid(z_x + z_h)
+            n = torch.tanh(n_x + r * n_h)
+            h = (1.0 - z) * n + z * self.h
+        self.h.copy_(h)
+        return h
+
+
+class FrameTierVoice(nn.Module):
+    """A frame tier stepped once per frame: frame (and the tier above's vector) in, one
+    conditioning vector per frame (or sample) of the tier below out, kept in ``out``."""
+
+    def __init__(
+        self,
+        frame_samples: int,
+        ratio: int,
+        skip: bool,
+        input_weight: Tensor,
+        input_bias: Tensor,
+        layers: List[RecurrentLayer],
+        skip_weight: Tensor,
+        skip_bias: Tensor,
+        upsample_weight: Tensor,
+        upsample_bias: Tensor,
+    ):
+        super().__init__()
+        self.frame_samples = frame_samples
+        self.ratio = ratio
+        self.skip = skip
+        self.hidden = input_weight.shape[0]
+        self.register_buffer("input_weight", input_weight.detach().clone().float())
+        self.register_buffer("input_bias", input_bias.detach().clone().float())
+        self.layers = nn.ModuleList(layers)
+        self.register_buffer("skip_weight", skip_weight.detach().clone().float())
+        self.register_buffer("skip_bias", skip_bias.detach().clone().float())
+        self.register_buffer("upsample_weight", upsample_weight.detach().clone().float())
+        self.register_buffer("upsample_bias", upsample_bias.detach().clone().float())
+        # (B, ratio, H): this tier's vectors for the frames (or samples) of its current frame.
+        self.register_buffer("out", torch.zeros(1, ratio, self.hidden))
+
+    def reset(self, batch: int) -> None:
+        for layer in self.layers:
+            layer.reset(batch)
+        self.out = torch.zeros(batch, self.ratio, self.hidden)
+
+    def adopt(self) -> None:
+        for layer in self.layers:
+            layer.adopt()
+        self.out = self.out.clone()
+
+    def step(self, frame: Tensor, above: Tensor) -> None:
+        """frame (B, frame_samples) scaled codes; above (B, H), zeros for the top tier."""
+        x = F.linear(frame, self.input_weight, self.input_bias) + above
+        if self.skip:
+            outputs: List[Tensor] = []
+            layer_input = x
+            for layer in self.layers:
+                out = layer.step(layer_input)
+                outputs.append(out)
+                layer_input = torch.cat([x, out], 1)
+            y = F.linear(torch.cat(outputs, 1), self.skip_weight, self.skip_bias)
+        else:
+            y = x
+            for layer in self.layers:
+                y = layer.step(y)
+        up = F.linear(y, self.upsample_weight, self.upsample_bias)
+        self.out.copy_(up.view(-1, self.ratio, self.hidden))
+
+
+class LiveVoice(nn.Module):
+    """See the module's docstring. Built by :func:`samplernn_cli.voice.build.build_voice`."""
+
+    def __init__(
+        self,
+        tiers: List[FrameTierVoice],  # bottom up, as in the model
+        tables: Tensor,
+        hidden_weights: List[Tensor],
+        hidden_biases: List[Tensor],
+        output_weight: Tensor,
+        output_bias: Tensor,
+        decode_table: Tensor,
+        scale_table: Tensor,
+        zero_code: int,
+        model_rate: int,
+        temperature: float,
+        seed: int,
+    ):
+        super().__init__()
+        # Top tier first: each tier reads the vector of the tier before it in this list.
+        self.tiers = nn.ModuleList(tiers[::-1])
+        self.frame_size = tiers[0].frame_samples  # the sample tier reads this many codes
+        self.chunk = tiers[-1].frame_samples  # samples made per step of the top tier
+        self.hidden = tiers[0].hidden
+        self.history = self.chunk
+        self.levels = int(decode_table.shape[0])
+        self.zero_code = zero_code
+        self.model_rate = model_rate
+        self.register_buffer("tables", tables.detach().clone().float().contiguous())
+        self.register_buffer("offsets", torch.arange(self.frame_size) * self.levels)
+        # The MLP's weights transposed, (in, out), for addmm.
+        self.register_buffer("w1", hidden_weights[0].detach().clone().float())
+        self.register_buffer("b1", hidden_biases[0].detach().clone().float())
+        self.register_buffer("w2", hidden_weights[1].detach().clone().float())
+        self.register_buffer("b2", hidden_biases[1].detach().clone().float())
+        self.register_buffer("w_out", output_weight.detach().t().contiguous().float())
+        self.register_buffer("b_out", output_bias.detach().clone().float())
+        self.register_buffer("decode_table", decode_table.detach().clone().float())
+        self.register_buffer("scale_table", scale_table.detach().clone().float())
+        # Draw index within a chunk: sample s, level q -> s * levels + q.
+        self.register_buffer("draw_index", torch.arange(self.chunk * self.levels))
+
+        # nn~'s description of the method and the attributes.
+        self.register_buffer("forward_params", torch.tensor([1, 1, 1, 1]))
+        self.forward_input_labels = ["(signal) temperature offset"]
+        self.forward_output_labels = ["(signal) generated audio"]
+        self.register_buffer("temperature_params", torch.tensor([2]))
+        self.register_buffer("seed_params", torch.tensor([1]))
+        self.register_buffer("gain_params", torch.tensor([2]))
+        self.register_buffer("reset_params", torch.tensor([0]))
+
+        # Settings (plain attributes, set outside inference mode by the setters).
+        self.temperature = float(temperature)
+        self.seed = int(seed)
+        self.gain = 1.0
+        self.reset_requested = True
+        self.ratio = 1
+        self.rate_refused = False
+        self.max_ratio = MAX_RATIO
+        self.filter_zeros = FILTER_ZEROS
+        self.filter_beta = FILTER_BETA
+        self.filter_rolloff = FILTER_ROLLOFF
+
+        # State (buffers, changed in place).
+        self.register_buffer("batch", torch.zeros(1, dtype=torch.long))
+        self.register_buffer("codes", torch.full((1, 2 * self.chunk), zero_code, dtype=torch.long))
+        self.register_buffer("chunk_index", torch.zeros(1, dtype=torch.long))
+        self.register_buffer("fir", torch.ones(1, 1, 1))  # ratio 1: as made
+        self.register_buffer("fir_past", torch.zeros(1, 0))
+        self.register_buffer("ready", torch.zeros(1, 0))  # host-rate samples made, not yet out
+        self.register_buffer("ready_count", torch.zeros(1, dtype=torch.long))
+
+    # -- nn~'s interface ---------------------------------------------------------------
+
+    @torch.jit.export
+    def get_methods(self) -> List[str]:
+        return ["forward"]
+
+    @torch.jit.export
+    def get_attributes(self) -> List[str]:
+        return ["temperature", "seed", "gain", "reset"]
+
+    @torch.jit.export
+    def get_temperature(self) -> List[float]:
+        return [self.temperature]
+
+    @torch.jit.export
+    def set_temperature(self, value: float) -> int:
+        if not math.isfinite(value) or value <= 0.0 or value > 100.0:
+            return -1
+        self.temperature = value
+        return 0
+
+    @torch.jit.export
+    def get_seed(self) -> List[int]:
+        return [self.seed]
+
+    @torch.jit.export
+    def set_seed(self, value: int) -> int:
+        """A new seed starts a new take (from silence) at the next call."""
+        if value < 0:
+            return -1
+        self.seed = value
+        self.reset_requested = True
+        return 0
+
+    @torch.jit.export
+    def get_gain(self) -> List[float]:
+        return [self.gain]
+
+    @torch.jit.export
+    def set_gain(self, value: float) -> int:
+        if not math.isfinite(value) or value < 0.0 or value > 100.0:
+            return -1
+        self.gain = value
+        return 0
+
+    @torch.jit.export
+    def get_reset(self) -> List[bool]:
+        return [self.reset_requested]
+
+    @torch.jit.export
+    def set_reset(self, value: bool) -> int:
+        """True starts a new take (from silence, the seed's stream from its start) at the
+        next call; False is accepted and does nothing."""
+        if value:
+            self.reset_requested = True
+        return 0
+
+    @torch.jit.export
+    def get_sample_rate(self) -> List[int]:
+        return [self.model_rate * self.ratio]
+
+    @torch.jit.export
+    def set_sample_rate(self, rate: int) -> int:
+        """The host's rate: a whole multiple of the model's (up to MAX_RATIO) is made by
+        interpolation; any other is refused with a printed line (forward is then silent)."""
+        if rate <= 0 or rate % self.model_rate != 0 or rate // self.model_rate > self.max_ratio:
+            print(
+                "samplernn: this voice plays at "
+                + str(self.model_rate)
+                + " Hz or a whole multiple of it up to "
+                + str(self.model_rate * self.max_ratio)
+                + " Hz; the host runs at "
+                + str(rate)
+                + " Hz: set the host's sample rate to one of those (the output is silent)"
+            )
+            self.rate_refused = True
+            return -1
+        self.rate_refused = False
+        self.ratio = rate // self.model_rate
+        weights = interpolation_filter(
+            self.ratio, self.filter_zeros, self.filter_beta, self.filter_rolloff
+        )
+        self.fir = weights
+        self.reset_requested = True
+        return 0
+
+    # -- generation --------------------------------------------------------------------
+
+    def _reset(self, batch: int) -> None:
+        """A new take: state for ``batch`` rows, made afresh (in the mode of this call)."""
+        for tier in self.tiers:
+            tier.reset(batch)
+        self.batch = torch.full([1], batch, dtype=torch.long)
+        self.codes = torch.full([batch, self.history + self.chunk], self.zero_code, dtype=torch.long)
+        self.chunk_index = torch.zeros(1, dtype=torch.long)
+        self.fir_past = torch.zeros(batch, self.fir.shape[2] - 1)
+        self.ready = torch.zeros(batch, self.chunk * self.ratio)
+        self.ready_count = torch.zeros(1, dtype=torch.long)
+        self.reset_requested = False
+
+    def _adopt(self) -> None:
+        """Copy the state into tensors of this call's mode. Tensors made under inference
+        mode (nn~'s calls) cannot be changed in place outside it, nor the other way round
+        by some torch versions; a caller that switches gets the same take, continued."""
+        for tier in self.tiers:
+            tier.adopt()
+        self.batch = self.batch.clone()
+        self.codes = self.codes.clone()
+        self.chunk_index = self.chunk_index.clone()
+        self.fir_past = self.fir_past.clone()
+        self.ready = self.ready.clone()
+        self.ready_count = self.ready_count.clone()
+
+    def _gumbel(self, batch: int) -> Tensor:
+        """(B, chunk, levels) Gumbel noise for the current chunk: a hash of (seed, row,
+        chunk index, draw index)."""
+        index = int(self.chunk_index[0])
+        seed = torch.tensor([self.seed & 0xFFFFFFFF, (self.seed >> 32) & 0xFFFFFFFF])
+        rows = torch.arange(batch).unsqueeze(1)
+        key = fmix32(fmix32(seed[0] ^ fmix32(rows + 0x9E3779B9)) ^ (index & 0xFFFFFFFF))
+        key = fmix32(key ^ fmix32(seed[1] ^ ((index >> 32) & 0xFFFFFFFF) ^ 0x85EBCA6B))
+        h = fmix32((self.draw_index * 0x9E3779B1 + key) & 0xFFFFFFFF)
+        # 24 bits, strictly inside (0, 1).
+        uniform = ((h >> 8).float() + 0.5) * (1.0 / 16777216.0)
+        return torch.log(torch.log(uniform).neg_()).neg_().view(batch, self.chunk, self.levels)
+
+    def _chunk(self, control: Tensor) -> None:
+        """Make the next chunk: ``chunk`` codes, decoded, interpolated to the host's rate
+        into ``ready``. ``control`` (B,) is the temperature offset."""
+        batch = int(self.batch[0])
+        temperature = torch.nan_to_num(control + self.temperature, nan=self.temperature)
+        temperature = temperature.clamp(0.01, 100.0).view(batch, 1, 1)
+        noise = self._gumbel(batch) * temperature + self.b_out
+        codes = self.codes
+        history = self.history
+        top = torch.zeros(batch, self.hidden)
+        for s in range(self.chunk):
+            position = history + s
+            # The frame tiers whose frame starts here, top down; each reads the vector the
+            # tier above made for its frame.
+            above = top
+            above_ratio = 1
+            first = True
+            for tier in self.tiers:
+                size = tier.frame_samples
+                if s % size == 0:
+                    frame = self.scale_table[codes.narrow(1, position - size, size)]
+                    if not first:
+                        tier.step(frame, above.select(1, (s // size) % above_ratio))
+                    else:
+                        tier.step(frame, top)
+                above = tier.out
+                above_ratio = tier.ratio
+                first = False
+            # The sample tier: its first layer as a sum of table rows (index_select and sum:
+            # a tenth of embedding_bag's time for one row), weights stored transposed for
+            # addmm, and the output layer's bias and the draw's noise (scaled by the
+            # temperature: argmax(l / T + G) = argmax(l + T G)) added by its addmm.
+            previous = (codes.narrow(1, position - self.frame_size, self.frame_size) + self.offsets)
+            previous = previous.view(-1)
+            x = self.tables.index_select(0, previous).view(batch, self.frame_size, -1).sum(1)
+            x = torch.relu_(x + above.select(1, s % self.frame_size))
+            x = torch.relu_(F.linear(x, self.w1, self.b1))
+            x = torch.relu_(F.linear(x, self.w2, self.b2))
+            logits = torch.addmm(noise.select(1, s), x, self.w_out)
+            codes.select(1, position).copy_(torch.argmax(logits, 1))
+        made = self.decode_table[codes[:, history:]] * self.gain
+        signal = torch.cat([self.fir_past, made], 1)
+        taps = self.fir.shape[2]
+        self.fir_past.copy_(signal[:, signal.shape[1] - (taps - 1) :])
+        up = F.conv1d(signal.unsqueeze(1), self.fir)  # (B, ratio, chunk)
+        self.ready.copy_(up.transpose(1, 2).reshape(batch, -1))
+        self.ready_count.fill_(self.ready.shape[1])
+        codes[:, :history] = codes[:, self.chunk :].clone()
+        self.chunk_index.add_(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 3 or x.shape[2] == 0:
+            return torch.zeros(1, 1, 0)
+        batch, length = x.shape[0], x.shape[2]
+        out = torch.zeros(batch, 1, length)
+        if self.rate_refused or batch == 0:
+            return out
+        if self.reset_requested or batch != int(self.batch[0]):
+            self._reset(batch)
+        elif self.codes.is_inference() != torch.zeros(0).is_inference():
+            self._adopt()
+        control = torch.zeros(batch, length)
+        if x.shape[1] > 0:
+            control = x[:, 0].float()
+        done = 0
+        while done < length:
+            if int(self.ready_count[0]) == 0:
+                self._chunk(control[:, done])
+            available = int(self.ready_count[0])
+            start = self.ready.shape[1] - available
+            take = min(length - done, available)
+            out[:, 0, done : done + take] = self.ready[:, start : start + take]
+            self.ready_count.sub_(take)
+            done += take
+        return out

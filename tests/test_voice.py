@@ -1,0 +1,331 @@
+"""The live voice (samplernn export --format nn): nn~'s contract, bitwise continuity across
+buffer cuts, resets, threads, rates, and that it plays the model's own distribution."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+import torchaudio
+
+from samplernn_cli.config import AudioConfig, ModelConfig, StopConditions
+from samplernn_cli.generation.engine import generate_takes
+from samplernn_cli.model import SampleRNN
+from samplernn_cli.training.requests import TrainRequest
+from samplernn_cli.training.runfolder import RunFolder
+from samplernn_cli.training.session import train
+from samplernn_cli.voice.build import build_voice, script_voice, time_voice
+from samplernn_cli.voice.module import interpolation_filter
+
+from .conftest import SAMPLERNN, TINY_LIVE, TINY_MODEL, TINY_TRAIN, tone_mix
+
+RATE = 8000
+HOST_SOURCE = Path(__file__).parent.parent / "samplernn_cli" / "voice" / "host"
+
+# What nn~'s backend reads, checked in a fresh process from the file alone.
+CONTRACT = """
+import sys, torch
+voice = torch.jit.load(sys.argv[1])
+assert voice.get_methods() == ["forward"], voice.get_methods()
+params = voice.forward_params
+assert params.dtype == torch.int64 and params.tolist() == [1, 1, 1, 1], params
+assert all(isinstance(s, str) for s in voice.forward_input_labels + voice.forward_output_labels)
+attributes = voice.get_attributes()
+assert attributes == ["temperature", "seed", "gain", "reset"], attributes
+types = {a: getattr(voice, a + "_params").tolist() for a in attributes}
+assert types == {"temperature": [2], "seed": [1], "gain": [2], "reset": [0]}, types
+for a in attributes:
+    assert isinstance(getattr(voice, "get_" + a)(), list)
+# nn~ parses "0.500000" with stof and passes a float; ints with stoi, bools "0"/"1"/"true".
+assert voice.set_temperature(float("0.500000")) == 0 and voice.get_temperature() == [0.5]
+assert voice.set_temperature(float("-1")) == -1 and voice.get_temperature() == [0.5]
+assert voice.set_seed(int("7")) == 0 and voice.get_seed() == [7]
+assert voice.set_seed(-3) == -1
+assert voice.set_gain(float("0.250000")) == 0 and voice.set_gain(float("nan")) == -1
+assert voice.set_reset(True) == 0 and voice.set_reset(False) == 0
+assert voice.set_sample_rate(int(sys.argv[2]) * 3) == 0
+with torch.inference_mode():
+    for n in (1, 1000, 2048, 4096, 8192):
+        out = voice(torch.zeros(1, 1, n))
+        assert out.shape == (1, 1, n) and out.dtype == torch.float32, (n, out.shape)
+        assert torch.isfinite(out).all()
+    out = voice(torch.zeros(2, 1, 512))  # a batch (mc.nn~): one take per row
+    assert out.shape == (2, 1, 512) and not torch.equal(out[0], out[1])
+print("contract ok")
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("voice")
+    source = root / "in.wav"
+    soundfile.write(source, tone_mix(1.0, RATE), RATE)
+    result = train(
+        TrainRequest(
+            inputs=(source,), run=RunFolder(path=root / "run", name="run"), model=TINY_MODEL,
+            audio=AudioConfig(sample_rate=RATE), train=TINY_TRAIN, live=TINY_LIVE,
+            stop=StopConditions(max_iterations=20), device="cpu",
+        )
+    )  # fmt: skip
+    assert result.checkpoint is not None
+    return result.checkpoint
+
+
+@pytest.fixture(scope="module")
+def exported(trained: Path) -> Path:
+    target = trained.parent / "voice.ts"
+    done = subprocess.run(
+        [*SAMPLERNN, "export", str(trained), "--format", "nn", "-o", str(target), "--seed", "5"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(target)
+    assert "real-time" in done.stderr or "a second of audio in" in done.stderr
+    return target
+
+
+def play(voice: torch.jit.ScriptModule, cuts: list[int], control: float = 0.0) -> torch.Tensor:
+    with torch.inference_mode():
+        return torch.cat([voice(torch.full((1, 1, n), control))[0, 0] for n in cuts])
+
+
+def test_the_file_keeps_nn_tildes_contract_in_a_fresh_process(exported: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CONTRACT, str(exported), str(RATE)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "contract ok" in done.stdout
+
+
+def test_the_same_samples_however_the_host_cuts_its_buffers(exported: Path) -> None:
+    voice = torch.jit.load(str(exported))
+    assert voice.set_sample_rate(3 * RATE) == 0
+    whole = play(voice, [16384])
+    assert whole.abs().max() > 0.01  # sound, not silence
+    for cuts in ([4096] * 4, [2048] * 8, [1, 1000, 3000, 7, 12376], [333] * 49 + [67]):
+        voice.set_reset(True)
+        assert torch.equal(play(voice, cuts), whole), cuts
+    fresh = torch.jit.load(str(exported))
+    fresh.set_sample_rate(3 * RATE)
+    assert torch.equal(play(fresh, [5000, 11384]), whole)  # a reset is a fresh load
+
+
+def test_settings_change_the_take_and_come_back(exported: Path) -> None:
+    voice = torch.jit.load(str(exported))
+    first = play(voice, [4096])
+    assert voice.set_seed(6) == 0
+    other = play(voice, [4096])
+    assert not torch.equal(first, other)
+    assert voice.set_seed(5) == 0  # the export's seed: the first take again
+    assert torch.equal(play(voice, [4096]), first)
+    voice.set_reset(True)
+    assert voice.set_gain(0.5) == 0
+    assert torch.equal(play(voice, [4096]), first * 0.5)
+    # A temperature offset on the input changes the take; NaN is read as no offset.
+    voice.set_gain(1.0)
+    voice.set_reset(True)
+    assert not torch.equal(play(voice, [4096], control=0.5), first)
+    voice.set_reset(True)
+    assert torch.equal(play(voice, [4096], control=math.nan), first)
+
+
+def test_calls_from_new_threads_and_setters_outside_inference_mode(exported: Path) -> None:
+    voice = torch.jit.load(str(exported))
+    expected = play(voice, [2048] * 4)
+    voice.set_reset(True)
+    parts: list[torch.Tensor] = []
+
+    def call() -> None:  # as Pd's nn~: a new thread per buffer, joined before the next
+        with torch.inference_mode():
+            parts.append(voice(torch.zeros(1, 1, 2048))[0, 0].clone())
+
+    for index in range(4):
+        thread = threading.Thread(target=call)
+        thread.start()
+        thread.join()
+        # Setters run between calls, outside inference mode, on the same module.
+        assert voice.set_temperature(1.0) == 0 and voice.set_gain(1.0) == 0
+        if index == 1:
+            assert voice.set_sample_rate(RATE) == 0  # also outside inference mode
+            voice.set_reset(False)
+    assert torch.equal(torch.cat(parts[:2]), expected[:4096])
+
+
+def test_a_rate_that_is_no_multiple_is_refused_and_silent(
+    exported: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    voice = torch.jit.load(str(exported))
+    assert voice.set_sample_rate(44100) == -1
+    assert "44100 Hz" in capfd.readouterr().out
+    with torch.inference_mode():
+        out = voice(torch.zeros(1, 1, 4096))
+        assert out.shape == (1, 1, 4096) and not out.any()
+        assert voice(torch.zeros(1, 1)).shape == (1, 1, 0)  # a shape it cannot use
+    assert voice.set_sample_rate(2 * RATE) == 0
+    with torch.inference_mode():
+        assert voice(torch.zeros(1, 1, 4096)).any()
+
+
+def test_interpolation_matches_torchaudio_and_keeps_images_down() -> None:
+    """A tone at the model's rate, interpolated by 3 in the voice's filter, against
+    torchaudio's sinc resampler (after the filter's delay) and in its spectrum."""
+    ratio, rate = 3, 16000
+    t = torch.arange(rate) / rate
+    tone = 0.5 * torch.sin(2 * math.pi * 1000 * t)
+    weights = interpolation_filter(ratio, 8, 8.6, 0.92)
+    taps = weights.shape[2]
+    out = torch.nn.functional.conv1d(
+        torch.cat([torch.zeros(taps - 1), tone]).view(1, 1, -1), weights
+    )  # fmt: skip
+    ours = out[0].t().reshape(-1)
+    reference = torchaudio.functional.resample(tone, rate, rate * ratio)
+    delay = (taps // 2) * ratio  # the filter's delay in output samples
+    aligned = ours[delay + 3000 : delay + 45000]
+    assert torch.allclose(aligned, reference[3000:45000], atol=3e-3)
+    spectrum = torch.fft.rfft(ours[3000:45000] * torch.hann_window(42000)).abs()
+    frequencies = torch.fft.rfftfreq(42000, 1 / (rate * ratio))
+    peak = spectrum.max()
+    images = spectrum[(frequencies > rate / 2) & (frequencies < rate * ratio / 2)]
+    assert 20 * torch.log10(images.max() / peak) < -70
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        TINY_MODEL,
+        ModelConfig(frame_sizes=(2, 4), rnn_type="gru", rnn_layers=2, hidden_size=16,
+                    embed_size=0, q_levels=32, skip_connections=True, weight_norm=True,
+                    learn_h0=True, quantizer="mu-law", linear_prediction=0),
+    ],
+    ids=["lstm-2-tier", "gru-3-tier-skip-weightnorm-h0-mulaw"],
+)  # fmt: skip
+def test_the_voice_runs_the_model(config: ModelConfig) -> None:
+    """At a tiny temperature the voice picks each sample's most likely code; the model's
+    own teacher-forced logits over the same codes must agree."""
+    torch.manual_seed(0)
+    model = SampleRNN(config).eval()
+    if config.learn_h0:
+        with torch.no_grad():
+            for tier in model.frame_tiers:
+                tier.h0.normal_()
+    voice = script_voice(build_voice(model, RATE, temperature=1e-4, seed=1))
+    samples = play(voice, [600])
+    codes = model.quantizer.encode(samples)
+    assert torch.equal(model.quantizer.decode(codes), samples)
+    history = model.history
+    window = torch.cat([torch.full((history,), model.quantizer.zero_code), codes]).unsqueeze(0)
+    length = (window.shape[1] - history) // model.config.tier_frame_samples[-1]
+    window = window[:, : history + length * model.config.tier_frame_samples[-1]]
+    with torch.no_grad():
+        logits, _ = model(window)
+    logits = logits[0]
+    chosen = window[0, history:]
+    best = logits.argmax(1)
+    # Where another code won, it must have been a near tie (the draw's noise is 1e-4 wide).
+    gap = logits.gather(1, best.unsqueeze(1))[:, 0] - logits.gather(1, chosen.unsqueeze(1))[:, 0]
+    assert (best == chosen).float().mean() > 0.98
+    assert gap.max() < 0.01
+
+
+def test_the_voice_plays_the_models_distribution(trained: Path, exported: Path) -> None:
+    """The model's own bits per sample of the voice's take (temperature 1, at the model's
+    rate) against those of `generate`'s takes: the same distribution within noise."""
+    from samplernn_cli.checkpoint import load_checkpoint
+
+    model = load_checkpoint(trained).build_model()
+    voice = torch.jit.load(str(exported))
+    samples = play(voice, [8192] * 4)
+    codes = model.quantizer.encode(samples)
+    history = model.history
+    window = torch.cat([torch.full((history,), model.quantizer.zero_code), codes]).unsqueeze(0)
+    with torch.no_grad():
+        logits, _ = model(window)
+    voice_bits = float(
+        -torch.log_softmax(logits[0].double(), 1).gather(1, codes[1:].unsqueeze(1)).mean()
+        / math.log(2)
+    )
+    takes = generate_takes(model, 4, codes.numel(), seed=3, precision="float32")
+    generated = takes.bits_per_sample.numpy()
+    assert abs(voice_bits - generated.mean()) < max(0.05, 4 * generated.std())
+
+
+def test_time_voice_reports_warm_up_and_steady_buffers(exported: Path) -> None:
+    voice = torch.jit.load(str(exported))
+    timing = time_voice(voice, 3 * RATE, buffer=1024, seconds=0.5)
+    assert len(timing.warm_up) == 2 and len(timing.factors) >= 2
+    assert timing.median > 0 and timing.worst >= timing.median
+
+
+def test_export_refuses_what_it_cannot_write(trained: Path, tmp_path: Path) -> None:
+    target = tmp_path / "voice.ts"
+    target.write_bytes(b"mine")
+    cases = [
+        (["--format", "nn", "-o", str(target)], "already exists"),
+        (["--format", "nn", "--half", "float16", "-o", str(tmp_path / "a.ts")], "--half"),
+        (["--format", "nn", "--temperature", "0", "-o", str(tmp_path / "b.ts")], "temperature"),
+        (["--seed", "3", "-o", str(tmp_path / "c.pt")], "--format nn"),
+    ]
+    for extra, message in cases:
+        done = subprocess.run(
+            [*SAMPLERNN, "export", str(trained), *extra], capture_output=True, text=True,
+            check=False,
+        )  # fmt: skip
+        assert done.returncode == 2 if "exists" not in message else done.returncode == 1
+        assert message in done.stderr and "Traceback" not in done.stderr
+    assert target.read_bytes() == b"mine"
+    assert not (tmp_path / "a.ts").exists()
+
+
+def test_a_model_with_linear_prediction_is_refused() -> None:
+    from samplernn_cli.errors import UsageError
+
+    model = SampleRNN(ModelConfig(frame_sizes=(4,), rnn_layers=1, hidden_size=16,
+                                  embed_size=4, q_levels=32, linear_prediction=8))  # fmt: skip
+    with pytest.raises(UsageError, match="linear-prediction"):
+        build_voice(model, RATE)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("cmake") is None or shutil.which("c++") is None, reason="no C++ toolchain"
+)
+def test_the_cpp_host_plays_the_voice_as_python_does(exported: Path, tmp_path: Path) -> None:
+    """The project's own libtorch host, built with cmake, calls the voice as nn~ does
+    (threads, inference mode, string attributes) and gets the very samples Python gets."""
+    from torch.utils import cmake_prefix_path
+
+    build = tmp_path / "build"
+    subprocess.run(
+        ["cmake", "-S", str(HOST_SOURCE), "-B", str(build), f"-DCMAKE_PREFIX_PATH={cmake_prefix_path}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True)
+    raw = tmp_path / "out.f32"
+    done = subprocess.run(
+        [str(build / "samplernn-voice-host"), str(exported), "--rate", str(2 * RATE),
+         "--buffer", "2048", "--seconds", "1", "--set", "temperature=0.900000",
+         "--set", "seed=9", "--set", "reset=true", "--out", str(raw)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "real-time factor" in done.stdout and "late" in done.stdout
+    host = torch.from_numpy(np.fromfile(raw, dtype=np.float32))
+    voice = torch.jit.load(str(exported))
+    voice.set_sample_rate(2 * RATE)
+    voice.set_temperature(0.9)
+    voice.set_seed(9)
+    assert torch.equal(host, play(voice, [2048] * (host.numel() // 2048)))
+    refused = subprocess.run(
+        [str(build / "samplernn-voice-host"), str(exported), "--set", "temperature=-1"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "refused" in refused.stderr
