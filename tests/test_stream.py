@@ -180,3 +180,88 @@ def test_output_file_is_never_overwritten(checkpoint: Path, tmp_path: Path) -> N
     made = run_cli("generate", checkpoint, "--length", "0.05", "-o", target, cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     assert made.stdout.strip() == str(target) and soundfile.info(target).format == "FLAC"
+
+
+class _Enough(Exception):
+    pass
+
+
+@pytest.mark.parametrize("implementation", ["numba", "torch"])
+@pytest.mark.parametrize("prediction", [0, 8])
+def test_an_endless_clip_is_a_long_clip_made_in_segments(
+    implementation: str, prediction: int
+) -> None:
+    """Segments that go on from each other's codes and state give the samples of one long
+    clip (with linear prediction too: its taps are refitted on the same grid)."""
+    import torch
+
+    from samplernn_cli.config import ModelConfig
+    from samplernn_cli.generation.engine import generate_endless, generate_takes
+    from samplernn_cli.model import SampleRNN
+
+    torch.manual_seed(0)
+    config = ModelConfig(frame_sizes=(2, 4), rnn_layers=1, hidden_size=16, embed_size=4,
+                         q_levels=32, linear_prediction=prediction)  # fmt: skip
+    model = SampleRNN(config).eval()
+    length = 700
+    expected = generate_takes(model, 1, length, seed=5, temperature=1.0,
+                              implementation=implementation).codes  # fmt: skip
+    parts: list[torch.Tensor] = []
+
+    def collect(codes: torch.Tensor) -> None:
+        parts.append(codes)
+        if sum(part.shape[1] for part in parts) >= length:
+            raise _Enough
+
+    with pytest.raises(_Enough):
+        generate_endless(model, collect, seed=5, segment=40, implementation=implementation)
+    assert torch.equal(torch.cat(parts, 1)[:, :length], expected)
+
+
+def test_an_endless_stream_plays_until_its_reader_leaves(checkpoint: Path) -> None:
+    """`generate --length inf -o - | head -c N`: an endless WAV stream whose start is the
+    same clip's first seconds, that ends with 141 when the reader goes, in bounded memory."""
+    command = [*SAMPLERNN, "generate", str(checkpoint), "--length", "inf", "--seed", "4",
+               "-o", "-", "--quiet"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    seconds = 30  # several segments of the tiny model
+    data = process.stdout.read(44 + 2 * RATE * seconds)
+    assert process.poll() is None
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141
+    assert "Traceback" not in stderr and "error" not in stderr
+    assert data[4:8] == data[40:44] == b"\xff\xff\xff\xff"  # "until the end of the stream"
+    finite = subprocess.run(
+        [*SAMPLERNN, "generate", str(checkpoint), "--length", str(seconds), "--seed", "4",
+         "-o", "-", "--quiet"], capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    assert data[44:] == finite[44:]
+
+
+# Ctrl-C: exit code 130; SIGTERM ends generate as the default action does (a shell sees 143).
+@pytest.mark.parametrize(("signal", "code"), [("SIGINT", 130), ("SIGTERM", -15)])
+def test_an_endless_stream_stops_on_a_signal(checkpoint: Path, signal: str, code: int) -> None:
+    import signal as signals
+
+    command = [*SAMPLERNN, "generate", str(checkpoint), "--length", "inf", "-o", "-"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    assert len(process.stdout.read(44 + 2 * RATE)) == 44 + 2 * RATE  # a second is out
+    process.send_signal(getattr(signals, signal))
+    rest = process.stdout.read()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == code
+    assert "Traceback" not in stderr
+    assert len(rest) % 2 == 0  # whole samples
+
+
+def test_endless_needs_a_stream(checkpoint: Path, tmp_path: Path) -> None:
+    for extra in (["-o", str(tmp_path / "x.wav")], ["-d", str(tmp_path)],
+                  ["-o", "-", "--count", "2"], ["-o", "-", "--candidates", "3"]):  # fmt: skip
+        result = subprocess.run([*SAMPLERNN, "generate", str(checkpoint), "--length", "inf",
+                                 *extra], capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert result.returncode == 2, (extra, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())

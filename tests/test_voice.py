@@ -305,8 +305,8 @@ def test_the_cpp_host_plays_the_voice_as_python_does(exported: Path, tmp_path: P
 
     build = tmp_path / "build"
     subprocess.run(
-        ["cmake", "-S", str(HOST_SOURCE), "-B", str(build), f"-DCMAKE_PREFIX_PATH={cmake_prefix_path}"],
-        check=True, capture_output=True,
+        ["cmake", "-S", str(HOST_SOURCE), "-B", str(build),
+         f"-DCMAKE_PREFIX_PATH={cmake_prefix_path}"], check=True, capture_output=True,
     )  # fmt: skip
     subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True)
     raw = tmp_path / "out.f32"

@@ -153,16 +153,25 @@ class GenerateDisplay(_BarDisplay):
     def __init__(self, console: Console | None, *, quiet: bool) -> None:
         super().__init__(console, quiet=quiet, label="generating")
         self.next_report = 0.1
+        self.next_minute = 1  # of audio, for a stream without end
 
     def __call__(self, status: GenerateStatus) -> None:
         if self.quiet:
             return
         done = status.samples_done / status.sample_rate
+        speed = f"{status.samples_per_s:,.0f} samples/s  {status.realtime_factor:.2f}x real time"
+        if status.samples_total is None:  # a stream without end
+            info = f"{done:,.1f} s of audio  {speed}"
+            if self.progress is not None and self.task is not None:
+                self.progress.update(self.task, completed=status.samples_done, total=None,
+                                     info=info)  # fmt: skip
+            elif done >= 60 * self.next_minute:  # a line per minute of audio
+                self.next_minute = int(done // 60) + 1
+                sys.stderr.write(f"{info}\n")
+                sys.stderr.flush()
+            return
         total = status.samples_total / status.sample_rate
-        info = (
-            f"{done:.1f}/{total:.1f} s of audio  {status.samples_per_s:,.0f} samples/s  "
-            f"{status.realtime_factor:.2f}x real time"
-        )
+        info = f"{done:.1f}/{total:.1f} s of audio  {speed}"
         if self.progress is not None and self.task is not None:
             self.progress.update(
                 self.task, completed=status.samples_done, total=status.samples_total, info=info

@@ -42,8 +42,8 @@ def export(
             "--format",
             help="checkpoint: a samplernn model file (weights and settings) for generate, "
             "evaluate and train --init-from. nn: a live voice, a TorchScript file for nn~ in "
-            "Max/MSP and Pure Data ([nn~ voice.ts forward 4096]) or any libtorch host, which "
-            "plays an endless take at the host's sample rate (see docs/live.md).",
+            "Max/MSP and Pure Data (the object nn~ voice.ts forward 4096) or any libtorch "
+            "host, which plays an endless take at the host's sample rate (see docs/live.md).",
             rich_help_panel=OUTPUT,
         ),
     ] = ExportFormat.checkpoint,
@@ -118,7 +118,9 @@ def _export_voice(
 
     temperature = 1.0 if temperature is None else temperature
     if not math.isfinite(temperature) or not 0 < temperature <= 100:
-        raise UsageError(f"--temperature must be greater than 0 and at most 100, got {temperature:g}")
+        raise UsageError(
+            f"--temperature must be greater than 0 and at most 100, got {temperature:g}"
+        )
     seed = 0 if seed is None else seed
     if not 0 <= seed < 2**63:
         raise UsageError(f"--seed must be between 0 and 2^63 - 1, got {seed}")

@@ -130,6 +130,11 @@ def generate(
             values["file_format"] = suffix
     settings = GenerateSettings(**values)
     settings.validate()
+    if settings.endless and output != "-":
+        raise UsageError(
+            "--length inf streams one clip without end: write it to standard output with -o - "
+            "and pipe it into a player (| aplay, | sox -t wav - -d)"
+        )
 
     from samplernn_cli.cli.console import GenerateDisplay, setup_logging, stderr_is_terminal
     from samplernn_cli.generation.clips import GenerateRequest, generate_files  # imports torch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -25,8 +26,12 @@ class GenerateSettings(Settings):
     what: ClassVar[str] = "generation settings"
     panel: ClassVar[str] = "Generation"
 
-    length: float = setting(10.0, "length", float, 0.0, 36000.0, low_inclusive=False,
-                            flags=("--length",), help="Seconds of new audio per clip.")  # fmt: skip
+    length: float = setting(
+        10.0, "length", float, 0.0, 36000.0, low_inclusive=False, endless=True,
+        flags=("--length",),
+        help="Seconds of new audio per clip; inf streams one clip without end (with -o -) "
+        "until its reader closes the pipe or Ctrl-C.",
+    )  # fmt: skip
     # given_only: the default depends on --temperature.
     count: int = setting(
         1, "count", int, 1, 100_000, flags=("--count", "-n"), given_only=True,
@@ -105,8 +110,17 @@ class GenerateSettings(Settings):
             )
         if self.candidates is not None and len(self.temperatures) > 1:
             raise ConfigError("--candidates ranks takes of one temperature; give one value")
+        if self.endless and (self.count != 1 or self.candidates is not None):
+            raise ConfigError(
+                "--length inf streams one clip without end: drop --count and --candidates"
+            )
         if self.file_format == "flac" and self.encoding == "float":
             raise ConfigError("FLAC holds integer samples only; use --encoding pcm16 or pcm24")
+
+    @property
+    def endless(self) -> bool:
+        """--length inf: one clip streamed without end."""
+        return math.isinf(self.length)
 
     @property
     def takes(self) -> int:

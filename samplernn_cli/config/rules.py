@@ -49,6 +49,7 @@ class Rule:
     high: float | None = None
     low_inclusive: bool = True
     choices: tuple[str, ...] = ()
+    endless: bool = False  # a float that also accepts infinity ("no end")
 
     def check(self, value: object) -> None:
         """Raise :class:`ConfigError` unless ``value`` satisfies the rule."""
@@ -73,6 +74,8 @@ class Rule:
     def accepts_number(self, value: float) -> bool:
         """Whether a number lies within the limits (finite, never NaN)."""
         assert self.low is not None and self.high is not None
+        if self.endless and value == math.inf:
+            return True
         too_low = value < self.low if self.low_inclusive else value <= self.low
         return math.isfinite(value) and not too_low and value <= self.high
 
@@ -85,7 +88,9 @@ class Rule:
                 return f"at least {self.low}"
             return f"between {self.low} and {self.high}"
         bound = "at least" if self.low_inclusive else "greater than"
-        return f"{bound} {self.low:g} and at most {self.high:g}"
+        return f"{bound} {self.low:g} and at most {self.high:g}" + (
+            ", or inf" if self.endless else ""
+        )
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,7 @@ def setting(
     high: float | None = None,
     *,
     low_inclusive: bool = True,
+    endless: bool = False,
     choices: tuple[str, ...] = (),
     optional: bool = False,
     flags: tuple[str, ...] = (),
@@ -128,8 +134,9 @@ def setting(
     """A dataclass field: the setting's default and its :class:`Declaration`.
 
     ``default``, ``label`` (the setting's name in messages), ``kind``, ``low``, ``high``,
-    ``low_inclusive`` and ``choices`` make its :class:`Rule`; ``optional`` settings (and
-    those whose default is None) also accept None, meaning "not set".
+    ``low_inclusive``, ``endless`` (a float that also takes infinity) and ``choices`` make
+    its :class:`Rule`; ``optional`` settings (and those whose default is None) also accept
+    None, meaning "not set".
 
     The command line: ``flags`` are the option's spellings (none: no option; the first is
     the one messages use; a boolean takes ``"--x/--no-x"``); ``help`` is its help text, in
@@ -143,7 +150,7 @@ def setting(
     given are its parent's.
     """
     declaration = Declaration(
-        rule=Rule(label, kind, low, high, low_inclusive, choices),
+        rule=Rule(label, kind, low, high, low_inclusive, choices, endless),
         optional=optional or default is None,
         flags=flags,
         help=help,

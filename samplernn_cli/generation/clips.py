@@ -41,7 +41,7 @@ class GenerateStatus:
     """Progress over the whole request, for displays."""
 
     samples_done: int  # per clip, summed over clips
-    samples_total: int
+    samples_total: int | None  # None: a clip without end
     seconds: float
     sample_rate: int
 
@@ -92,7 +92,7 @@ class Prepared:
     checkpoint: Checkpoint
     model: SampleRNN
     rate: int
-    num_samples: int  # per clip, the prime not counted
+    num_samples: int  # per clip, the prime not counted; 0 for an endless clip
     seed: int
     prime_codes: torch.Tensor | None  # (P,) codes the clips continue from
     prime_audio: torch.Tensor | None  # (P,) the prime as the model hears it (decoded codes)
@@ -128,7 +128,7 @@ def prepare(request: GenerateRequest) -> Prepared:
         checkpoint=checkpoint,
         model=model,
         rate=rate,
-        num_samples=max(1, round(settings.length * rate)),
+        num_samples=0 if settings.endless else max(1, round(settings.length * rate)),
         seed=seed,
         prime_codes=prime_codes,
         prime_audio=prime_audio,

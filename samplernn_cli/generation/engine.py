@@ -162,3 +162,91 @@ def generate_takes(
         on_codes=on_codes,
     )  # fmt: skip
     return Takes(codes, bits.cpu() / num_samples)
+
+
+# Samples per segment of an endless clip (about 4 s at 16 kHz): memory stays bounded by a
+# segment's codes whatever the clip's length.
+SEGMENT_SAMPLES = 65536
+
+
+def generate_endless(
+    model: SampleRNN,
+    on_codes: CodesCallback,
+    *,
+    temperature: float = 1.0,
+    seed: int = 0,
+    prime: torch.Tensor | None = None,
+    progress: GenerateProgress | None = None,
+    implementation: str = "auto",
+    precision: str = "float32",
+    segment: int = SEGMENT_SAMPLES,
+) -> None:
+    """Generate one clip without end, handing its codes to ``on_codes`` as they are made.
+
+    The clip is made in segments of whole top-tier frames and prediction blocks (``segment``
+    rounded to them), each going on from the codes and state the last one ended with, so
+    its samples are those :func:`generate_takes` makes for one clip of the same seed, as
+    long as it is. Returns only by an exception: ``on_codes`` raising (the reader went
+    away), or ``progress`` (called with the samples done so far and 0 for the total)
+    returning True (:class:`GenerationStopped`).
+    """
+    device = next(model.parameters()).device
+    precision = resolve_precision(precision, device)
+    temperatures = temperature_column(temperature, 1, device)
+    noise = ClipNoise(seed, 0, 1)
+    history, state = (None, None) if prime is None else prime_model(model, prime, 1)
+    config = model.config
+    step = config.tier_frame_samples[-1]
+    if config.linear_prediction:
+        step = math.lcm(step, config.prediction_block)
+    segment = step * max(1, segment // step)
+    context = model.history
+    done = 0
+
+    def segment_progress(samples: int, _total: int) -> bool | None:
+        return None if progress is None else progress(done + samples, 0)
+
+    def carried(codes: torch.Tensor) -> torch.Tensor:
+        """The codes the next segment starts from (silence before the clip)."""
+        previous = history
+        if previous is None:
+            previous = torch.full((1, context), model.quantizer.zero_code, dtype=torch.long)
+        return torch.cat([previous.to(codes.device), codes], 1)[:, -context:]
+
+    if implementation == "auto":
+        implementation = "numba" if device.type == "cpu" else "torch"
+    if implementation == "numba":
+        sampler = NumbaSampler(model, 1, temperatures.squeeze(1).tolist(), precision)
+        while True:
+            codes = sampler.run(
+                segment,
+                lambda block: noise.draw(block, torch.device("cpu")).numpy(),
+                history=history,
+                state=state,
+                progress=segment_progress,
+                on_codes=on_codes,
+                carry=done > 0,
+            )
+            history = carried(codes)
+            done += segment
+    if implementation != "torch":
+        raise ValueError(f"unknown implementation {implementation!r}")
+    if precision == "int8":
+        model = rounded_copy(model)
+    block = config.tier_frame_samples[-1]
+    uniforms = torch.empty(0)
+
+    def sample(t: int, logits: torch.Tensor) -> torch.Tensor:
+        nonlocal uniforms
+        if t % block == 0:
+            uniforms = noise.draw(block, device)
+        return sample_from_logits(logits, temperatures, uniforms[:, t % block])
+
+    while True:
+        final: ModelState = []
+        codes = autoregress(
+            model, 1, segment, sample, history=history, state=state,
+            progress=segment_progress, on_codes=on_codes, final_state=final,
+        )  # fmt: skip
+        history, state = carried(codes), final
+        done += segment

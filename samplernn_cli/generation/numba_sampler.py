@@ -336,6 +336,7 @@ class NumbaSampler:
         state: ModelState | None = None,
         progress: Callable[[int, int], bool | None] | None = None,
         on_codes: Callable[[torch.Tensor], None] | None = None,
+        carry: bool = False,
     ) -> torch.Tensor:
         """Generate ``num_samples`` per clip, and each clip's information under the model
         (at temperature 1) in :attr:`bits_per_sample`.
@@ -348,6 +349,10 @@ class NumbaSampler:
             progress: called with (done, total) once per top-tier frame; True stops
                 (:class:`GenerationStopped`).
             on_codes: see :data:`~samplernn_cli.generation.sampling.CodesCallback`.
+            carry: go on from where the previous run ended (its frame tiers' state and
+                the prediction's taps; ``state`` is not used): with ``history`` its last
+                codes and whole top-tier frames and prediction blocks per run, runs one
+                after another make the samples of one long run.
 
         Returns:
             (count, num_samples) int64 codes.
@@ -355,9 +360,10 @@ class NumbaSampler:
         model = self.model
         state = list(state) if state is not None else model.initial_state()
         tiers = self.tiers
-        with parametrize.cached():
-            for k, tier in enumerate(tiers):
-                tier.reset(state[k])
+        if not carry:
+            with parametrize.cached():
+                for k, tier in enumerate(tiers):
+                    tier.reset(state[k])
         frames = [tier.frame_samples for tier in tiers]
         top = frames[-1]
         frame_size = self.frame_size

@@ -3,13 +3,15 @@
 The RIFF header goes out first. Its size fields hold the clip's exact final sizes, because
 the length is known before generation starts, so readers that trust the header (and those
 that cannot seek back to fix it, like a pipe's reader) see a complete, ordinary WAV file.
-Only a clip too long for RIFF's 32-bit sizes gets 0xFFFFFFFF there ("until the end of the
-stream", as ffmpeg and sox write to pipes). The samples follow in blocks as the sampler
-finishes them, encoded by libsndfile exactly as a file of the same encoding would hold them.
+Only a clip too long for RIFF's 32-bit sizes, or one without end (``--length inf``), gets
+0xFFFFFFFF there ("until the end of the stream", as ffmpeg and sox write to pipes). The
+samples follow in blocks as the sampler finishes them, encoded by libsndfile exactly as a
+file of the same encoding would hold them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import time
@@ -28,7 +30,7 @@ from samplernn_cli.generation.clips import (
     GenerateStatus,
     prepare,
 )
-from samplernn_cli.generation.engine import generate_takes
+from samplernn_cli.generation.engine import generate_endless, generate_takes
 
 # Samples collected before a write (after the first frame, written at once): small enough
 # that audio flows steadily (0.26 s at 16 kHz), large enough that a write is not a system
@@ -39,11 +41,12 @@ WAVE_FORMATS = {"PCM_16": (1, 16), "PCM_24": (1, 24), "FLOAT": (3, 32)}
 UNKNOWN_SIZE = 0xFFFFFFFF
 
 
-def wav_header(frames: int, sample_rate: int, subtype: str) -> bytes:
-    """The 44-byte header of a mono WAV file of ``frames`` samples."""
+def wav_header(frames: int | None, sample_rate: int, subtype: str) -> bytes:
+    """The 44-byte header of a mono WAV file of ``frames`` samples (None: a stream without
+    end, whose sizes say "until the end of the stream")."""
     tag, bits = WAVE_FORMATS[subtype]
     block = bits // 8
-    data = frames * block
+    data = UNKNOWN_SIZE if frames is None else frames * block
     riff = 36 + data
     if riff > UNKNOWN_SIZE:
         riff = data = UNKNOWN_SIZE
@@ -96,7 +99,7 @@ def stream_clip(
     model, rate, num_samples = job.model, job.rate, job.num_samples
     subtype = ENCODINGS[settings.encoding]
     lead = job.prime_audio if settings.keep_prime and job.prime_audio is not None else None
-    frames = num_samples + (0 if lead is None else lead.numel())
+    frames = None if settings.endless else num_samples + (0 if lead is None else lead.numel())
 
     def write(data: bytes) -> None:
         try:
@@ -112,8 +115,11 @@ def stream_clip(
     held = 0
     block = 1  # the first samples go out at once; then blocks of STREAM_BLOCK_SAMPLES
 
+    streamed = 0
+
     def on_codes(codes: torch.Tensor) -> None:
-        nonlocal held
+        nonlocal held, streamed
+        streamed += codes.shape[1]
         pending.append(codes[0])
         held += codes.shape[1]
         if held >= block:
@@ -135,6 +141,24 @@ def stream_clip(
         seconds = time.perf_counter() - started
         return progress(GenerateStatus(min(done, num_samples), num_samples, seconds, rate))
 
+    if settings.endless:
+
+        def endless_progress(done: int, _total: int) -> bool | None:
+            if progress is None:
+                return None
+            seconds = time.perf_counter() - started
+            return progress(GenerateStatus(done, None, seconds, rate))
+
+        try:
+            generate_endless(
+                model, on_codes, temperature=settings.clip_temperatures()[0],
+                precision=settings.precision, seed=job.seed, prime=job.prime_codes,
+                progress=endless_progress,
+            )  # fmt: skip
+        finally:
+            # Stopped (Ctrl-C, the reader gone): what was made goes out if it still can.
+            with contextlib.suppress(OutputClosed):
+                flush()
     generate_takes(
         model,
         1,

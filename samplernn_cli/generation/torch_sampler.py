@@ -31,6 +31,7 @@ def autoregress(
     state: ModelState | None = None,
     progress: GenerateProgress | None = None,
     on_codes: CodesCallback | None = None,
+    final_state: ModelState | None = None,
 ) -> torch.Tensor:
     """Run the model one sample at a time, feeding back what ``pick`` chooses.
 
@@ -38,6 +39,8 @@ def autoregress(
         history: (count, model.history) codes before the first sample (default: silence).
         state: the frame tiers' state at that point (default: reset).
         on_codes: see :data:`~samplernn_cli.generation.sampling.CodesCallback`.
+        final_state: a list that is given the frame tiers' state at the end (for a run that
+            goes on from there: whole top-tier frames end exactly there).
 
     Returns:
         (count, num_samples) int64 codes.
@@ -95,4 +98,6 @@ def autoregress(
         on_codes(codes[:, context + emitted : context + num_samples].cpu())
     if progress is not None:
         progress(total, total)
+    if final_state is not None:
+        final_state[:] = state
     return codes[:, context : context + num_samples]

@@ -19,10 +19,11 @@ What it answers to (nn~'s contract, the same in Max and Pd):
 
 All state between calls (the codes heard so far, every tier's recurrent state and
 conditioning, the filter's past, the samples made but not yet handed out, the position in the
-random stream) lives in registered buffers changed in place: forward runs under
-``c10::InferenceMode`` and the setters outside it, and a buffer replaced inside inference
-mode could no longer be changed outside it. A setter only records what it was given; a reset
-it asks for happens inside the next ``forward``, as msprior's does.
+random stream) lives in registered buffers, changed in place during a take and made afresh
+by a reset. ``forward`` runs under ``c10::InferenceMode`` and the setters outside it: a
+setter only records what it was given, and a reset it asks for happens inside the next
+``forward``, as msprior's does, so the state is only ever touched in the mode ``forward``
+runs in (a caller that switches modes gets the state copied into the new one).
 
 Samples are made a top-tier frame (a "chunk") at a time, so a call's buffer length never
 changes what is computed: the same seed and settings give the same samples, bit for bit,
@@ -41,7 +42,6 @@ No ``from __future__ import annotations`` here: TorchScript reads the annotation
 """
 
 import math
-from typing import List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -143,7 +143,7 @@ class FrameTierVoice(nn.Module):
         skip: bool,
         input_weight: Tensor,
         input_bias: Tensor,
-        layers: List[RecurrentLayer],
+        layers: list[RecurrentLayer],
         skip_weight: Tensor,
         skip_bias: Tensor,
         upsample_weight: Tensor,
@@ -178,7 +178,7 @@ class FrameTierVoice(nn.Module):
         """frame (B, frame_samples) scaled codes; above (B, H), zeros for the top tier."""
         x = F.linear(frame, self.input_weight, self.input_bias) + above
         if self.skip:
-            outputs: List[Tensor] = []
+            outputs: list[Tensor] = []
             layer_input = x
             for layer in self.layers:
                 out = layer.step(layer_input)
@@ -193,90 +193,49 @@ class FrameTierVoice(nn.Module):
         self.out.copy_(up.view(-1, self.ratio, self.hidden))
 
 
-class LiveVoice(nn.Module):
-    """See the module's docstring. Built by :func:`samplernn_cli.voice.build.build_voice`."""
+class VoiceControls(nn.Module):
+    """What nn~ reads and sets besides the audio: the method's description, the attributes
+    (temperature, seed, gain, reset) with their type ids, getters and setters, and the
+    host's sample rate.
+    A setter records a value (or a reset to apply inside the next call) and returns 0, or -1
+    for a value it refuses (which changes nothing)."""
 
-    def __init__(
-        self,
-        tiers: List[FrameTierVoice],  # bottom up, as in the model
-        tables: Tensor,
-        hidden_weights: List[Tensor],
-        hidden_biases: List[Tensor],
-        output_weight: Tensor,
-        output_bias: Tensor,
-        decode_table: Tensor,
-        scale_table: Tensor,
-        zero_code: int,
-        model_rate: int,
-        temperature: float,
-        seed: int,
-    ):
+    def __init__(self, temperature: float, seed: int, model_rate: int):
         super().__init__()
-        # Top tier first: each tier reads the vector of the tier before it in this list.
-        self.tiers = nn.ModuleList(tiers[::-1])
-        self.frame_size = tiers[0].frame_samples  # the sample tier reads this many codes
-        self.chunk = tiers[-1].frame_samples  # samples made per step of the top tier
-        self.hidden = tiers[0].hidden
-        self.history = self.chunk
-        self.levels = int(decode_table.shape[0])
-        self.zero_code = zero_code
-        self.model_rate = model_rate
-        self.register_buffer("tables", tables.detach().clone().float().contiguous())
-        self.register_buffer("offsets", torch.arange(self.frame_size) * self.levels)
-        # The MLP's weights transposed, (in, out), for addmm.
-        self.register_buffer("w1", hidden_weights[0].detach().clone().float())
-        self.register_buffer("b1", hidden_biases[0].detach().clone().float())
-        self.register_buffer("w2", hidden_weights[1].detach().clone().float())
-        self.register_buffer("b2", hidden_biases[1].detach().clone().float())
-        self.register_buffer("w_out", output_weight.detach().t().contiguous().float())
-        self.register_buffer("b_out", output_bias.detach().clone().float())
-        self.register_buffer("decode_table", decode_table.detach().clone().float())
-        self.register_buffer("scale_table", scale_table.detach().clone().float())
-        # Draw index within a chunk: sample s, level q -> s * levels + q.
-        self.register_buffer("draw_index", torch.arange(self.chunk * self.levels))
-
-        # nn~'s description of the method and the attributes.
         self.register_buffer("forward_params", torch.tensor([1, 1, 1, 1]))
         self.forward_input_labels = ["(signal) temperature offset"]
         self.forward_output_labels = ["(signal) generated audio"]
+        # nn~'s type ids: bool 0, int 1, float 2.
         self.register_buffer("temperature_params", torch.tensor([2]))
         self.register_buffer("seed_params", torch.tensor([1]))
         self.register_buffer("gain_params", torch.tensor([2]))
         self.register_buffer("reset_params", torch.tensor([0]))
-
-        # Settings (plain attributes, set outside inference mode by the setters).
+        # Plain attributes, set outside inference mode by the setters.
         self.temperature = float(temperature)
         self.seed = int(seed)
         self.gain = 1.0
         self.reset_requested = True
+        # The host's rate: its ratio to the model's, the interpolating filter for it (ratio
+        # 1: the samples as made), and whether the host's rate was refused.
+        self.model_rate = model_rate
         self.ratio = 1
+        self.register_buffer("fir", torch.ones(1, 1, 1))
         self.rate_refused = False
         self.max_ratio = MAX_RATIO
         self.filter_zeros = FILTER_ZEROS
         self.filter_beta = FILTER_BETA
         self.filter_rolloff = FILTER_ROLLOFF
 
-        # State (buffers, changed in place).
-        self.register_buffer("batch", torch.zeros(1, dtype=torch.long))
-        self.register_buffer("codes", torch.full((1, 2 * self.chunk), zero_code, dtype=torch.long))
-        self.register_buffer("chunk_index", torch.zeros(1, dtype=torch.long))
-        self.register_buffer("fir", torch.ones(1, 1, 1))  # ratio 1: as made
-        self.register_buffer("fir_past", torch.zeros(1, 0))
-        self.register_buffer("ready", torch.zeros(1, 0))  # host-rate samples made, not yet out
-        self.register_buffer("ready_count", torch.zeros(1, dtype=torch.long))
-
-    # -- nn~'s interface ---------------------------------------------------------------
-
     @torch.jit.export
-    def get_methods(self) -> List[str]:
+    def get_methods(self) -> list[str]:
         return ["forward"]
 
     @torch.jit.export
-    def get_attributes(self) -> List[str]:
+    def get_attributes(self) -> list[str]:
         return ["temperature", "seed", "gain", "reset"]
 
     @torch.jit.export
-    def get_temperature(self) -> List[float]:
+    def get_temperature(self) -> list[float]:
         return [self.temperature]
 
     @torch.jit.export
@@ -287,7 +246,7 @@ class LiveVoice(nn.Module):
         return 0
 
     @torch.jit.export
-    def get_seed(self) -> List[int]:
+    def get_seed(self) -> list[int]:
         return [self.seed]
 
     @torch.jit.export
@@ -300,7 +259,7 @@ class LiveVoice(nn.Module):
         return 0
 
     @torch.jit.export
-    def get_gain(self) -> List[float]:
+    def get_gain(self) -> list[float]:
         return [self.gain]
 
     @torch.jit.export
@@ -311,7 +270,7 @@ class LiveVoice(nn.Module):
         return 0
 
     @torch.jit.export
-    def get_reset(self) -> List[bool]:
+    def get_reset(self) -> list[bool]:
         return [self.reset_requested]
 
     @torch.jit.export
@@ -323,7 +282,7 @@ class LiveVoice(nn.Module):
         return 0
 
     @torch.jit.export
-    def get_sample_rate(self) -> List[int]:
+    def get_sample_rate(self) -> list[int]:
         return [self.model_rate * self.ratio]
 
     @torch.jit.export
@@ -353,12 +312,63 @@ class LiveVoice(nn.Module):
 
     # -- generation --------------------------------------------------------------------
 
+
+class LiveVoice(VoiceControls):
+    """See the module's docstring. Built by :func:`samplernn_cli.voice.build.build_voice`."""
+
+    def __init__(
+        self,
+        tiers: list[FrameTierVoice],  # bottom up, as in the model
+        tables: Tensor,
+        hidden_weights: list[Tensor],
+        hidden_biases: list[Tensor],
+        output_weight: Tensor,
+        output_bias: Tensor,
+        decode_table: Tensor,
+        scale_table: Tensor,
+        zero_code: int,
+        model_rate: int,
+        temperature: float,
+        seed: int,
+    ):
+        super().__init__(temperature, seed, model_rate)
+        # Top tier first: each tier reads the vector of the tier before it in this list.
+        self.tiers = nn.ModuleList(tiers[::-1])
+        self.frame_size = tiers[0].frame_samples  # the sample tier reads this many codes
+        self.chunk = tiers[-1].frame_samples  # samples made per step of the top tier
+        self.hidden = tiers[0].hidden
+        self.history = self.chunk
+        self.levels = int(decode_table.shape[0])
+        self.zero_code = zero_code
+        self.register_buffer("tables", tables.detach().clone().float().contiguous())
+        self.register_buffer("offsets", torch.arange(self.frame_size) * self.levels)
+        # The sample tier's MLP; the output layer's weight transposed, (in, out), for addmm.
+        self.register_buffer("w1", hidden_weights[0].detach().clone().float())
+        self.register_buffer("b1", hidden_biases[0].detach().clone().float())
+        self.register_buffer("w2", hidden_weights[1].detach().clone().float())
+        self.register_buffer("b2", hidden_biases[1].detach().clone().float())
+        self.register_buffer("w_out", output_weight.detach().t().contiguous().float())
+        self.register_buffer("b_out", output_bias.detach().clone().float())
+        self.register_buffer("decode_table", decode_table.detach().clone().float())
+        self.register_buffer("scale_table", scale_table.detach().clone().float())
+        # Draw index within a chunk: sample s, level q -> s * levels + q.
+        self.register_buffer("draw_index", torch.arange(self.chunk * self.levels))
+
+        # State: changed in place during a take, made afresh by a reset (_reset, _adopt).
+        self.register_buffer("batch", torch.zeros(1, dtype=torch.long))
+        self.register_buffer("codes", torch.full((1, 2 * self.chunk), zero_code, dtype=torch.long))
+        self.register_buffer("chunk_index", torch.zeros(1, dtype=torch.long))
+        self.register_buffer("fir_past", torch.zeros(1, 0))
+        self.register_buffer("ready", torch.zeros(1, 0))  # host-rate samples made, not yet out
+        self.register_buffer("ready_count", torch.zeros(1, dtype=torch.long))
+
     def _reset(self, batch: int) -> None:
         """A new take: state for ``batch`` rows, made afresh (in the mode of this call)."""
         for tier in self.tiers:
             tier.reset(batch)
         self.batch = torch.full([1], batch, dtype=torch.long)
-        self.codes = torch.full([batch, self.history + self.chunk], self.zero_code, dtype=torch.long)
+        size = [batch, self.history + self.chunk]
+        self.codes = torch.full(size, self.zero_code, dtype=torch.long)
         self.chunk_index = torch.zeros(1, dtype=torch.long)
         self.fir_past = torch.zeros(batch, self.fir.shape[2] - 1)
         self.ready = torch.zeros(batch, self.chunk * self.ratio)
@@ -423,7 +433,7 @@ class LiveVoice(nn.Module):
             # a tenth of embedding_bag's time for one row), weights stored transposed for
             # addmm, and the output layer's bias and the draw's noise (scaled by the
             # temperature: argmax(l / T + G) = argmax(l + T G)) added by its addmm.
-            previous = (codes.narrow(1, position - self.frame_size, self.frame_size) + self.offsets)
+            previous = codes.narrow(1, position - self.frame_size, self.frame_size) + self.offsets
             previous = previous.view(-1)
             x = self.tables.index_select(0, previous).view(batch, self.frame_size, -1).sum(1)
             x = torch.relu_(x + above.select(1, s % self.frame_size))

@@ -1,0 +1,163 @@
+"""How fast a live voice (`samplernn export --format nn`) plays, against `samplernn
+generate`'s compiled sampler on the same model, in the same run, on one thread.
+
+For a trained `--preset small` checkpoint (--checkpoint) and untrained models of three sizes,
+the voice is called as nn~ calls it (`samplernn_cli.voice.build.time_voice`: buffers of
+4,096 samples at a 48 kHz host, a new thread per buffer, inference mode), and the Numba
+sampler generates the same number of samples of one clip in float32 and int8
+(`generate_takes`). Each figure is a
+real-time factor: seconds of computing per second of 16 kHz audio (below 1: faster than real
+time). The ratio column is the voice's factor over the Numba float32 sampler's. Untrained
+weights draw codes all over the range, so the first layer's table rows miss the cache more
+often than a trained model's do: a trained model's figure is the one a user meets.
+
+--parts times the voice at --preset small with one part of its per-sample loop taken out at
+a time (the frame tier's step, the two hidden layers, the Gumbel draws, the first layer's
+table rows): what each costs is the difference from the whole.
+
+    python benchmarks/voice.py --checkpoint outputs/small/small_best_model.pt
+    python benchmarks/voice.py --checkpoint outputs/small/small_best_model.pt --parts
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from samplernn_cli.checkpoint import load_checkpoint
+from samplernn_cli.config import ModelConfig
+from samplernn_cli.generation.engine import generate_takes
+from samplernn_cli.model import SampleRNN
+from samplernn_cli.voice import build as voice_build
+from samplernn_cli.voice.build import build_voice, script_voice, time_voice
+
+RATE = 16000
+HOST_RATE = 48000
+SMALL = {"hidden_size": 256, "rnn_layers": 1, "frame_sizes": (16,), "embed_size": 64}
+SIZES = {
+    "small": SMALL,
+    "small, hidden 128": {**SMALL, "hidden_size": 128},
+    "default": {},
+}
+# Text of module.py replaced to take one part out of the per-sample loop.
+PARTS = {
+    "frame tier": [
+        ("tier.step(frame, above.select(1, (s // size) % above_ratio))", "pass"),
+        ("tier.step(frame, top)", "pass"),
+    ],
+    "hidden layers": [
+        ("x = torch.relu_(F.linear(x, self.w1, self.b1))", "x = x"),
+        ("x = torch.relu_(F.linear(x, self.w2, self.b2))", "x = x"),
+    ],
+    "Gumbel draws": [
+        (
+            "noise = self._gumbel(batch) * temperature + self.b_out",
+            "noise = torch.zeros(batch, self.chunk, self.levels) + self.b_out",
+        )
+    ],
+    "first layer rows": [
+        (
+            "x = self.tables.index_select(0, previous).view(batch, self.frame_size, -1).sum(1)",
+            "x = self.tables[:batch]",
+        )
+    ],
+}
+
+
+def numba_factor(model: SampleRNN, samples: int, precision: str) -> float:
+    generate_takes(model, 1, 4096, seed=1, precision=precision)  # compile, warm up
+    started = time.perf_counter()
+    generate_takes(model, 1, samples, seed=1, precision=precision)
+    return (time.perf_counter() - started) * RATE / samples
+
+
+def voice_factor(model: SampleRNN, seconds: float) -> tuple[float, float]:
+    timing = time_voice(script_voice(build_voice(model, RATE, seed=1)), HOST_RATE, seconds=seconds)
+    return timing.median, timing.worst
+
+
+def models(checkpoint: Path | None) -> dict[str, SampleRNN]:
+    found = {}
+    if checkpoint is not None:
+        loaded = load_checkpoint(checkpoint)
+        if loaded.sample_rate != RATE:
+            sys.exit(f"{checkpoint}: a {RATE} Hz model is needed")
+        found[f"{checkpoint.name} (trained)"] = loaded.build_model()
+    torch.manual_seed(0)
+    for name, values in SIZES.items():
+        found[f"{name}, untrained"] = SampleRNN(ModelConfig(**values, linear_prediction=0))
+    return found
+
+
+def sizes(seconds: float, checkpoint: Path | None) -> None:
+    print(f"torch {torch.__version__}, one thread; real-time factors at a {HOST_RATE} Hz host")
+    print(f"{'model':32s} {'parameters':>11s} {'voice':>7s} {'worst':>7s} "
+          f"{'numba f32':>10s} {'numba int8':>11s} {'ratio':>6s}")  # fmt: skip
+    for name, model in models(checkpoint).items():
+        model.eval()
+        parameters = sum(p.numel() for p in model.parameters())
+        scale = 0.25 if name.startswith("default") else 1.0
+        median, worst = voice_factor(model, seconds * scale)
+        samples = int(RATE * seconds * scale)
+        torch.set_num_threads(1)
+        f32, int8 = numba_factor(model, samples, "float32"), numba_factor(model, samples, "int8")
+        print(f"{name:32s} {parameters:>11,} {median:7.3f} {worst:7.3f} {f32:10.3f} "
+              f"{int8:11.3f} {median / f32:5.2f}x")  # fmt: skip
+
+
+def parts(seconds: float, checkpoint: Path | None) -> None:
+    source = Path(voice_build.__file__).with_name("module.py").read_text()
+    name, model = next(iter(models(checkpoint).items()))
+    model.eval()
+    whole, _ = voice_factor(model, seconds)
+    print(f"{name}, real-time factor at {HOST_RATE} Hz: whole loop {whole:.3f}")
+    with tempfile.TemporaryDirectory() as folder:
+        for name, replacements in PARTS.items():
+            text = source
+            for old, new in replacements:
+                if old not in text:
+                    sys.exit(f"module.py no longer has {old!r}: update PARTS")
+                text = text.replace(old, new)
+            path = Path(folder) / f"voice_without_{len(name)}.py"
+            path.write_text(text)
+            spec = importlib.util.spec_from_file_location(path.stem, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[path.stem] = module
+            spec.loader.exec_module(module)
+            # build_voice makes the classes it finds in samplernn_cli.voice.build.
+            names = ("LiveVoice", "FrameTierVoice", "RecurrentLayer")
+            saved = {name: getattr(voice_build, name) for name in names}
+            for name in names:
+                setattr(voice_build, name, getattr(module, name))
+            try:
+                without, _ = voice_factor(model, seconds)
+            finally:
+                for name, value in saved.items():
+                    setattr(voice_build, name, value)
+            share = (whole - without) / whole
+            print(f"  without {name:18s} {without:.3f}  (the part: {share:.0%} of the loop)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=4.0, help="of audio per timing")
+    parser.add_argument("--parts", action="store_true", help="what each part of the loop costs")
+    parser.add_argument("--checkpoint", type=Path, help="a trained 16 kHz --preset small model")
+    args = parser.parse_args()
+    warnings.simplefilter("ignore", FutureWarning)
+    if args.parts:
+        parts(args.seconds, args.checkpoint)
+    else:
+        sizes(args.seconds, args.checkpoint)
+
+
+if __name__ == "__main__":
+    main()
