@@ -133,9 +133,10 @@ def _export_voice(
         f"{timing.median:.2f} s (median; slowest buffer {timing.worst:.2f} s)"
     )
     if timing.worst > RTF_WARNING:
+        outcome = "will drop out" if timing.worst > 1 else "may drop out when the machine is busy"
         logger.warning(
             f"the slowest buffer took {timing.worst:.2f} s per second of audio (above "
-            f"{RTF_WARNING}): a live host on this machine may drop out; a smaller model "
-            "(--preset small) or a faster CPU plays reliably"
+            f"{RTF_WARNING}): a live host on this machine {outcome}; a smaller model or a "
+            "faster CPU plays reliably (docs/live.md, Speed)"
         )
     print_path(result.path)
