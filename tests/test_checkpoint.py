@@ -105,6 +105,14 @@ def test_bad_checkpoints_get_clear_errors(tmp_path: Path, monkeypatch: pytest.Mo
     future = {**minimal_payload(), "format": FORMAT, "format_version": FORMAT_VERSION + 1}
     torch.save(future, tmp_path / "future.pt")
     cases["future.pt"] = f"format {FORMAT_VERSION + 1}.*upgrade"
+    newer = minimal_payload()
+    newer["train"] = {**newer["train"], "tape_wobble": 0.1}  # type: ignore[dict-item]
+    newer["model_config"] = {**newer["model_config"], "attention_heads": 4}  # type: ignore[dict-item]
+    write_payload(tmp_path / "newer.pt", {**newer, "package_version": "9.1.0"})
+    cases["newer.pt"] = (
+        r"written by samplernn 9\.1\.0, with settings this samplernn .* does not know "
+        r"\(attention_heads, tape_wobble\): upgrade samplernn-cli to 9\.1\.0 or newer"
+    )
     broken = {**minimal_payload(), "format": FORMAT, "format_version": 1}
     del broken["model_config"]
     torch.save(broken, tmp_path / "incomplete.pt")

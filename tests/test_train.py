@@ -487,3 +487,29 @@ def test_a_run_that_stops_improving_ends_with_its_best_model(
     assert last_figure == pytest.approx(best_figure, abs=1e-5)
     assert best.iteration == best_iteration
     assert all(torch.equal(best.weights[k], v) for k, v in final.weights.items())
+
+
+@pytest.mark.parametrize("slow", [True, False])
+def test_a_model_too_slow_for_the_cpu_is_named_once(
+    write_audio: WriteAudio, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch, slow: bool,
+) -> None:  # fmt: skip
+    """The first steps are timed; past the bar (lowered here to make the tiny model "slow")
+    one line names the time per 1,000 iterations and what to do instead."""
+    from samplernn_cli.training import reporting
+
+    if slow:
+        monkeypatch.setattr(reporting, "SLOW_CPU_SECONDS_PER_1000", 0.0)
+    source = write_audio("in.wav", seconds=1.0, rate=8000)
+    with caplog.at_level(logging.WARNING, logger="samplernn"):
+        train(
+            TrainRequest(
+                inputs=(source,), run=RunFolder(path=tmp_path / "run", name="run"),
+                model=TINY_MODEL, audio=AudioConfig(sample_rate=8000), train=TINY_TRAIN,
+                live=TINY_LIVE, stop=StopConditions(max_iterations=15), device="cpu",
+            )
+        )  # fmt: skip
+    lines = [r.getMessage() for r in caplog.records if "1,000 iterations" in r.getMessage()]
+    assert len(lines) == (1 if slow else 0)
+    if slow:
+        assert "--preset small" in lines[0] and "GPU" in lines[0]

@@ -4,6 +4,7 @@ of it."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import warnings
@@ -232,6 +233,7 @@ def _validate(path: Path, payload: object) -> Checkpoint:
             f"{payload.get('package_version', '?')}; this is samplernn {__version__} "
             f"(format {FORMAT_VERSION}): upgrade samplernn-cli to read it"
         )
+    _refuse_newer_settings(path, payload)
     try:
         # Settings added after format 1 was first written take the value that matches
         # checkpoints written before them (their declared legacy value).
@@ -258,3 +260,24 @@ def _validate(path: Path, payload: object) -> Checkpoint:
         sample_rate=sample_rate,
         progress=progress,
     )
+
+
+def _refuse_newer_settings(path: Path, payload: dict) -> None:
+    """A file written by a newer samplernn may hold settings this one does not know (a
+    setting added since keeps the format): name the version that wrote it, to upgrade to,
+    rather than calling the file damaged."""
+    sections = {"model_config": ModelConfig, "audio": AudioConfig, "train": TrainConfig,
+                "live": LiveSettings}  # fmt: skip
+    unknown = []
+    for key, settings in sections.items():
+        section = payload.get(key)
+        if isinstance(section, dict):
+            known = {f.name for f in dataclasses.fields(settings)}  # type: ignore[arg-type]
+            unknown += sorted(name for name in section if name not in known)
+    if unknown:
+        writer = payload.get("package_version", "?")
+        raise CheckpointError(
+            f"{path} was written by samplernn {writer}, with settings this samplernn "
+            f"{__version__} does not know ({', '.join(unknown)}): upgrade samplernn-cli to "
+            f"{writer} or newer to read it"
+        )

@@ -57,7 +57,8 @@ def _main(
 ) -> None:
     """Train SampleRNN on your own audio and generate new audio from it.
 
-    Exit codes: 0 success, 1 error, 2 usage error, 130 Ctrl-C, 143 SIGTERM (see README).
+    Exit codes: 0 success, 1 error, 2 usage error, 130 Ctrl-C, 141 the reader of stdout went
+    away, 143 SIGTERM (see README).
     """
 
 

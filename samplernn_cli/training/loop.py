@@ -83,8 +83,9 @@ class Trainer:
         self.state = RunState()
         # The parts the loop runs, each given what it acts on.
         self.reporter = Reporter(
-            self.run, progress, request.stop, self.plan.iterations_per_epoch, is_main=self.is_main
-        )
+            self.run, progress, request.stop, self.plan.iterations_per_epoch,
+            is_main=self.is_main, on_cpu=device.type == "cpu",
+        )  # fmt: skip
         board = self.reporter.board
         self.step = TrainingStep(
             self.model, self.optimizer, request.train, device=device, rows=self.rows,
@@ -221,7 +222,7 @@ class Trainer:
             self.reporter.iteration(
                 state, bits, None if figure is None else figure.bits, samples_per_s,
                 learning_rate=self.schedule.rate, grad_norm=self.step.grad_norm,
-                started=stopping.started, first=first,
+                started=stopping.started, first=first, step_seconds=step_seconds,
             )  # fmt: skip
             if (
                 self.is_main

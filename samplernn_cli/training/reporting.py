@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import math
+import statistics
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +20,14 @@ from samplernn_cli.training.requests import ProgressCallback, TrainStatus
 from samplernn_cli.training.runfolder import RunFolder
 from samplernn_cli.training.state import RunState
 from samplernn_cli.training.tensorboard_log import TensorBoardLog
+
+logger = logging.getLogger("samplernn")
+# On a CPU, a model slower than this many seconds per 1,000 iterations gets a warning at the
+# start (the default size on a 2-core CPU: about ten hours): a useful model takes a few
+# thousand iterations.
+SLOW_CPU_SECONDS_PER_1000 = 3600.0
+# The steps of a session timed for that warning: the three after the first (warm-up) one.
+PACE_STEPS = range(2, 5)
 
 LOSS_COLUMNS = ("iter", "loss", "epoch", "elapsed_s", "val_loss", "samples_per_s")
 # iter, loss (bits), epoch, elapsed seconds, validation loss (bits) or None, samples/s
@@ -84,9 +94,13 @@ class Reporter:
         iterations_per_epoch: int,
         *,
         is_main: bool,
+        on_cpu: bool = False,
     ) -> None:
         """``conditions``: the session's stop conditions (where the progress bar ends);
-        ``iterations_per_epoch``: of the data plan."""
+        ``iterations_per_epoch``: of the data plan; ``on_cpu``: training runs on the CPU
+        (a model too slow for it gets a warning)."""
+        self.on_cpu = on_cpu
+        self.pace: list[float] = []  # seconds of the steps in PACE_STEPS
         self.progress = progress
         self.conditions = conditions
         self.iterations_per_epoch = iterations_per_epoch
@@ -105,13 +119,16 @@ class Reporter:
         grad_norm: float,
         started: float,
         first: int,
+        step_seconds: float = 0.0,
     ) -> None:
         """Report the iteration ``state`` has just counted: its loss ``bits``, the
         validation figure measured after it (None: none), its speed and the step's learning
-        rate and gradient norm. ``started``: ``time.monotonic()`` when the session's loop
-        began at iteration ``first``."""
+        rate, gradient norm and time. ``started``: ``time.monotonic()`` when the session's
+        loop began at iteration ``first``."""
         if not self.is_main:
             return
+        if self.on_cpu and state.iteration - first in PACE_STEPS:
+            self._check_pace(step_seconds)
         self.loss_log.append(
             (state.iteration, bits, state.last_epoch, state.training_seconds, val, samples_per_s)
         )
@@ -145,3 +162,17 @@ class Reporter:
                 ),
             )
         )
+
+    def _check_pace(self, step_seconds: float) -> None:
+        """Warn once when the first steps say this model is too slow for this CPU."""
+        self.pace.append(step_seconds)
+        if len(self.pace) != len(PACE_STEPS):
+            return
+        per_1000 = 1000 * statistics.median(self.pace)
+        if per_1000 > SLOW_CPU_SECONDS_PER_1000:
+            logger.warning(
+                f"on this CPU, 1,000 iterations of this model take about {per_1000:,.0f} s "
+                f"({per_1000 / 3600:.1f} h), and a useful model takes a few thousand: "
+                "--preset small trains in minutes on a CPU, or train this size on a GPU "
+                "(--device cuda or mps)"
+            )
