@@ -329,3 +329,32 @@ def test_the_cpp_host_plays_the_voice_as_python_does(exported: Path, tmp_path: P
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert refused.returncode == 1 and "refused" in refused.stderr
+
+
+def test_evaluate_scores_the_voices_take_like_generates(
+    trained: Path, exported: Path, tmp_path: Path
+) -> None:
+    """Through the commands: `samplernn evaluate` gives a take of the voice (at the model's
+    rate) the bits per sample it gives `samplernn generate`'s takes, within their spread."""
+    import json
+
+    voice = torch.jit.load(str(exported))
+    soundfile.write(tmp_path / "voice.wav", play(voice, [4096] * 8).numpy(), RATE,
+                    subtype="FLOAT")  # fmt: skip
+    made = tmp_path / "made"
+    subprocess.run(
+        [*SAMPLERNN, "generate", str(trained), "--length", str(4096 * 8 / RATE), "--count", "4",
+         "--seed", "8", "--precision", "float32", "--encoding", "float", "-d", str(made),
+         "--quiet"], check=True, capture_output=True,
+    )  # fmt: skip
+
+    def bits(files: list[Path]) -> list[float]:
+        done = subprocess.run(
+            [*SAMPLERNN, "evaluate", str(trained), *map(str, files), "--gain", "none", "--json"],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        return [entry["bits_per_sample"] for entry in json.loads(done.stdout)["files"]]
+
+    (ours,) = bits([tmp_path / "voice.wav"])
+    theirs = np.array(bits(sorted(made.glob("*.wav"))))
+    assert abs(ours - theirs.mean()) < max(0.05, 4 * theirs.std()), (ours, theirs)
