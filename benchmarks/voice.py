@@ -53,8 +53,8 @@ PARTS = {
         ("tier.step(frame, top)", "pass"),
     ],
     "hidden layers": [
-        ("x = torch.relu_(F.linear(x, self.w1, self.b1))", "x = x"),
-        ("x = torch.relu_(F.linear(x, self.w2, self.b2))", "x = x"),
+        ("x = torch.relu_(torch.mm(x, self.w1).add_(self.b1))", "x = x"),
+        ("x = torch.relu_(torch.mm(x, self.w2).add_(self.b2))", "x = x"),
     ],
     "Gumbel draws": [
         (
