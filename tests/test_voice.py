@@ -36,12 +36,12 @@ import sys, torch
 voice = torch.jit.load(sys.argv[1])
 assert voice.get_methods() == ["forward"], voice.get_methods()
 params = voice.forward_params
-assert params.dtype == torch.int64 and params.tolist() == [1, 1, 1, 1], params
+assert params.dtype == torch.int64 and params.tolist() == [2, 1, 1, 1], params
 assert all(isinstance(s, str) for s in voice.forward_input_labels + voice.forward_output_labels)
 attributes = voice.get_attributes()
-assert attributes == ["temperature", "seed", "gain", "reset"], attributes
+assert attributes == ["temperature", "seed", "gain", "reset", "listen"], attributes
 types = {a: getattr(voice, a + "_params").tolist() for a in attributes}
-assert types == {"temperature": [2], "seed": [1], "gain": [2], "reset": [0]}, types
+assert types == {"temperature": [2], "seed": [1], "gain": [2], "reset": [0], "listen": [0]}
 for a in attributes:
     assert isinstance(getattr(voice, "get_" + a)(), list)
 # nn~ parses "0.500000" with stof and passes a float; ints with stoi, bools "0"/"1"/"true".
@@ -54,7 +54,7 @@ assert voice.set_reset(True) == 0 and voice.set_reset(False) == 0
 assert voice.set_sample_rate(int(sys.argv[2]) * 3) == 0
 with torch.inference_mode():
     for n in (1, 1000, 2048, 4096, 8192):
-        out = voice(torch.zeros(1, 1, n))
+        out = voice(torch.zeros(1, 2, n))
         assert out.shape == (1, 1, n) and out.dtype == torch.float32, (n, out.shape)
         assert torch.isfinite(out).all()
     out = voice(torch.zeros(2, 1, 512))  # a batch (mc.nn~): one take per row
@@ -358,3 +358,67 @@ def test_evaluate_scores_the_voices_take_like_generates(
     (ours,) = bits([tmp_path / "voice.wav"])
     theirs = np.array(bits(sorted(made.glob("*.wav"))))
     assert abs(ours - theirs.mean()) < max(0.05, 4 * theirs.std()), (ours, theirs)
+
+
+def test_listening_runs_the_frame_tiers_over_what_it_hears() -> None:
+    """While listen is on the voice is silent, its codes are the second input's (a frame
+    late, encoded as the quantizer does), and its frame tiers' state is the model's after
+    the same codes; released, it plays on from there."""
+    torch.manual_seed(0)
+    model = SampleRNN(TINY_MODEL).eval()
+    voice = script_voice(build_voice(model, RATE, seed=2))
+    frame = model.config.tier_frame_samples[-1]
+    heard = torch.from_numpy(tone_mix(0.05, RATE)).float()[: 100 * frame]
+    assert voice.set_listen(True) == 0 and voice.get_listen() == [True]
+    with torch.inference_mode():
+        silent = voice(torch.stack([torch.zeros_like(heard), heard]).unsqueeze(0))
+    assert not silent.any()
+    codes = torch.cat([torch.full((frame,), model.quantizer.zero_code),
+                       model.quantizer.encode(heard)[:-frame]])  # fmt: skip
+    window = torch.cat([torch.full((model.history,), model.quantizer.zero_code), codes])
+    with torch.no_grad():
+        _, state = model.frame_tiers_pass(window.unsqueeze(0))
+    h, c = state[0]
+    buffers = dict(voice.named_buffers())  # the scripted module's own, as they are now
+    torch.testing.assert_close(buffers["tiers.0.layers.0.h"], h[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(buffers["tiers.0.layers.0.c"], c[0], rtol=1e-5, atol=1e-6)
+    voice.set_listen(False)
+    assert play(voice, [2048]).abs().max() > 0.01
+
+
+def test_what_it_hears_does_not_depend_on_the_buffers() -> None:
+    torch.manual_seed(0)
+    model = SampleRNN(TINY_MODEL).eval()
+    voice = script_voice(build_voice(model, RATE, seed=2))
+    sound = torch.from_numpy(tone_mix(2.0, 3 * RATE, seed=4)).float()[:8192]
+    takes = []
+    for cuts in ([4096, 4096], [1000, 3000, 192, 4000]):
+        voice.set_reset(True)
+        voice.set_sample_rate(3 * RATE)
+        voice.set_listen(True)
+        with torch.inference_mode():
+            start = 0
+            for n in cuts:
+                piece = sound[start : start + n]
+                voice(torch.stack([torch.zeros(n), piece]).unsqueeze(0))
+                start += n
+        voice.set_listen(False)
+        takes.append(play(voice, [4096]))
+    assert torch.equal(takes[0], takes[1]) and takes[0].abs().max() > 0.01
+
+
+@pytest.mark.parametrize(("kind", "levels"), [("linear", 256), ("mu-law", 256), ("linear", 32)])
+def test_what_the_voice_hears_is_encoded_as_the_quantizer_does(kind: str, levels: int) -> None:
+    from samplernn_cli.quantize import Quantizer
+    from samplernn_cli.voice.build import code_boundaries
+
+    quantizer = Quantizer(kind, levels)
+    boundaries = code_boundaries(quantizer).float()
+    torch.manual_seed(0)
+    x = torch.rand(100_000) * 2 - 1
+    ours = torch.bucketize(x, boundaries)
+    # Only values within float32 rounding of a boundary may land on the neighbouring code.
+    assert (ours != quantizer.encode(x)).sum() <= 2
+    assert (ours - quantizer.encode(x)).abs().max() <= 1
+    every = quantizer.decode(torch.arange(levels))
+    assert torch.equal(torch.bucketize(every, boundaries), torch.arange(levels))

@@ -22,6 +22,7 @@ from samplernn_cli.errors import UsageError
 from samplernn_cli.export import check_target
 from samplernn_cli.fileio import atomic_write
 from samplernn_cli.model import SampleRNN
+from samplernn_cli.quantize import Quantizer
 from samplernn_cli.voice.module import MAX_RATIO, FrameTierVoice, LiveVoice, RecurrentLayer
 
 # Buffers of this many host samples are timed at export (nn~'s default in Pd).
@@ -55,6 +56,14 @@ def _rnn_layers(tier: torch.nn.Module) -> list[RecurrentLayer]:
                 voice.c0.copy_(tier.h0[1, index])
         layers.append(voice)
     return layers
+
+
+def code_boundaries(quantizer: Quantizer) -> torch.Tensor:
+    """(levels - 1,) the waveform values where the quantizer's codes change: halfway between
+    neighbouring levels in its companded domain, where its encode rounds."""
+    halves = torch.arange(quantizer.q_levels - 1, dtype=torch.float64) + 0.5
+    companded = (halves - quantizer.zero_code) * (2.0 / (quantizer.q_levels - 1))
+    return quantizer.expand(companded.clamp(-1.0, 1.0))
 
 
 @torch.no_grad()
@@ -103,6 +112,7 @@ def build_voice(
             sample.output.bias,
             model.quantizer.decode(levels),
             model.quantizer.scale_codes(levels),
+            code_boundaries(model.quantizer),
             model.quantizer.zero_code,
             sample_rate,
             temperature,

@@ -5,17 +5,24 @@ take.
 What it answers to (nn~'s contract, the same in Max and Pd):
 
 * ``get_methods()`` lists ``forward``; the buffer ``forward_params`` is ``[in channels, in
-  ratio, out channels, out ratio]`` = ``[1, 1, 1, 1]``; ``forward_input_labels`` and
+  ratio, out channels, out ratio]`` = ``[2, 1, 1, 1]``; ``forward_input_labels`` and
   ``forward_output_labels`` name the channels.
-* ``forward(x)``: float32 (B, 1, N), a temperature offset per host sample, gives float32
-  (B, 1, N): the next N samples at the host's rate. It never raises: input it cannot use
-  (a wrong shape, a rate it was refused) gives silence.
-* ``get_attributes()`` lists ``temperature``, ``seed``, ``gain`` and ``reset``; each has a
-  buffer ``A_params`` of nn~'s type ids (bool 0, int 1, float 2), a getter returning a list
-  and a setter returning 0, or -1 when the value is refused (and the value is then unchanged).
+* ``forward(x)``: float32 (B, 2, N), a temperature offset and audio to listen to per host
+  sample, gives float32 (B, 1, N): the next N samples at the host's rate. It never raises:
+  input it cannot use (a wrong shape, a rate it was refused) gives silence, and a missing
+  second channel reads as silence.
+* ``get_attributes()`` lists ``temperature``, ``seed``, ``gain``, ``reset`` and ``listen``;
+  each has a buffer ``A_params`` of nn~'s type ids (bool 0, int 1, float 2), a getter
+  returning a list and a setter returning 0, or -1 when the value is refused (and the value
+  is then unchanged).
 * ``set_sample_rate(rate)``, which nn~ calls at load with the host's rate: integer multiples
   of the model's rate (up to :data:`MAX_RATIO`) are made by an interpolating filter kept in
   the module; other rates are refused with a printed line, and ``forward`` is silent.
+
+While ``listen`` is on, the voice is silent and takes each frame's codes from the second
+input (low-passed, every ratio-th sample kept, encoded by the model's quantizer), a frame
+late, and its frame tiers run over them; when it goes off, the take goes on from what it
+heard, as ``samplernn generate --prime`` goes on from a prime.
 
 All state between calls (the codes heard so far, every tier's recurrent state and
 conditioning, the filter's past, the samples made but not yet handed out, the position in the
@@ -67,24 +74,36 @@ def fmix32(h: Tensor) -> Tensor:
     return h ^ (h >> 16)
 
 
+def lowpass(ratio: int, zeros: int, beta: float, rolloff: float) -> Tensor:
+    """(zeros * 2 * ratio,) float64: a Kaiser-windowed sinc at the host's rate, cut off at
+    ``rolloff`` times the model's Nyquist frequency, with a DC gain of 1. Centred on a whole
+    sample (the centre is the delay: ``zeros`` model samples)."""
+    length = 2 * zeros * ratio
+    centre = length // 2
+    n = torch.arange(length, dtype=torch.float64) - centre
+    cutoff = rolloff / ratio
+    window = torch.kaiser_window(2 * centre + 1, periodic=False, beta=beta, dtype=torch.float64)
+    return cutoff * torch.sinc(cutoff * n) * window[:length]
+
+
 def interpolation_filter(ratio: int, zeros: int, beta: float, rolloff: float) -> Tensor:
     """(ratio, 1, taps) float32 weights of a polyphase interpolator by ``ratio`` for
     ``F.conv1d``: output phase p of each input sample, from the last ``taps`` inputs."""
     if ratio == 1:
         return torch.ones(1, 1, 1)
-    taps = 2 * zeros
-    length = taps * ratio
-    # Centred on a whole output sample (centre = the delay: ``zeros`` input samples), so an
-    # output sample falls on each input sample.
-    centre = length // 2
-    n = torch.arange(length, dtype=torch.float64) - centre
-    cutoff = rolloff / ratio
-    window = torch.kaiser_window(2 * centre + 1, periodic=False, beta=beta, dtype=torch.float64)
-    h = cutoff * torch.sinc(cutoff * n) * window[:length] * ratio
+    h = lowpass(ratio, zeros, beta, rolloff) * ratio
     # Output phase p of input j is sum_k h[p + ratio * k] x[j - k]; conv1d correlates, so
     # each phase's taps run oldest first.
-    phases = h.view(taps, ratio).t().flip(1)
+    phases = h.view(2 * zeros, ratio).t().flip(1)
     return phases.unsqueeze(1).float().contiguous()
+
+
+def decimation_filter(ratio: int, zeros: int, beta: float, rolloff: float) -> Tensor:
+    """(1, 1, taps) float32 weights of the anti-aliasing filter before keeping every
+    ``ratio``-th host sample (``F.conv1d`` with that stride)."""
+    if ratio == 1:
+        return torch.ones(1, 1, 1)
+    return lowpass(ratio, zeros, beta, rolloff).flip(0).view(1, 1, -1).float().contiguous()
 
 
 class RecurrentLayer(nn.Module):
@@ -203,24 +222,30 @@ class VoiceControls(nn.Module):
 
     def __init__(self, temperature: float, seed: int, model_rate: int):
         super().__init__()
-        self.register_buffer("forward_params", torch.tensor([1, 1, 1, 1]))
-        self.forward_input_labels = ["(signal) temperature offset"]
+        self.register_buffer("forward_params", torch.tensor([2, 1, 1, 1]))
+        self.forward_input_labels = [
+            "(signal) temperature offset",
+            "(signal) audio the voice listens to while listen is on",
+        ]
         self.forward_output_labels = ["(signal) generated audio"]
         # nn~'s type ids: bool 0, int 1, float 2.
         self.register_buffer("temperature_params", torch.tensor([2]))
         self.register_buffer("seed_params", torch.tensor([1]))
         self.register_buffer("gain_params", torch.tensor([2]))
         self.register_buffer("reset_params", torch.tensor([0]))
+        self.register_buffer("listen_params", torch.tensor([0]))
         # Plain attributes, set outside inference mode by the setters.
         self.temperature = float(temperature)
         self.seed = int(seed)
         self.gain = 1.0
         self.reset_requested = True
+        self.listen = False
         # The host's rate: its ratio to the model's, the interpolating filter for it (ratio
         # 1: the samples as made), and whether the host's rate was refused.
         self.model_rate = model_rate
         self.ratio = 1
         self.register_buffer("fir", torch.ones(1, 1, 1))
+        self.register_buffer("anti_alias", torch.ones(1, 1, 1))  # for what the voice hears
         self.rate_refused = False
         self.max_ratio = MAX_RATIO
         self.filter_zeros = FILTER_ZEROS
@@ -233,7 +258,7 @@ class VoiceControls(nn.Module):
 
     @torch.jit.export
     def get_attributes(self) -> list[str]:
-        return ["temperature", "seed", "gain", "reset"]
+        return ["temperature", "seed", "gain", "reset", "listen"]
 
     @torch.jit.export
     def get_temperature(self) -> list[float]:
@@ -283,6 +308,17 @@ class VoiceControls(nn.Module):
         return 0
 
     @torch.jit.export
+    def get_listen(self) -> list[bool]:
+        return [self.listen]
+
+    @torch.jit.export
+    def set_listen(self, value: bool) -> int:
+        """True: from the next frame on, the voice hears the second input instead of its
+        own draws (and is silent); False: it goes on from what it heard."""
+        self.listen = value
+        return 0
+
+    @torch.jit.export
     def get_sample_rate(self) -> list[int]:
         return [self.model_rate * self.ratio]
 
@@ -304,10 +340,9 @@ class VoiceControls(nn.Module):
             return -1
         self.rate_refused = False
         self.ratio = rate // self.model_rate
-        weights = interpolation_filter(
-            self.ratio, self.filter_zeros, self.filter_beta, self.filter_rolloff
-        )
-        self.fir = weights
+        design = (self.ratio, self.filter_zeros, self.filter_beta, self.filter_rolloff)
+        self.fir = interpolation_filter(design[0], design[1], design[2], design[3])
+        self.anti_alias = decimation_filter(design[0], design[1], design[2], design[3])
         self.reset_requested = True
         return 0
 
@@ -327,6 +362,7 @@ class LiveVoice(VoiceControls):
         output_bias: Tensor,
         decode_table: Tensor,
         scale_table: Tensor,
+        boundaries: Tensor,
         zero_code: int,
         model_rate: int,
         temperature: float,
@@ -353,6 +389,8 @@ class LiveVoice(VoiceControls):
         self.register_buffer("b_out", output_bias.detach().clone().float())
         self.register_buffer("decode_table", decode_table.detach().clone().float())
         self.register_buffer("scale_table", scale_table.detach().clone().float())
+        # Where the quantizer's codes change (levels - 1 rising values): bucketize encodes.
+        self.register_buffer("boundaries", boundaries.detach().clone().float())
         # Draw index within a chunk: sample s, level q -> s * levels + q.
         self.register_buffer("draw_index", torch.arange(self.chunk * self.levels))
 
@@ -363,6 +401,8 @@ class LiveVoice(VoiceControls):
         self.register_buffer("fir_past", torch.zeros(1, 0))
         self.register_buffer("ready", torch.zeros(1, 0))  # host-rate samples made, not yet out
         self.register_buffer("ready_count", torch.zeros(1, dtype=torch.long))
+        # The second input's last host samples, for the frames the voice listens to.
+        self.register_buffer("heard", torch.zeros(1, 0))
 
     def _reset(self, batch: int) -> None:
         """A new take: state for ``batch`` rows, made afresh (in the mode of this call)."""
@@ -375,6 +415,7 @@ class LiveVoice(VoiceControls):
         self.fir_past = torch.zeros(batch, self.fir.shape[2] - 1)
         self.ready = torch.zeros(batch, self.chunk * self.ratio)
         self.ready_count = torch.zeros(1, dtype=torch.long)
+        self.heard = torch.zeros(batch, self._heard_span())
         self.reset_requested = False
 
     def _adopt(self) -> None:
@@ -389,6 +430,7 @@ class LiveVoice(VoiceControls):
         self.fir_past = self.fir_past.clone()
         self.ready = self.ready.clone()
         self.ready_count = self.ready_count.clone()
+        self.heard = self.heard.clone()
 
     def _gumbel(self, batch: int) -> Tensor:
         """(B, chunk, levels) Gumbel noise for the current chunk: a hash of (seed, row,
@@ -403,15 +445,29 @@ class LiveVoice(VoiceControls):
         uniform = ((h >> 8).float() + 0.5) * (1.0 / 16777216.0)
         return torch.log(torch.log(uniform).neg_()).neg_().view(batch, self.chunk, self.levels)
 
-    def _chunk(self, control: Tensor) -> None:
+    def _heard_span(self) -> int:
+        """Host samples of the second input that one listened chunk reads: the chunk's
+        span and the anti-aliasing filter's past."""
+        return self.chunk * self.ratio + self.anti_alias.shape[2] - 1
+
+    def _chunk(self, control: Tensor, heard: Tensor) -> None:
         """Make the next chunk: ``chunk`` codes, decoded, interpolated to the host's rate
-        into ``ready``. ``control`` (B,) is the temperature offset."""
+        into ``ready``. ``control`` (B,) is the temperature offset; ``heard`` (B, span)
+        the second input's host samples that end where the chunk begins (listening, the
+        voice takes its codes from them, a chunk late, and is silent)."""
         batch = int(self.batch[0])
-        temperature = torch.nan_to_num(control + self.temperature, nan=self.temperature)
-        temperature = temperature.clamp(0.01, 100.0).view(batch, 1, 1)
-        noise = self._gumbel(batch) * temperature + self.b_out
+        listening = self.listen
         codes = self.codes
         history = self.history
+        noise = torch.zeros(0)
+        if listening:
+            resampled = F.conv1d(heard.unsqueeze(1), self.anti_alias, stride=self.ratio)
+            level = resampled.squeeze(1).clamp(-1.0, 1.0)
+            codes.narrow(1, history, self.chunk).copy_(torch.bucketize(level, self.boundaries))
+        else:
+            temperature = torch.nan_to_num(control + self.temperature, nan=self.temperature)
+            temperature = temperature.clamp(0.01, 100.0).view(batch, 1, 1)
+            noise = self._gumbel(batch) * temperature + self.b_out
         top = torch.zeros(batch, self.hidden)
         for s in range(self.chunk):
             position = history + s
@@ -431,6 +487,8 @@ class LiveVoice(VoiceControls):
                 above = tier.out
                 above_ratio = tier.ratio
                 first = False
+            if listening:
+                continue
             # The sample tier: its first layer as a sum of table rows (index_select and sum:
             # a tenth of embedding_bag's time for one row), and the output layer's bias and
             # the draw's noise (scaled by the temperature: argmax(l / T + G) = argmax(l + T G))
@@ -444,6 +502,8 @@ class LiveVoice(VoiceControls):
             logits = torch.mm(x, self.w_out).add_(noise.select(1, s))
             codes.select(1, position).copy_(torch.argmax(logits, 1))
         made = self.decode_table[codes[:, history:]] * self.gain
+        if listening:
+            made = torch.zeros_like(made)
         signal = torch.cat([self.fir_past, made], 1)
         taps = self.fir.shape[2]
         self.fir_past.copy_(signal[:, signal.shape[1] - (taps - 1) :])
@@ -467,14 +527,31 @@ class LiveVoice(VoiceControls):
         control = torch.zeros(batch, length)
         if x.shape[1] > 0:
             control = x[:, 0].float()
+        sound = torch.zeros(batch, length)
+        if x.shape[1] > 1:
+            sound = torch.nan_to_num(x[:, 1].float(), nan=0.0)
+        span = self._heard_span()
+        if self.heard.shape[1] != span:  # the host's rate changed the filter
+            self.heard = torch.zeros(batch, span)
         done = 0
         while done < length:
             if int(self.ready_count[0]) == 0:
-                self._chunk(control[:, done])
+                heard = self.heard
+                if self.listen:
+                    if done >= span:
+                        heard = sound.narrow(1, done - span, span)
+                    else:
+                        past = self.heard.narrow(1, done, span - done)
+                        heard = torch.cat([past, sound.narrow(1, 0, done)], 1)
+                self._chunk(control[:, done], heard)
             available = int(self.ready_count[0])
             start = self.ready.shape[1] - available
             take = min(length - done, available)
             out[:, 0, done : done + take] = self.ready[:, start : start + take]
             self.ready_count.sub_(take)
             done += take
+        if length >= span:
+            self.heard.copy_(sound.narrow(1, length - span, span))
+        else:
+            self.heard.copy_(torch.cat([self.heard.narrow(1, length, span - length), sound], 1))
         return out

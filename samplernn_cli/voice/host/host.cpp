@@ -114,7 +114,9 @@ int main(int argc, char **argv) {
 
     std::ofstream out;
     if (!out_path.empty()) out.open(out_path, std::ios::binary);
-    std::vector<std::vector<float>> inputs(in_dim, std::vector<float>(buffer, control));
+    // The first input is the control (--control); any others (audio to listen to) silence.
+    std::vector<std::vector<float>> inputs(in_dim, std::vector<float>(buffer, 0.0f));
+    std::fill(inputs[0].begin(), inputs[0].end(), control);
     std::vector<float> output(buffer);
     long calls = std::max(1L, static_cast<long>(seconds * rate / buffer + 0.5));
     std::vector<double> factors;
