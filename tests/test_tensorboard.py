@@ -30,7 +30,7 @@ from tensorboard.backend.event_processing.event_accumulator import (
 
 RATE = 8000
 EVERYTHING = {"scalars": 0, "images": 0, "audio": 0, "tensors": 0, "histograms": 0}
-INSTALL = 'pip install "samplernn-cli[tensorboard]"'
+INSTALL = "pip install tensorboard"
 
 
 def events(folder: Path) -> EventAccumulator:

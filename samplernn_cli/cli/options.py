@@ -83,7 +83,8 @@ PresetOption = Annotated[
     typer.Option(
         "--preset",
         case_sensitive=False,
-        help="Start from a named set of settings (see README); options given explicitly "
+        help="Start from a named set of settings (see docs/your-audio.md); options given "
+        "explicitly "
         "override it. " + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()),
         show_default=False,
         rich_help_panel=MODEL,

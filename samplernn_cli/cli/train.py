@@ -203,10 +203,10 @@ def train(
     With several files (or folders, searched recursively), sequences never cross from one
     file into another and every file gives its end to validation (or whole files validate,
     with --val-split files). Under torchrun, one process per GPU trains with
-    DistributedDataParallel (see README). The run folder (-o NAME, default: the first input's
-    name) fills with checkpoints, generated
-    clips and a loss log. With no stop condition, training runs until Ctrl-C, which writes a
-    checkpoint first. The path of the last checkpoint is printed on stdout.
+    DistributedDataParallel (see docs/long-runs.md). The run folder (-o NAME, default: the
+    first input's name) fills with checkpoints, generated clips and a loss log. With no stop
+    condition, training runs until Ctrl-C, which writes a checkpoint first. The path of the
+    last checkpoint is printed on stdout.
     """
     sources = _training_inputs(input_paths, in_option, example)
     audio_config = audio_settings(audio, keep_sample_rate)

@@ -1,5 +1,5 @@
 """TensorBoard event files of a run, in its run folder's ``tensorboard/`` folder (the live
-setting ``tensorboard``; it needs ``pip install "samplernn-cli[tensorboard]"``).
+setting ``tensorboard``; it needs ``pip install tensorboard``).
 
 Written at the iteration as the step (see :data:`SCALARS`): the training loss, learning rate,
 gradient norm and speed of every iteration, every validation figure, and at every
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("samplernn")
 
-INSTALL = 'pip install "samplernn-cli[tensorboard]"'
+INSTALL = "pip install tensorboard"
 # The scalar tags, and what each holds.
 SCALARS = {
     "bits_per_sample/train": "training NLL of the iteration, bits per sample",
