@@ -47,7 +47,7 @@ PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
         _preset(
-            "seed",
+            "2022",
             "2-tier, LSTM 5x1024, frame 16, 64 frames, embed 256, 256 linear levels, batch 128",
             "the defaults of the 2022 PyTorch reimplementation this tool's interface follows",
             hidden_size=1024, rnn_layers=5, frame_sizes=(16,), embed_size=256,
@@ -88,3 +88,10 @@ PRESETS: dict[str, Preset] = {
         ),
     )
 }  # fmt: skip
+# Names presets had before: still accepted by --preset.
+PRESET_ALIASES = {"seed": "2022"}
+
+
+def preset_named(name: str) -> Preset:
+    """The preset of a name or of an earlier name of it."""
+    return PRESETS[PRESET_ALIASES.get(name, name)]

@@ -231,3 +231,11 @@ def test_shell_completion_in_bash(tmp_path: Path) -> None:
         "--format",
         "",
     ], result.stdout + result.stderr
+
+
+def test_the_2022_preset_keeps_its_earlier_name() -> None:
+    from samplernn_cli.cli.options import PresetName
+    from samplernn_cli.presets import PRESETS, preset_named
+
+    assert preset_named("seed") is PRESETS["2022"] is preset_named("2022")
+    assert {"2022", "seed"} <= {member.value for member in PresetName}

@@ -26,7 +26,7 @@ from samplernn_cli.cli.settings import (
 from samplernn_cli.config import GAIN_HELP, AudioConfig, GenerateSettings, ModelConfig, TrainConfig
 from samplernn_cli.config.rules import INPUT_PANEL, OUTPUT_PANEL, declarations, default
 from samplernn_cli.errors import UsageError
-from samplernn_cli.presets import PRESETS
+from samplernn_cli.presets import PRESET_ALIASES, PRESETS
 
 INPUT = INPUT_PANEL
 OUTPUT = OUTPUT_PANEL
@@ -36,7 +36,9 @@ GENERATION = GenerateSettings.panel
 # Settings that define a run: fixed for its life, so `resume` takes them from the checkpoint.
 RUN_SETTINGS = (ModelConfig, AudioConfig, TrainConfig)
 
-PresetName = Enum("PresetName", {name: name for name in PRESETS}, type=str)  # type: ignore[misc]
+PresetName = Enum(  # type: ignore[misc]
+    "PresetName", {name: name for name in [*PRESETS, *PRESET_ALIASES]}, type=str
+)
 GainMode = choice_enum(GenerateSettings, "prime_gain")
 DEFAULT_GAIN = GainMode(default(GenerateSettings, "prime_gain"))
 
@@ -84,8 +86,9 @@ PresetOption = Annotated[
         "--preset",
         case_sensitive=False,
         help="Start from a named set of settings (see docs/your-audio.md); options given "
-        "explicitly "
-        "override it. " + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values()),
+        "explicitly override it. "
+        + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())
+        + "".join(f"; {old}: the earlier name of {new}" for old, new in PRESET_ALIASES.items()),
         show_default=False,
         rich_help_panel=MODEL,
     ),

@@ -72,11 +72,11 @@ def _default_name(source: Path) -> str:
 def _with_preset(given: Given[Any], settings: type, preset: str | None) -> dict[str, Any]:
     """The settings of one class: those given explicitly, else the preset's, else the
     defaults (a given_only setting that nothing sets is left to its class's default)."""
-    from samplernn_cli.presets import PRESETS
+    from samplernn_cli.presets import preset_named
 
     values = dict(given.values)
     if preset is not None:
-        preset_values = PRESETS[preset].values_of(settings)
+        preset_values = preset_named(preset).values_of(settings)
         values.update({k: v for k, v in preset_values.items() if k not in given.explicit})
     return values
 
