@@ -51,7 +51,7 @@ def _last_round(checkpoint: Checkpoint) -> dict[str, Any] | None:
 
 def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
     """Every fact ``samplernn inspect-checkpoint`` shows, as JSON-ready data."""
-    payload = checkpoint.payload
+    written = checkpoint.written
     config = checkpoint.model_config
     parts: dict[str, int] = {}
     for name, tensor in checkpoint.weights.items():
@@ -93,11 +93,11 @@ def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
     return {
         "path": str(checkpoint.path),
         "file_size_bytes": checkpoint.path.stat().st_size,
-        "format": payload["format"],
-        "format_version": payload["format_version"],
-        "package_version": payload.get("package_version"),
-        "created": payload.get("created"),
-        "run_name": payload.get("run_name"),
+        "format": written["format"],
+        "format_version": written["format_version"],
+        "package_version": written["package_version"],
+        "created": written["created"],
+        "run_name": written["run_name"],
         "kind": "export" if checkpoint.is_export else "training",
         "weights_dtype": _weights_dtype(checkpoint.weights),
         "parent": checkpoint.parent,
@@ -141,7 +141,7 @@ def summarize(checkpoint: Checkpoint, curve_points: int = 40) -> dict[str, Any]:
         },
         "audio": checkpoint.audio.to_dict(),
         "live": checkpoint.live.to_dict(),
-        "environment": payload.get("environment", {}),
+        "environment": written["environment"],
         "last_round": _last_round(checkpoint),
         "loss_curve": [list(p) for p in _downsample(history.finite_losses(), curve_points)],
         "val_curve": [list(point) for point in history.validations],

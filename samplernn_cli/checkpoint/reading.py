@@ -45,6 +45,21 @@ class Checkpoint:
         return self.progress.epoch
 
     @property
+    def written(self) -> dict[str, Any]:
+        """Who wrote the file, and when: its format and format version, the samplernn
+        version, the time, the run's name and the machine (None or empty where an older file
+        lacks one)."""
+        payload = self.payload
+        return {
+            "format": payload["format"],
+            "format_version": payload["format_version"],
+            "package_version": payload.get("package_version"),
+            "created": payload.get("created"),
+            "run_name": payload.get("run_name"),
+            "environment": payload.get("environment", {}),
+        }
+
+    @property
     def run_name(self) -> str:
         """The run's name (older files: the checkpoint folder's name)."""
         return str(self.payload.get("run_name") or self.path.parent.name)

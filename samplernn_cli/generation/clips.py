@@ -178,7 +178,7 @@ def generate_files(
     else:
         out_dir = request.out_dir if request.out_dir is not None else checkpoint.path.parent
         _make_folder(out_dir)
-        run_name = str(checkpoint.payload.get("run_name") or checkpoint.path.stem)
+        run_name = str(checkpoint.written["run_name"] or checkpoint.path.stem)
         prefix = request.prefix or f"{run_name}_iter_{checkpoint.iteration}_gen"
         paths = _output_paths(out_dir, prefix, f".{settings.file_format}", settings.count)
     temperatures = settings.clip_temperatures()
