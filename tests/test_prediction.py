@@ -136,6 +136,12 @@ def test_a_predicting_model_through_every_command(write_audio: WriteAudio, tmp_p
     with the prediction noise's default."""
     source = write_audio("tones.wav", seconds=4.0, rate=8000)
     flags = [f for f in TINY_FLAGS if f not in ("--linear-prediction", "0")]
+    # The predictor refits every 256 samples: a chunk of 4 frames of 4 samples is refused.
+    refused = run_cli("train", source, "-o", "odd", *flags, "--linear-prediction", "256",
+                      "--max-iterations", "1", cwd=tmp_path)  # fmt: skip
+    assert refused.returncode == 2 and "--num_frames 64 or a multiple" in refused.stderr
+    assert not (tmp_path / "outputs" / "odd").exists()
+    flags[flags.index("--num_frames") + 1] = "64"
     trained = run_cli("train", source, "-o", "run", *flags, "--linear-prediction", "256",
                       "--max-iterations", "12", "--quiet", cwd=tmp_path)  # fmt: skip
     assert trained.returncode == 0, trained.stderr

@@ -81,8 +81,8 @@ class ModelConfig(Settings):
         0, "linear_prediction", int, 0, 1024, flags=("--linear-prediction",),
         help="Order of the linear predictor whose estimate of each sample the sample MLP "
         "also reads (e.g. 256): fitted to the 16,000 samples before (a second at 16 kHz) "
-        "every 256 samples (and at the start of each training step's chunk), from the past "
-        "alone in training and generation alike, it predicts a sustained tone from its last "
+        "every 256 samples (a training step's chunk must be whole such blocks), from the "
+        "past alone in training and generation alike, it predicts a sustained tone from its last "
         "periods. It lowers held-out bits by up to a fifth, but the takes of some "
         "recordings come out quiet (a night's bird song: every take 20 dB below it) and a "
         "step costs a fifth more, so it is off by default. 0: off.",

@@ -4,6 +4,7 @@ that may change while it trains (:class:`LiveSettings`), and when it stops
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -171,6 +172,22 @@ class TrainConfig(Settings):
     def chunk_length(self, model: ModelConfig) -> int:
         """Target samples per truncated-BPTT step: ``num_frames`` top-tier frames."""
         return self.num_frames * model.tier_frame_samples[-1]
+
+    def check_with(self, model: ModelConfig) -> None:
+        """Raise ConfigError unless these settings can train ``model``: with linear
+        prediction, each chunk must be whole prediction blocks, so that training, validation
+        and `evaluate` refit the predictor where generation does (every block from the
+        start)."""
+        chunk, block = self.chunk_length(model), model.prediction_block
+        if model.linear_prediction and chunk % block:
+            top = model.tier_frame_samples[-1]
+            frames = math.lcm(top, block) // top
+            raise ConfigError(
+                f"with --linear-prediction, a training step's chunk (--num_frames "
+                f"{self.num_frames} x {top} samples = {chunk}) must be a whole number of "
+                f"prediction blocks ({block} samples), where generation refits the predictor: "
+                f"use --num_frames {frames} or a multiple of it"
+            )
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ def train(
             request.init_from, request.model, request.audio, request.train
         )
         request = replace(request, model=model, audio=audio, train=training)
+    request.train.check_with(request.model)
     return _open(request, progress, stop or StopRequest())
 
 
