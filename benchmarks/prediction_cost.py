@@ -25,7 +25,7 @@ import torch
 
 from samplernn_cli.config import ModelConfig
 from samplernn_cli.generation.engine import generate_takes
-from samplernn_cli.model import SampleRNN
+from samplernn_cli.model import SampleRNN, StepDraws
 from samplernn_cli.presets import PRESETS
 from samplernn_cli.training.step import forward_backward, make_optimizer
 
@@ -45,10 +45,9 @@ def step_seconds(config: ModelConfig, steps: int) -> float:
     window = torch.randint(0, config.q_levels, (16, model.history + 256))
     times = []
     for index in range(steps + 2):
-        model.set_dropout_draw(index, slice(None), 16)
         started = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        forward_backward(model, window, None)
+        forward_backward(model, window, None, draws=StepDraws(index, slice(None), 16))
         optimizer.step()
         times.append(time.perf_counter() - started)
     return statistics.median(times[2:])

@@ -13,7 +13,7 @@ from samplernn_cli.config import ModelConfig
 from samplernn_cli.generation.engine import generate_takes, prime_model
 from samplernn_cli.generation.sampling import sample_from_logits
 from samplernn_cli.generation.torch_sampler import autoregress
-from samplernn_cli.model import SampleRNN, detach_state
+from samplernn_cli.model import SampleRNN, StepDraws, detach_state
 
 VARIANTS = {
     "2-tier-lstm": ModelConfig(frame_sizes=(4,), rnn_layers=2, hidden_size=16, embed_size=3,
@@ -297,15 +297,19 @@ def test_input_noise_changes_what_the_model_sees_not_what_it_predicts() -> None:
 
 @pytest.mark.parametrize("name", ["3-tier", "skip-lstm"])
 def test_frame_dropout_acts_only_while_training(name: str) -> None:
-    """set_dropout(p) drops the frame tiers' per-frame outputs in training mode (a fresh mask
-    every pass, every tier), and changes nothing in eval mode or at p = 0."""
+    """set_dropout(p) drops the frame tiers' per-frame outputs in training mode (every tier,
+    the masks drawn from the step's draws), and changes nothing in eval mode or at p = 0. A
+    training pass with dropout and no draws is an error, not a silent fallback."""
     model = build(VARIANTS[name])
     window = random_window(model, 3, 4)
+    everything = StepDraws(7, slice(None), 3)
     with torch.no_grad():
         plain = model(window)[0]
         model.set_dropout(0.5)
-        first, second = model(window)[0], model(window)[0]
-        assert not torch.allclose(first, plain) and not torch.allclose(first, second)
+        first, second = model(window, None, everything)[0], model(window, None, everything)[0]
+        assert not torch.allclose(first, plain) and torch.equal(first, second)
+        with pytest.raises(ValueError, match="needs the step's draws"):
+            model(window)
         model.eval()
         assert torch.equal(model(window)[0], plain)
         model.train()
@@ -313,20 +317,13 @@ def test_frame_dropout_acts_only_while_training(name: str) -> None:
         assert torch.equal(model(window)[0], plain)
     model.set_dropout(0.5)
     assert all(tier.dropout == 0.5 for tier in model.frame_tiers)  # every tier, not the bottom
-    # With a draw (as training steps set), the masks depend on the seed and the rows only: the
-    # processes of a distributed run, each with its rows, drop what one process would.
+    # The masks depend on the seed and the rows only: the processes of a distributed run,
+    # each with its rows, drop what one process would.
     with torch.no_grad():
-        model.set_dropout_draw(7, slice(None), 3)
-        whole = model(window)[0]
-        assert torch.equal(model(window)[0], whole)
-        assert not torch.allclose(whole, plain)
-        parts = []
-        for rows in (slice(0, 1), slice(1, 3)):
-            model.set_dropout_draw(7, rows, 3)
-            parts.append(model(window[rows])[0])
-        torch.testing.assert_close(torch.cat(parts), whole)
-        model.set_dropout_draw(8, slice(None), 3)
-        assert not torch.allclose(model(window)[0], whole)
+        parts = [model(window[rows], None, StepDraws(7, rows, 3))[0]
+                 for rows in (slice(0, 1), slice(1, 3))]  # fmt: skip
+        torch.testing.assert_close(torch.cat(parts), first)
+        assert not torch.allclose(model(window, None, StepDraws(8, slice(None), 3))[0], first)
 
 
 @pytest.mark.skipif(

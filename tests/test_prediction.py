@@ -8,11 +8,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from samplernn_cli.config import ModelConfig
 from samplernn_cli.generation.engine import generate_takes
-from samplernn_cli.model import SampleRNN
+from samplernn_cli.model import SampleRNN, StepDraws
 from samplernn_cli.model import prediction as lp
 from samplernn_cli.training.step import forward_backward
 
@@ -85,13 +86,12 @@ def test_noise_only_while_training_and_drawn_from_the_seed() -> None:
     model.eval()
     clean = model.prediction(window)
     model.train()
-    model.set_dropout_draw(7, slice(None), 4)
-    noisy = model.prediction(window)
-    again = model.prediction(window)
-    model.set_dropout_draw(7, slice(2, 4), 4)
-    rows = model.prediction(window[2:])
-    model.set_dropout_draw(8, slice(None), 4)
-    other = model.prediction(window)
+    with pytest.raises(ValueError, match="needs the step's draws"):
+        model.prediction(window)
+    noisy = model.prediction(window, StepDraws(7, slice(None), 4))
+    again = model.prediction(window, StepDraws(7, slice(None), 4))
+    rows = model.prediction(window[2:], StepDraws(7, slice(2, 4), 4))
+    other = model.prediction(window, StepDraws(8, slice(None), 4))
     assert clean is not None and noisy is not None and rows is not None and other is not None
     assert not torch.equal(clean, noisy) and torch.equal(noisy, again)
     # A process that sees some rows of the batch draws those rows' noise (torchrun).

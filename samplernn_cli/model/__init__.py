@@ -5,6 +5,12 @@ fitted linear prediction (:mod:`.prediction`), and the
 straightforward formulations the tests and benchmarks compare them with (:mod:`.reference`).
 """
 
-from samplernn_cli.model.network import FrameTier, ModelState, SampleRNN, detach_state
+from samplernn_cli.model.network import (
+    FrameTier,
+    ModelState,
+    SampleRNN,
+    StepDraws,
+    detach_state,
+)
 
-__all__ = ["FrameTier", "ModelState", "SampleRNN", "detach_state"]
+__all__ = ["FrameTier", "ModelState", "SampleRNN", "StepDraws", "detach_state"]

@@ -43,12 +43,32 @@ from samplernn_cli.seeding import mix_seed
 
 @dataclass(frozen=True)
 class DropoutDraw:
-    """Where a frame tier's dropout mask for one training step comes from: a generator
-    seeded with ``seed`` draws it for a batch of ``batch`` rows; the tier keeps ``rows``."""
+    """Where one random draw of a training step comes from: a generator seeded with
+    ``seed`` draws it for a batch of ``batch`` rows; this process keeps ``rows``."""
 
     seed: int
     rows: slice
     batch: int
+
+
+@dataclass(frozen=True)
+class StepDraws:
+    """The random draws of one training step (frame dropout's masks, the prediction's
+    noise), each from its own stream of ``seed``, for a batch of ``batch`` rows of which the
+    model sees ``rows``. Passed with the step's forward pass: a pass in training mode that
+    needs draws and has none is an error, never a silent fallback."""
+
+    seed: int
+    rows: slice
+    batch: int
+
+    def tier(self, index: int) -> DropoutDraw:
+        """Frame tier ``index``'s dropout mask."""
+        return DropoutDraw(mix_seed(self.seed, index), self.rows, self.batch)
+
+    def noise(self, tiers: int) -> DropoutDraw:
+        """The prediction's noise (its stream follows the ``tiers`` masks')."""
+        return DropoutDraw(mix_seed(self.seed, tiers), self.rows, self.batch)
 
 
 # One tier's recurrent state: (h, c) for an LSTM, (h,) for a GRU; each (layers, batch, hidden).
@@ -80,7 +100,6 @@ class FrameTier(nn.Module):
         self.skip_connections = skip_connections
         # Dropout on the RNN's per-frame outputs while training (see SampleRNN.set_dropout).
         self.dropout = 0.0
-        self.draw: DropoutDraw | None = None
         self.input = nn.Linear(frame_samples, hidden_size)
         rnn_class = nn.LSTM if rnn_type == "lstm" else nn.GRU
         if skip_connections:
@@ -130,7 +149,11 @@ class FrameTier(nn.Module):
         return self.skip_output(torch.cat(outputs, dim=-1)), new_state
 
     def forward(
-        self, frames: torch.Tensor, conditioning: torch.Tensor | None, state: TierState | None
+        self,
+        frames: torch.Tensor,
+        conditioning: torch.Tensor | None,
+        state: TierState | None,
+        draw: DropoutDraw | None = None,
     ) -> tuple[torch.Tensor, TierState]:
         """Run over a sequence of frames.
 
@@ -139,16 +162,22 @@ class FrameTier(nn.Module):
             conditioning: (B, F, H) from the tier above, or None for the top tier.
             state: this tier's RNN state, or None at a sequence start (the learned initial
                 state, or zeros).
+            draw: where this step's dropout mask comes from (needed in training mode with
+                dropout).
 
         Returns:
             (B, F * ratio, H): one conditioning vector per frame (or sample) of the tier
             below, and the new state.
         """
-        out, new_state = self.features(frames, conditioning, state)
+        out, new_state = self.features(frames, conditioning, state, draw)
         return self.upsample_frames(out), new_state
 
     def features(
-        self, frames: torch.Tensor, conditioning: torch.Tensor | None, state: TierState | None
+        self,
+        frames: torch.Tensor,
+        conditioning: torch.Tensor | None,
+        state: TierState | None,
+        draw: DropoutDraw | None = None,
     ) -> tuple[torch.Tensor, TierState]:
         """:meth:`forward` without the upsampling: (B, F, H), one vector per frame."""
         x = self.input(frames)
@@ -158,15 +187,13 @@ class FrameTier(nn.Module):
             state = self.initial_state(frames.shape[0])
         out, new_state = self._run_rnn(x, state)
         if self.dropout > 0 and self.training:
-            out = self._drop(out)
+            if draw is None:
+                raise ValueError("a training pass with frame dropout needs the step's draws")
+            out = self._drop(out, draw)
         return out, new_state
 
-    def _drop(self, out: torch.Tensor) -> torch.Tensor:
-        """``out`` with frame dropout: from :attr:`draw` when the training step set one,
-        else from torch's global random stream."""
-        draw = self.draw
-        if draw is None:
-            return F.dropout(out, self.dropout, training=True)
+    def _drop(self, out: torch.Tensor, draw: DropoutDraw) -> torch.Tensor:
+        """``out`` with frame dropout, its mask from ``draw``."""
         # Drawn for the whole batch and cut to this process's rows, so that the processes
         # of a distributed run drop what one process would (F.dropout cannot: each process
         # has its own random stream).
@@ -307,9 +334,8 @@ class SampleRNN(nn.Module):
             config.frame_sizes[0], config.q_levels, config.embed_size, config.hidden_size,
             prediction_order=config.linear_prediction, zero_code=self.quantizer.zero_code,
         )  # fmt: skip
-        # Noise on the past that the linear prediction reads while training (set_dropout).
+        # Noise on the past that the linear prediction reads while training.
         self.prediction_noise = 0.0
-        self.noise_draw: DropoutDraw | None = None
         if config.weight_norm:
             apply_weight_norm(self)
 
@@ -330,24 +356,22 @@ class SampleRNN(nn.Module):
         generation predicts from the model's own samples, never quite the recording's."""
         self.prediction_noise = relative
 
-    def set_dropout_draw(self, seed: int, rows: slice, batch: int) -> None:
-        """Draw the next step's dropout masks and prediction noise from ``seed`` (each its
-        own stream) for a batch of ``batch`` rows, of which the model sees ``rows``."""
-        for index, tier in enumerate(self.frame_tiers):
-            tier.draw = DropoutDraw(mix_seed(seed, index), rows, batch)
-        self.noise_draw = DropoutDraw(mix_seed(seed, len(self.frame_tiers)), rows, batch)
-
-    def prediction(self, window: torch.Tensor) -> torch.Tensor | None:
+    def prediction(
+        self, window: torch.Tensor, draws: StepDraws | None = None
+    ) -> torch.Tensor | None:
         """(B, L) linear predictions of the targets of ``window`` (B, history + L) from the
         samples before each; None without linear prediction. In training mode with
-        prediction noise, predicted from a noisy copy of the window."""
+        prediction noise, predicted from a noisy copy of the window (its noise from
+        ``draws``, which such a pass needs)."""
         order = self.config.linear_prediction
         if not order:
             return None
         history = self.history
         signal = (window - self.quantizer.zero_code).double()
-        draw = self.noise_draw
-        if self.training and self.prediction_noise > 0 and draw is not None:
+        if self.training and self.prediction_noise > 0:
+            if draws is None:
+                raise ValueError("a training pass with prediction noise needs the step's draws")
+            draw = draws.noise(len(self.frame_tiers))
             generator = torch.Generator().manual_seed(draw.seed)
             shape = (draw.batch, signal.shape[1])
             noise = torch.randn(shape, generator=generator, dtype=torch.float64)[draw.rows]
@@ -360,7 +384,12 @@ class SampleRNN(nn.Module):
         return [None] * len(self.frame_tiers)
 
     def frame_tiers_pass(
-        self, window: torch.Tensor, state: ModelState | None = None, *, upsample: bool = True
+        self,
+        window: torch.Tensor,
+        state: ModelState | None = None,
+        *,
+        upsample: bool = True,
+        draws: StepDraws | None = None,
     ) -> tuple[torch.Tensor, ModelState]:
         """Run only the frame tiers over a chunk (teacher forcing).
 
@@ -368,6 +397,7 @@ class SampleRNN(nn.Module):
             window: (B, history + L) codes, as for :meth:`forward`.
             state: the frame tiers' state, or None at the start of a sequence.
             upsample: False stops before the bottom tier's upsampling (see returns).
+            draws: the training step's draws (its dropout masks).
 
         Returns:
             (B, L, H): the bottom tier's conditioning vector for each target (with
@@ -388,15 +418,19 @@ class SampleRNN(nn.Module):
             # (B, L / size, size): for each frame of this tier, the frame before it.
             frames = window[:, history - size : history + length - size]
             frames = self.quantizer.scale_codes(frames).view(batch, length // size, size)
+            draw = None if draws is None else draws.tier(k)
             if k == 0 and not upsample:
-                conditioning, new_state[k] = tier.features(frames, conditioning, state[k])
+                conditioning, new_state[k] = tier.features(frames, conditioning, state[k], draw)
             else:
-                conditioning, new_state[k] = tier(frames, conditioning, state[k])
+                conditioning, new_state[k] = tier(frames, conditioning, state[k], draw)
         assert conditioning is not None  # there is always at least one frame tier
         return conditioning, new_state
 
     def forward(
-        self, window: torch.Tensor, state: ModelState | None = None
+        self,
+        window: torch.Tensor,
+        state: ModelState | None = None,
+        draws: StepDraws | None = None,
     ) -> tuple[torch.Tensor, ModelState]:
         """Teacher-forced logits for a chunk.
 
@@ -406,16 +440,18 @@ class SampleRNN(nn.Module):
                 only a target; it is never an input.
             state: the frame tiers' state from the previous chunk of the same sequences, or
                 None at the start of a sequence.
+            draws: the training step's random draws (needed in training mode with frame
+                dropout or prediction noise).
 
         Returns:
             (B, L, levels) logits for the L targets, and the state after the chunk.
         """
-        conditioning, new_state = self.frame_tiers_pass(window, state)
+        conditioning, new_state = self.frame_tiers_pass(window, state, draws=draws)
         history, frame_size = self.history, self.sample_tier.frame_size
         # (B, L, FS): the frame_size codes before each target (a view, not a copy).
         previous = window[:, history - frame_size : -1].unfold(1, frame_size, 1)
         return self.sample_tier(
-            previous, conditioning, prediction=self.prediction(window)
+            previous, conditioning, prediction=self.prediction(window, draws)
         ), new_state
 
 

@@ -14,7 +14,7 @@ from samplernn_cli.config import TrainConfig
 from samplernn_cli.data.augment import jitter
 from samplernn_cli.errors import TrainingError
 from samplernn_cli.evaluation import LOG2
-from samplernn_cli.model import ModelState, SampleRNN, detach_state
+from samplernn_cli.model import ModelState, SampleRNN, StepDraws, detach_state
 from samplernn_cli.model.head_loss import head_loss
 from samplernn_cli.seeding import DROPOUT_SALT, mix_seed
 from samplernn_cli.training.averaging import WeightAverage
@@ -37,6 +37,7 @@ def forward_backward(
     state: ModelState | None,
     *,
     inputs: torch.Tensor | None = None,
+    draws: StepDraws | None = None,
     slice_floats: int = MLP_SLICE_FLOATS,
 ) -> tuple[float, ModelState]:
     """Loss and gradients of one truncated-BPTT chunk, with bounded memory.
@@ -54,6 +55,7 @@ def forward_backward(
     Args:
         window: (B, history + L) codes: the targets are its last L.
         inputs: what the model sees instead of ``window`` (same shape; input noise), or None.
+        draws: the step's random draws (frame dropout, prediction noise), where it has them.
 
     Returns:
         The mean loss in bits per sample (NaN or infinite if so) and the state after the
@@ -69,9 +71,9 @@ def forward_backward(
     # (B, L, FS): the frame_size codes before each target (a view, not a copy).
     previous = window[:, history - tier.frame_size : -1].unfold(1, tier.frame_size, 1)
     step = max(1, slice_floats // (batch * tier.input.out_features))
-    prediction = model.prediction(window)
+    prediction = model.prediction(window, draws)
     if step >= length:
-        conditioning, new_state = model.frame_tiers_pass(window, state)
+        conditioning, new_state = model.frame_tiers_pass(window, state, draws=draws)
         summed = tier.first_layer(previous, tier.input_tables())
         if prediction is not None:
             summed = summed + tier.prediction_input(prediction)
@@ -81,7 +83,7 @@ def forward_backward(
             loss.backward()
         return bits, new_state
     bottom = model.frame_tiers[0]
-    features, new_state = model.frame_tiers_pass(window, state, upsample=False)
+    features, new_state = model.frame_tiers_pass(window, state, upsample=False, draws=draws)
     frames_per_slice = max(1, step // bottom.ratio)
     tables = tier.input_tables()
     features_leaf = features.detach().requires_grad_()
@@ -110,6 +112,7 @@ def distributed_forward_backward(
     state: ModelState | None,
     history: int,
     inputs: torch.Tensor | None = None,
+    draws: StepDraws | None = None,
 ) -> tuple[float, ModelState]:
     """One forward and one backward pass through DistributedDataParallel, which averages
     the gradients over the ranks as the backward pass produces them. (The sliced pass of
@@ -123,7 +126,7 @@ def distributed_forward_backward(
     """
 
     def step() -> tuple[torch.Tensor, ModelState]:
-        logits, new_state = ddp(window if inputs is None else inputs, state)
+        logits, new_state = ddp(window if inputs is None else inputs, state, draws)
         targets = window[:, history:].reshape(-1)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets)
         loss.backward()  # the gradients' all-reduce happens in here
@@ -183,16 +186,17 @@ class TrainingStep:
         inputs = None if train.input_noise == 0 else jitter(
             window, train.input_noise, self.model.sample_tier.q_levels, train.seed,
             state.iteration, self.rows, train.batch_size).to(self.device)  # fmt: skip
-        if train.frame_dropout > 0 or train.prediction_noise > 0:
-            seed = mix_seed(mix_seed(train.seed, state.iteration), DROPOUT_SALT)
-            self.model.set_dropout_draw(seed, self.rows, train.batch_size)
+        seed = mix_seed(mix_seed(train.seed, state.iteration), DROPOUT_SALT)
+        draws = StepDraws(seed, self.rows, train.batch_size)
         window = window.to(self.device)
         if self.ddp is None:
-            bits, new_state = forward_backward(self.model, window, state.rnn_state, inputs=inputs)
+            bits, new_state = forward_backward(
+                self.model, window, state.rnn_state, inputs=inputs, draws=draws
+            )
         else:
             assert self.dist is not None
             bits, new_state = distributed_forward_backward(
-                self.ddp, self.dist, window, state.rnn_state, self.model.history, inputs
+                self.ddp, self.dist, window, state.rnn_state, self.model.history, inputs, draws
             )
         ok = math.isfinite(bits)
         if ok:
