@@ -5,4 +5,4 @@ touches the terminal, plus a thin Typer command line in :mod:`samplernn_cli.cli`
 Importing this package does not import torch; the submodules that need it do.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
