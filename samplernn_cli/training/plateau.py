@@ -14,7 +14,7 @@ A session with a stop condition keeps the rate constant instead (``lr_schedule``
 audio that teaches the model slowly (sustained tones), validation pauses for a few
 validations and then improves again, and halving the rate at such a pause stalls the run
 for the rest of its budget; the weight average already smooths the steps as a falling rate
-would, and frame dropout (``frame_dropout``) keeps a short recording from being memorised
+would, and the augmentations keep a short recording from being memorised
 (``benchmarks/quality.py``; docs/how-it-works.md).
 
 The counters live in :class:`samplernn_cli.training.state.RunState` and every checkpoint, so
