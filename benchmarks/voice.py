@@ -58,8 +58,8 @@ PARTS = {
     ],
     "Gumbel draws": [
         (
-            "noise = self._gumbel(batch) * temperature + self.b_out",
-            "noise = torch.zeros(batch, self.chunk, self.levels) + self.b_out",
+            "noise = gumbel_noise(self.seed, int(self.chunk_index[0]), batch, self.draw_index)",
+            "noise = torch.zeros(batch, self.chunk * self.levels)",
         )
     ],
     "first layer rows": [

@@ -51,6 +51,9 @@ def test_variant_lifecycle(name: str, tmp_path: Path, write_audio: WriteAudio) -
     source = write_audio("in.wav", seconds=0.5, rate=RATE)
     live = replace(TINY_LIVE, generate_every=2, checkpoint_every=2, length=0.01)
     train_config = replace(TINY_TRAIN, batch_size=2, num_frames=2)
+    if config.linear_prediction:  # chunks of whole prediction blocks (TrainConfig.check_with)
+        frames = config.prediction_block // config.tier_frame_samples[-1]
+        train_config = replace(train_config, num_frames=frames, sequence_seconds=0.1)
 
     def request(run: str, iterations: int) -> TrainRequest:
         return TrainRequest(

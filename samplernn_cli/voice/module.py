@@ -38,11 +38,9 @@ however the host cuts its buffers. The temperature offset of a chunk is the inpu
 the host sample where that chunk's audio begins; that sample is always inside the call that
 makes the chunk.
 
-Randomness is counter-based (a 32-bit integer hash of the seed, the batch row, the chunk's
-index and the draw's place in it, hand-written because the stream's position must be a
-number in a buffer: a ``torch.Generator`` is neither scriptable state nor resumable from a
-count). Each sample is drawn by the Gumbel-max rule, ``argmax(logits / T + G)``, which draws
-from ``softmax(logits / T)`` exactly as ``samplernn generate``'s inversion of the cumulative
+Randomness is counter-based (:func:`samplernn_cli.voice.dsp.gumbel_noise`). Each sample is
+drawn by the Gumbel-max rule, ``argmax(logits / T + G)``, which draws from
+``softmax(logits / T)`` exactly as ``samplernn generate``'s inversion of the cumulative
 distribution does, with fewer operations per sample.
 
 No ``from __future__ import annotations`` here: TorchScript reads the annotations.
@@ -54,171 +52,25 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-# Host rates up to this multiple of the model's rate (a 16 kHz model: up to 128 kHz).
-MAX_RATIO = 8
-# The interpolating filter: zero crossings of its sinc on each side (16 model samples per
-# output sample), its Kaiser window's beta (about 80 dB down in the stop band) and its
-# cut-off as a fraction of the model's Nyquist frequency. TorchScript reads no globals:
-# the functions below get these as arguments from the module's attributes.
-FILTER_ZEROS = 8
-FILTER_BETA = 8.6
-FILTER_ROLLOFF = 0.92
+from samplernn_cli.voice.dsp import (
+    FILTER_BETA,
+    FILTER_ROLLOFF,
+    FILTER_ZEROS,
+    MAX_RATIO,
+    decimation_filter,
+    gumbel_noise,
+    interpolation_filter,
+)
+from samplernn_cli.voice.tiers import FrameTierVoice, RecurrentLayer
 
-
-def fmix32(h: Tensor) -> Tensor:
-    """MurmurHash3's 32-bit finaliser on int64 tensors holding 32-bit values."""
-    h = h ^ (h >> 16)
-    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
-    h = h ^ (h >> 13)
-    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
-    return h ^ (h >> 16)
-
-
-def lowpass(ratio: int, zeros: int, beta: float, rolloff: float) -> Tensor:
-    """(zeros * 2 * ratio,) float64: a Kaiser-windowed sinc at the host's rate, cut off at
-    ``rolloff`` times the model's Nyquist frequency, with a DC gain of 1. Centred on a whole
-    sample (the centre is the delay: ``zeros`` model samples)."""
-    length = 2 * zeros * ratio
-    centre = length // 2
-    n = torch.arange(length, dtype=torch.float64) - centre
-    cutoff = rolloff / ratio
-    window = torch.kaiser_window(2 * centre + 1, periodic=False, beta=beta, dtype=torch.float64)
-    return cutoff * torch.sinc(cutoff * n) * window[:length]
-
-
-def interpolation_filter(ratio: int, zeros: int, beta: float, rolloff: float) -> Tensor:
-    """(ratio, 1, taps) float32 weights of a polyphase interpolator by ``ratio`` for
-    ``F.conv1d``: output phase p of each input sample, from the last ``taps`` inputs."""
-    if ratio == 1:
-        return torch.ones(1, 1, 1)
-    h = lowpass(ratio, zeros, beta, rolloff) * ratio
-    # Output phase p of input j is sum_k h[p + ratio * k] x[j - k]; conv1d correlates, so
-    # each phase's taps run oldest first.
-    phases = h.view(2 * zeros, ratio).t().flip(1)
-    return phases.unsqueeze(1).float().contiguous()
-
-
-def decimation_filter(ratio: int, zeros: int, beta: float, rolloff: float) -> Tensor:
-    """(1, 1, taps) float32 weights of the anti-aliasing filter before keeping every
-    ``ratio``-th host sample (``F.conv1d`` with that stride)."""
-    if ratio == 1:
-        return torch.ones(1, 1, 1)
-    return lowpass(ratio, zeros, beta, rolloff).flip(0).view(1, 1, -1).float().contiguous()
-
-
-class RecurrentLayer(nn.Module):
-    """One LSTM or GRU layer's weights, run one step at a time, with its state."""
-
-    def __init__(self, lstm: bool, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor):
-        super().__init__()
-        self.lstm = lstm
-        hidden = w_hh.shape[1]  # (gates, hidden) as torch stores it
-        # Transposed, (in, gates), for torch.mm (see LiveVoice's MLP).
-        self.register_buffer("w_ih", w_ih.detach().t().contiguous().float())
-        self.register_buffer("w_hh", w_hh.detach().t().contiguous().float())
-        self.register_buffer("b_ih", b_ih.detach().clone().float())
-        self.register_buffer("b_hh", b_hh.detach().clone().float())
-        # The state, (batch, hidden); h0/c0 what a reset returns it to, (1, hidden).
-        self.register_buffer("h", torch.zeros(1, hidden))
-        self.register_buffer("c", torch.zeros(1, hidden))
-        self.register_buffer("h0", torch.zeros(1, hidden))
-        self.register_buffer("c0", torch.zeros(1, hidden))
-
-    def reset(self, batch: int) -> None:
-        self.h = self.h0.expand(batch, -1).clone()
-        self.c = self.c0.expand(batch, -1).clone()
-
-    def adopt(self) -> None:
-        self.h = self.h.clone()
-        self.c = self.c.clone()
-
-    def step(self, x: Tensor) -> Tensor:
-        """(B, in) -> (B, hidden), the state moved on by one step."""
-        gates_x = torch.mm(x, self.w_ih).add_(self.b_ih)
-        gates_h = torch.mm(self.h, self.w_hh).add_(self.b_hh)
-        if self.lstm:
-            i, f, g, o = (gates_x + gates_h).chunk(4, 1)
-            c = torch.sigmoid(f) * self.c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
-            self.c.copy_(c)
-        else:
-            r_x, z_x, n_x = gates_x.chunk(3, 1)
-            r_h, z_h, n_h = gates_h.chunk(3, 1)
-            r = torch.sigmoid(r_x + r_h)
-            z = torch.sigmoid(z_x + z_h)
-            n = torch.tanh(n_x + r * n_h)
-            h = (1.0 - z) * n + z * self.h
-        self.h.copy_(h)
-        return h
-
-
-class FrameTierVoice(nn.Module):
-    """A frame tier stepped once per frame: frame (and the tier above's vector) in, one
-    conditioning vector per frame (or sample) of the tier below out, kept in ``out``."""
-
-    def __init__(
-        self,
-        frame_samples: int,
-        ratio: int,
-        skip: bool,
-        input_weight: Tensor,
-        input_bias: Tensor,
-        layers: list[RecurrentLayer],
-        skip_weight: Tensor,
-        skip_bias: Tensor,
-        upsample_weight: Tensor,
-        upsample_bias: Tensor,
-    ):
-        super().__init__()
-        self.frame_samples = frame_samples
-        self.ratio = ratio
-        self.skip = skip
-        self.hidden = input_weight.shape[0]
-        self.register_buffer("input_weight", input_weight.detach().clone().float())
-        self.register_buffer("input_bias", input_bias.detach().clone().float())
-        self.layers = nn.ModuleList(layers)
-        self.register_buffer("skip_weight", skip_weight.detach().clone().float())
-        self.register_buffer("skip_bias", skip_bias.detach().clone().float())
-        self.register_buffer("upsample_weight", upsample_weight.detach().t().contiguous().float())
-        self.register_buffer("upsample_bias", upsample_bias.detach().clone().float())
-        # (B, ratio, H): this tier's vectors for the frames (or samples) of its current frame.
-        self.register_buffer("out", torch.zeros(1, ratio, self.hidden))
-
-    def reset(self, batch: int) -> None:
-        for layer in self.layers:
-            layer.reset(batch)
-        self.out = torch.zeros(batch, self.ratio, self.hidden)
-
-    def adopt(self) -> None:
-        for layer in self.layers:
-            layer.adopt()
-        self.out = self.out.clone()
-
-    def step(self, frame: Tensor, above: Tensor) -> None:
-        """frame (B, frame_samples) scaled codes; above (B, H), zeros for the top tier."""
-        x = F.linear(frame, self.input_weight, self.input_bias) + above
-        if self.skip:
-            outputs: list[Tensor] = []
-            layer_input = x
-            for layer in self.layers:
-                out = layer.step(layer_input)
-                outputs.append(out)
-                layer_input = torch.cat([x, out], 1)
-            y = F.linear(torch.cat(outputs, 1), self.skip_weight, self.skip_bias)
-        else:
-            y = x
-            for layer in self.layers:
-                y = layer.step(y)
-        up = torch.mm(y, self.upsample_weight).add_(self.upsample_bias)
-        self.out.copy_(up.view(-1, self.ratio, self.hidden))
+__all__ = ["MAX_RATIO", "FrameTierVoice", "LiveVoice", "RecurrentLayer", "interpolation_filter"]
 
 
 class VoiceControls(nn.Module):
     """What nn~ reads and sets besides the audio: the method's description, the attributes
-    (temperature, seed, gain, reset) with their type ids, getters and setters, and the
-    host's sample rate.
-    A setter records a value (or a reset to apply inside the next call) and returns 0, or -1
-    for a value it refuses (which changes nothing)."""
+    (temperature, seed, gain, reset, listen) with their type ids, getters and setters, and
+    the host's sample rate. A setter records a value (or a reset to apply inside the next
+    call) and returns 0, or -1 for a value it refuses (which changes nothing)."""
 
     def __init__(self, temperature: float, seed: int, model_rate: int):
         super().__init__()
@@ -432,19 +284,6 @@ class LiveVoice(VoiceControls):
         self.ready_count = self.ready_count.clone()
         self.heard = self.heard.clone()
 
-    def _gumbel(self, batch: int) -> Tensor:
-        """(B, chunk, levels) Gumbel noise for the current chunk: a hash of (seed, row,
-        chunk index, draw index)."""
-        index = int(self.chunk_index[0])
-        seed = torch.tensor([self.seed & 0xFFFFFFFF, (self.seed >> 32) & 0xFFFFFFFF])
-        rows = torch.arange(batch).unsqueeze(1)
-        key = fmix32(fmix32(seed[0] ^ fmix32(rows + 0x9E3779B9)) ^ (index & 0xFFFFFFFF))
-        key = fmix32(key ^ fmix32(seed[1] ^ ((index >> 32) & 0xFFFFFFFF) ^ 0x85EBCA6B))
-        h = fmix32((self.draw_index * 0x9E3779B1 + key) & 0xFFFFFFFF)
-        # 24 bits, strictly inside (0, 1).
-        uniform = ((h >> 8).float() + 0.5) * (1.0 / 16777216.0)
-        return torch.log(torch.log(uniform).neg_()).neg_().view(batch, self.chunk, self.levels)
-
     def _heard_span(self) -> int:
         """Host samples of the second input that one listened chunk reads: the chunk's
         span and the anti-aliasing filter's past."""
@@ -467,7 +306,8 @@ class LiveVoice(VoiceControls):
         else:
             temperature = torch.nan_to_num(control + self.temperature, nan=self.temperature)
             temperature = temperature.clamp(0.01, 100.0).view(batch, 1, 1)
-            noise = self._gumbel(batch) * temperature + self.b_out
+            noise = gumbel_noise(self.seed, int(self.chunk_index[0]), batch, self.draw_index)
+            noise = noise.view(batch, self.chunk, self.levels) * temperature + self.b_out
         top = torch.zeros(batch, self.hidden)
         for s in range(self.chunk):
             position = history + s
