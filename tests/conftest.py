@@ -88,6 +88,30 @@ TINY_LIVE = LiveSettings(
     length=0.01, num_generated=2, generate_every=1000, checkpoint_every=1000, val_every=5
 )
 
+
+def train_tiny(
+    root: Path, iterations: int, *, rate: int = 8000, live: LiveSettings = TINY_LIVE
+) -> Path:
+    """Train the tiny model for ``iterations`` on a second of tones (``root/in.wav``, the run
+    in ``root/run``) and return its last checkpoint."""
+    from samplernn_cli.config import AudioConfig, StopConditions
+    from samplernn_cli.training.requests import TrainRequest
+    from samplernn_cli.training.runfolder import RunFolder
+    from samplernn_cli.training.session import train
+
+    source = root / "in.wav"
+    soundfile.write(source, tone_mix(1.0, rate), rate)
+    result = train(
+        TrainRequest(
+            inputs=(source,), run=RunFolder(path=root / "run", name="run"), model=TINY_MODEL,
+            audio=AudioConfig(sample_rate=rate), train=TINY_TRAIN, live=live,
+            stop=StopConditions(max_iterations=iterations), device="cpu",
+        )
+    )  # fmt: skip
+    assert result.checkpoint is not None
+    return result.checkpoint
+
+
 # Command-line flags for the same tiny model.
 TINY_FLAGS = [
     "--hidden_size", "16", "--rnn_layers", "1", "--frame_size", "4", "--embed_size", "4",

@@ -18,21 +18,17 @@ import soundfile
 import torch
 
 from samplernn_cli.checkpoint import write_payload
-from samplernn_cli.config import AudioConfig, StopConditions
-from samplernn_cli.training.requests import TrainRequest
-from samplernn_cli.training.runfolder import RunFolder
-from samplernn_cli.training.session import train
 
 from .conftest import (
     SAMPLERNN,
     TINY_FLAGS,
     TINY_LIVE,
     TINY_MODEL,
-    TINY_TRAIN,
     RunApp,
     read_losses,
     run_cli,
     tone_mix,
+    train_tiny,
     wait_for_loss_lines,
 )
 
@@ -43,25 +39,13 @@ RATE = 8000
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A checkpoint of a tiny run, copied alone into a folder without the training data."""
     root = tmp_path_factory.mktemp("trained")
-    source = root / "in.wav"
-    soundfile.write(source, tone_mix(1.0, RATE), RATE)
-    result = train(
-        TrainRequest(
-            inputs=(source,),
-            run=RunFolder(path=root / "run", name="run"),
-            model=TINY_MODEL,
-            audio=AudioConfig(sample_rate=RATE),
-            train=TINY_TRAIN,
-            # Long and fast enough to learn the tones, so that temperature matters.
-            live=replace(TINY_LIVE, learning_rate=5e-3, val_every=100),
-            stop=StopConditions(max_iterations=200),
-            device="cpu",
-        )
+    # Long and fast enough to learn the tones, so that temperature matters.
+    checkpoint = train_tiny(
+        root, 200, rate=RATE, live=replace(TINY_LIVE, learning_rate=5e-3, val_every=100)
     )
     alone = root / "alone"
     alone.mkdir()
-    assert result.checkpoint is not None
-    return Path(shutil.copy(result.checkpoint, alone))
+    return Path(shutil.copy(checkpoint, alone))
 
 
 def test_generate_writes_the_files_it_prints(trained: Path, tmp_path: Path) -> None:

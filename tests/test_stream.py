@@ -12,14 +12,11 @@ import numpy as np
 import pytest
 import soundfile
 
-from samplernn_cli.config import AudioConfig, GenerateSettings, StopConditions
+from samplernn_cli.config import GenerateSettings
 from samplernn_cli.generation.clips import GenerateRequest, GenerateStatus
 from samplernn_cli.generation.stream import STREAM_BLOCK_SAMPLES, stream_clip, wav_header
-from samplernn_cli.training.requests import TrainRequest
-from samplernn_cli.training.runfolder import RunFolder
-from samplernn_cli.training.session import train
 
-from .conftest import SAMPLERNN, TINY_LIVE, TINY_MODEL, TINY_TRAIN, run_cli, tone_mix
+from .conftest import SAMPLERNN, run_cli, train_tiny
 
 RATE = 8000
 # Reads a WAV from stdin the way a pipe's reader must (no seeking), with soundfile and with
@@ -38,18 +35,7 @@ print(len(audio), rate, frames)
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("stream")
-    source = root / "in.wav"
-    soundfile.write(source, tone_mix(1.0, RATE), RATE)
-    result = train(
-        TrainRequest(
-            inputs=(source,), run=RunFolder(path=root / "run", name="run"), model=TINY_MODEL,
-            audio=AudioConfig(sample_rate=RATE), train=TINY_TRAIN, live=TINY_LIVE,
-            stop=StopConditions(max_iterations=10), device="cpu",
-        )
-    )  # fmt: skip
-    assert result.checkpoint is not None
-    return result.checkpoint
+    return train_tiny(tmp_path_factory.mktemp("stream"), 10, rate=RATE)
 
 
 def test_stream_is_a_wav_of_the_right_length_equal_to_the_file(

@@ -16,16 +16,13 @@ import soundfile
 import torch
 import torchaudio
 
-from samplernn_cli.config import AudioConfig, ModelConfig, StopConditions
+from samplernn_cli.config import ModelConfig
 from samplernn_cli.generation.engine import generate_takes
 from samplernn_cli.model import SampleRNN
-from samplernn_cli.training.requests import TrainRequest
-from samplernn_cli.training.runfolder import RunFolder
-from samplernn_cli.training.session import train
 from samplernn_cli.voice.build import build_voice, script_voice, time_voice
 from samplernn_cli.voice.module import interpolation_filter
 
-from .conftest import SAMPLERNN, TINY_LIVE, TINY_MODEL, TINY_TRAIN, tone_mix
+from .conftest import SAMPLERNN, TINY_MODEL, tone_mix, train_tiny
 
 RATE = 8000
 HOST_SOURCE = Path(__file__).parent.parent / "samplernn_cli" / "voice" / "host"
@@ -65,18 +62,7 @@ print("contract ok")
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("voice")
-    source = root / "in.wav"
-    soundfile.write(source, tone_mix(1.0, RATE), RATE)
-    result = train(
-        TrainRequest(
-            inputs=(source,), run=RunFolder(path=root / "run", name="run"), model=TINY_MODEL,
-            audio=AudioConfig(sample_rate=RATE), train=TINY_TRAIN, live=TINY_LIVE,
-            stop=StopConditions(max_iterations=20), device="cpu",
-        )
-    )  # fmt: skip
-    assert result.checkpoint is not None
-    return result.checkpoint
+    return train_tiny(tmp_path_factory.mktemp("voice"), 20, rate=RATE)
 
 
 @pytest.fixture(scope="module")

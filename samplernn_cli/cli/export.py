@@ -112,18 +112,15 @@ def export(
 def _export_voice(
     checkpoint: Path, output: Path, temperature: float | None, seed: int | None, force: bool
 ) -> None:
-    import math
-
+    from samplernn_cli.config import GenerateSettings
+    from samplernn_cli.config.rules import declaration
     from samplernn_cli.voice.build import RTF_WARNING, export_voice  # imports torch
 
+    # The same limits as generate's --temperature and --seed (ConfigError: exit code 2).
     temperature = 1.0 if temperature is None else temperature
-    if not math.isfinite(temperature) or not 0 < temperature <= 100:
-        raise UsageError(
-            f"--temperature must be greater than 0 and at most 100, got {temperature:g}"
-        )
+    declaration(GenerateSettings, "temperatures").rule.check(temperature)
     seed = 0 if seed is None else seed
-    if not 0 <= seed < 2**63:
-        raise UsageError(f"--seed must be between 0 and 2^63 - 1, got {seed}")
+    declaration(GenerateSettings, "seed").rule.check(seed)
     result = export_voice(checkpoint, output, temperature=temperature, seed=seed, force=force)
     timing = result.timing
     logger.info(

@@ -25,7 +25,7 @@ from samplernn_cli.generation.sampling import (
     sample_from_logits,
     temperature_column,
 )
-from samplernn_cli.generation.torch_sampler import autoregress
+from samplernn_cli.generation.torch_sampler import Picker, autoregress
 from samplernn_cli.model import ModelState, SampleRNN
 from samplernn_cli.model.precision import PRECISIONS, rounded_copy
 
@@ -89,6 +89,31 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def resolve_implementation(implementation: str, device: torch.device) -> str:
+    """``"auto"``: the Numba sampler on the CPU, the PyTorch sampler elsewhere."""
+    if implementation == "auto":
+        implementation = "numba" if device.type == "cpu" else "torch"
+    if implementation not in ("numba", "torch"):
+        raise ValueError(f"unknown implementation {implementation!r}")
+    return implementation
+
+
+def stream_picker(
+    noise: ClipNoise, temperatures: torch.Tensor, block: int, device: torch.device
+) -> Picker:
+    """The PyTorch sampler's ``pick``: each clip's code at step t from its own stream of
+    uniforms, drawn ``block`` steps at a time (as the Numba sampler draws them)."""
+    uniforms = torch.empty(0)
+
+    def pick(t: int, logits: torch.Tensor) -> torch.Tensor:
+        nonlocal uniforms
+        if t % block == 0:
+            uniforms = noise.draw(block, device)
+        return sample_from_logits(logits, temperatures, uniforms[:, t % block])
+
+    return pick
+
+
 def generate_takes(
     model: SampleRNN,
     count: int,
@@ -126,9 +151,7 @@ def generate_takes(
     temperatures = temperature_column(temperature, count, device)
     noise = ClipNoise(seed, first_clip, count)
     history, state = (None, None) if prime is None else prime_model(model, prime, count)
-    if implementation == "auto":
-        implementation = "numba" if device.type == "cpu" else "torch"
-    if implementation == "numba":
+    if resolve_implementation(implementation, device) == "numba":
         sampler = NumbaSampler(model, count, temperatures.squeeze(1).tolist(), precision)
         codes = sampler.run(
             num_samples,
@@ -139,19 +162,13 @@ def generate_takes(
             on_codes=on_codes,
         )
         return Takes(codes, torch.from_numpy(sampler.bits_per_sample))
-    if implementation != "torch":
-        raise ValueError(f"unknown implementation {implementation!r}")
     if precision == "int8":
         model = rounded_copy(model)
-    block = model.config.tier_frame_samples[-1]
-    uniforms = torch.empty(0)
+    pick = stream_picker(noise, temperatures, model.config.tier_frame_samples[-1], device)
     bits = torch.zeros(count, dtype=torch.float64, device=device)
 
     def sample(t: int, logits: torch.Tensor) -> torch.Tensor:
-        nonlocal uniforms
-        if t % block == 0:
-            uniforms = noise.draw(block, device)
-        chosen = sample_from_logits(logits, temperatures, uniforms[:, t % block])
+        chosen = pick(t, logits)
         if t < num_samples:  # the samples past the end of the clip are dropped
             own = torch.log_softmax(logits.double(), dim=-1)
             bits.sub_(own.gather(1, chosen.unsqueeze(1)).squeeze(1) / math.log(2))
@@ -213,9 +230,7 @@ def generate_endless(
             previous = torch.full((1, context), model.quantizer.zero_code, dtype=torch.long)
         return torch.cat([previous.to(codes.device), codes], 1)[:, -context:]
 
-    if implementation == "auto":
-        implementation = "numba" if device.type == "cpu" else "torch"
-    if implementation == "numba":
+    if resolve_implementation(implementation, device) == "numba":
         sampler = NumbaSampler(model, 1, temperatures.squeeze(1).tolist(), precision)
         while True:
             codes = sampler.run(
@@ -229,19 +244,9 @@ def generate_endless(
             )
             history = carried(codes)
             done += segment
-    if implementation != "torch":
-        raise ValueError(f"unknown implementation {implementation!r}")
     if precision == "int8":
         model = rounded_copy(model)
-    block = config.tier_frame_samples[-1]
-    uniforms = torch.empty(0)
-
-    def sample(t: int, logits: torch.Tensor) -> torch.Tensor:
-        nonlocal uniforms
-        if t % block == 0:
-            uniforms = noise.draw(block, device)
-        return sample_from_logits(logits, temperatures, uniforms[:, t % block])
-
+    sample = stream_picker(noise, temperatures, config.tier_frame_samples[-1], device)
     while True:
         final: ModelState = []
         codes = autoregress(

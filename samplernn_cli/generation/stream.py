@@ -115,11 +115,8 @@ def stream_clip(
     held = 0
     block = 1  # the first samples go out at once; then blocks of STREAM_BLOCK_SAMPLES
 
-    streamed = 0
-
     def on_codes(codes: torch.Tensor) -> None:
-        nonlocal held, streamed
-        streamed += codes.shape[1]
+        nonlocal held
         pending.append(codes[0])
         held += codes.shape[1]
         if held >= block:
@@ -135,28 +132,23 @@ def stream_clip(
 
     started = time.perf_counter()
 
-    def clip_progress(done: int, total: int) -> bool | None:
+    def clip_progress(done: int, _total: int) -> bool | None:
         if progress is None:
             return None
         seconds = time.perf_counter() - started
+        if settings.endless:  # no total: the samples so far
+            return progress(GenerateStatus(done, None, seconds, rate))
         return progress(GenerateStatus(min(done, num_samples), num_samples, seconds, rate))
 
     if settings.endless:
-
-        def endless_progress(done: int, _total: int) -> bool | None:
-            if progress is None:
-                return None
-            seconds = time.perf_counter() - started
-            return progress(GenerateStatus(done, None, seconds, rate))
-
-        try:
+        try:  # returns only by an exception: the reader gone, Ctrl-C
             generate_endless(
                 model, on_codes, temperature=settings.clip_temperatures()[0],
                 precision=settings.precision, seed=job.seed, prime=job.prime_codes,
-                progress=endless_progress,
+                progress=clip_progress,
             )  # fmt: skip
         finally:
-            # Stopped (Ctrl-C, the reader gone): what was made goes out if it still can.
+            # What was made goes out if it still can.
             with contextlib.suppress(OutputClosed):
                 flush()
     generate_takes(

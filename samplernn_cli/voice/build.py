@@ -185,11 +185,6 @@ def time_voice(
     return Timing(host_rate, buffer, factors[:WARM_UP], factors[WARM_UP:])
 
 
-def host_rates(model_rate: int) -> list[int]:
-    """The host rates a voice of ``model_rate`` plays at."""
-    return [model_rate * ratio for ratio in range(1, MAX_RATIO + 1)]
-
-
 @dataclass(frozen=True)
 class VoiceExport:
     path: Path
