@@ -26,8 +26,8 @@ import soundfile
 import torch
 
 from samplernn_cli.config import AudioConfig, LiveSettings, ModelConfig, TrainConfig
+from samplernn_cli.run.folder import RunFolder
 from samplernn_cli.training.requests import StopRequest, TrainRequest, TrainStatus
-from samplernn_cli.training.runfolder import RunFolder
 from samplernn_cli.training.session import train
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"

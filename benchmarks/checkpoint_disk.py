@@ -23,7 +23,7 @@ from samplernn_cli.config import ModelConfig
 from samplernn_cli.fileio import format_bytes
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.presets import PRESETS
-from samplernn_cli.training.retention import estimated_checkpoint_bytes
+from samplernn_cli.run.retention import estimated_checkpoint_bytes
 from samplernn_cli.training.step import make_optimizer
 
 

@@ -39,7 +39,7 @@ from samplernn_cli.audio import read_audio
 from samplernn_cli.clip_stats import level_dbfs
 from samplernn_cli.config import AudioConfig
 from samplernn_cli.data.split import tail_length
-from samplernn_cli.model.prediction import apply_taps, windowed_taps
+from samplernn_cli.model.prediction import LinearPredictor, windowed_taps
 from samplernn_cli.quantize import Quantizer
 
 RATE = 16000
@@ -71,7 +71,7 @@ def held_out_bits(codes: torch.Tensor, zero: int, args: argparse.Namespace) -> f
         weighted = x[lo:first] * window[args.fit - (first - lo) :]
         taps = windowed_taps(weighted[None], args.order)[0]
         begin = first - args.span if first == start else first
-        predicted = apply_taps(x[None, begin - args.order : last - 1], taps[None])[0]
+        predicted = LinearPredictor.apply(x[None, begin - args.order : last - 1], taps[None])[0]
         residuals.append(x[begin:last] - predicted)
     residual = torch.cat(residuals)
     # Each sample's scale: the mean absolute residual of the span before it.

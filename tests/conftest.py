@@ -95,8 +95,8 @@ def train_tiny(
     """Train the tiny model for ``iterations`` on a second of tones (``root/in.wav``, the run
     in ``root/run``) and return its last checkpoint."""
     from samplernn_cli.config import AudioConfig, StopConditions
+    from samplernn_cli.run.folder import RunFolder
     from samplernn_cli.training.requests import TrainRequest
-    from samplernn_cli.training.runfolder import RunFolder
     from samplernn_cli.training.session import train
 
     source = root / "in.wav"

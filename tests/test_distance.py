@@ -25,8 +25,8 @@ from samplernn_cli.distance import (
     measure_reference,
     stretches,
 )
+from samplernn_cli.run.folder import RunFolder
 from samplernn_cli.training.requests import TrainRequest
-from samplernn_cli.training.runfolder import RunFolder
 from samplernn_cli.training.session import train
 
 from .conftest import TINY_LIVE, TINY_MODEL, TINY_TRAIN, RunApp, tone_mix

@@ -97,8 +97,8 @@ def test_disk_full_while_writing_keeps_the_previous_checkpoint(
     from samplernn_cli import fileio
     from samplernn_cli.config import AudioConfig, LiveSettings, StopConditions
     from samplernn_cli.errors import OutputError
+    from samplernn_cli.run.folder import RunFolder
     from samplernn_cli.training.requests import TrainRequest
-    from samplernn_cli.training.runfolder import RunFolder
     from samplernn_cli.training.session import train
 
     from .conftest import TINY_MODEL, TINY_TRAIN

@@ -11,7 +11,7 @@ import pytest
 
 from samplernn_cli.config import LiveSettings
 from samplernn_cli.errors import ConfigError
-from samplernn_cli.training.live import LiveSettingsFile, parse_live_settings
+from samplernn_cli.run.live import LiveSettingsFile, parse_live_settings
 
 
 def edit(path: Path, text: str) -> None:

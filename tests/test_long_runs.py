@@ -19,8 +19,8 @@ import torch
 
 from samplernn_cli.checkpoint import load_checkpoint, write_payload
 from samplernn_cli.config import LiveSettings, StopConditions
-from samplernn_cli.training.retention import disk_plan, newest_complete, periodic_checkpoints
-from samplernn_cli.training.runfolder import RunFolder
+from samplernn_cli.run.folder import RunFolder
+from samplernn_cli.run.retention import disk_plan, newest_complete, periodic_checkpoints
 
 from .conftest import (
     SAMPLERNN,

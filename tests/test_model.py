@@ -153,7 +153,7 @@ def test_chunks_with_carried_state_equal_one_long_pass(name: str) -> None:
     if model.config.linear_prediction:
         # The taps are fitted at each chunk's start and every block within it: chunks on the
         # block grid give the one pass's predictions (the presets' chunks all are).
-        chunk = model.config.prediction_block
+        chunk = model.predictor.block
     window = random_window(model, 2, 3 * chunk // model.config.tier_frame_samples[-1])
     whole, _ = model(window)
     history = model.history

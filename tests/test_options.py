@@ -28,7 +28,7 @@ from samplernn_cli.config import (
 )
 from samplernn_cli.config.rules import Rule, Settings, declaration, declarations, default, shown
 from samplernn_cli.errors import ConfigError
-from samplernn_cli.training.fine_tune import fine_tune_settings
+from samplernn_cli.training.startup import fine_tune_settings
 
 from .conftest import SAMPLERNN
 

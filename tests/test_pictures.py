@@ -25,8 +25,8 @@ from samplernn_cli.pictures import (
     save_round_picture,
     spectrogram_pair,
 )
+from samplernn_cli.run.folder import RunFolder
 from samplernn_cli.training.requests import TrainRequest
-from samplernn_cli.training.runfolder import RunFolder
 from samplernn_cli.training.session import train
 
 from .conftest import TINY_LIVE, TINY_MODEL, TINY_TRAIN, RunApp, tone_mix

@@ -14,13 +14,15 @@ import torch
 from samplernn_cli.config import ModelConfig
 from samplernn_cli.generation.engine import generate_takes
 from samplernn_cli.model import SampleRNN, StepDraws
-from samplernn_cli.model import prediction as lp
+from samplernn_cli.model.prediction import LinearPredictor
 from samplernn_cli.training.step import forward_backward
 
 from .conftest import TINY_FLAGS, WriteAudio, run_cli
 
 CONFIG = ModelConfig(frame_sizes=(4,), rnn_layers=1, hidden_size=16, embed_size=3, q_levels=64,
                      linear_prediction=8)  # fmt: skip
+assert CONFIG.predictor is not None
+BLOCK = CONFIG.predictor.block
 
 
 def resonator(length: int, seed: int = 0) -> torch.Tensor:
@@ -36,28 +38,28 @@ def resonator(length: int, seed: int = 0) -> torch.Tensor:
 
 
 def test_fitted_taps_recover_a_resonance() -> None:
-    signal = resonator(lp.FIT + 500)
+    signal = resonator(LinearPredictor.FIT + 500)
     # Within the estimate's spread: the window weights about the last DECAY samples.
-    taps = lp.fit_taps(signal, 2)[0]
+    taps = LinearPredictor(2, 256).fit(signal)[0]
     pole = 0.95 * np.exp(2j * np.pi * 440 / 16000)
     np.testing.assert_allclose(taps.numpy(), [2 * pole.real, -(abs(pole) ** 2)], atol=0.04)
     # The prediction error is the drive's (unit variance), far below the signal's.
-    start = lp.FIT + 8
-    predicted = lp.predict(signal, start, 256, 8, 256)
+    start = LinearPredictor.FIT + 8
+    predicted = LinearPredictor(8, 256).predict(signal, start, 256)
     error = (signal[0, start : start + 256] - predicted[0].double()).pow(2).mean()
     assert error < 1.3 < signal.pow(2).mean() / 10
 
 
 def test_silence_predicts_silence() -> None:
-    taps = lp.fit_taps(torch.zeros(3, lp.FIT), 16)
+    taps = LinearPredictor(16, 256).fit(torch.zeros(3, LinearPredictor.FIT))
     assert torch.isfinite(taps).all() and taps.abs().max() == 0
 
 
 def test_a_prediction_reads_only_the_past() -> None:
     model = SampleRNN(CONFIG).eval()
-    window = torch.randint(0, 64, (2, model.history + 3 * CONFIG.prediction_block))
+    window = torch.randint(0, 64, (2, model.history + 3 * BLOCK))
     before = model.prediction(window)
-    assert before is not None and before.shape == (2, 3 * CONFIG.prediction_block)
+    assert before is not None and before.shape == (2, 3 * BLOCK)
     for cut in (0, 100, 300, 700):
         changed = window.clone()
         changed[:, model.history + cut :] = torch.randint(
@@ -70,7 +72,7 @@ def test_a_prediction_reads_only_the_past() -> None:
 
 def test_predictions_do_not_depend_on_how_the_audio_is_chunked() -> None:
     model = SampleRNN(CONFIG).eval()
-    block = CONFIG.prediction_block
+    block = BLOCK
     window = torch.randint(0, 64, (2, model.history + 4 * block))
     whole = model.prediction(window)
     halves = [model.prediction(window[:, start : start + model.history + 2 * block])
@@ -82,7 +84,7 @@ def test_predictions_do_not_depend_on_how_the_audio_is_chunked() -> None:
 def test_noise_only_while_training_and_drawn_from_the_seed() -> None:
     model = SampleRNN(CONFIG)
     model.set_prediction_noise(0.1)
-    window = torch.randint(0, 64, (4, model.history + CONFIG.prediction_block))
+    window = torch.randint(0, 64, (4, model.history + BLOCK))
     model.eval()
     clean = model.prediction(window)
     model.train()
@@ -117,7 +119,7 @@ def test_both_samplers_draw_the_same_clips_across_several_fits() -> None:
     torch.manual_seed(0)
     model = SampleRNN(CONFIG).eval()
     kwargs = {"temperature": [0.8, 1.0, 1.3], "seed": 2}
-    length = 3 * CONFIG.prediction_block + 10
+    length = 3 * BLOCK + 10
     compiled = generate_takes(model, 3, length, implementation="numba", **kwargs).codes
     stepped = generate_takes(model, 3, length, implementation="torch", **kwargs).codes
     assert torch.equal(compiled, stepped)
@@ -126,9 +128,10 @@ def test_both_samplers_draw_the_same_clips_across_several_fits() -> None:
 def test_the_block_is_whole_bottom_frames() -> None:
     for frames, block in (((16,), 256), ((5,), 255), ((2, 4), 256), ((300,), 300)):
         config = dataclasses.replace(CONFIG, frame_sizes=frames)
-        assert config.prediction_block == block
+        assert config.predictor == LinearPredictor(CONFIG.linear_prediction, block)
     assert dataclasses.replace(CONFIG, linear_prediction=0).history == 4
-    assert CONFIG.history == lp.FIT + 8
+    assert dataclasses.replace(CONFIG, linear_prediction=0).predictor is None
+    assert CONFIG.history == LinearPredictor.FIT + 8
 
 
 def test_a_predicting_model_through_every_command(write_audio: WriteAudio, tmp_path: Path) -> None:

@@ -19,8 +19,8 @@ from samplernn_cli.config import AudioConfig, StopConditions
 from samplernn_cli.evaluation import EvaluateRequest, evaluate_files
 from samplernn_cli.export import export_model
 from samplernn_cli.generation.engine import generate_takes
+from samplernn_cli.run.folder import RunFolder
 from samplernn_cli.training.requests import ResumeRequest, TrainRequest
-from samplernn_cli.training.runfolder import RunFolder
 from samplernn_cli.training.session import resume, train
 
 from .conftest import TINY_FLAGS, TINY_LIVE, TINY_MODEL, TINY_TRAIN, RunApp, run_cli, tone_mix

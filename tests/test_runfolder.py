@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from samplernn_cli.errors import ConfigError, RunFolderError
+from samplernn_cli.run.folder import RunFolder, resolve_output_root
 from samplernn_cli.training.reporting import LossLog
-from samplernn_cli.training.runfolder import RunFolder, resolve_output_root
 
 from .conftest import read_losses
 

@@ -14,11 +14,11 @@ import soundfile
 
 from samplernn_cli.config import AudioConfig, LiveSettings, StopConditions
 from samplernn_cli.errors import ConfigError
-from samplernn_cli.training.live import LiveSettingsFile
+from samplernn_cli.run.folder import RunFolder
+from samplernn_cli.run.live import LiveSettingsFile
+from samplernn_cli.run.tensorboard_log import SCALARS, check_live_settings
 from samplernn_cli.training.requests import ResumeRequest, TrainRequest, TrainStatus
-from samplernn_cli.training.runfolder import RunFolder
 from samplernn_cli.training.session import resume, train
-from samplernn_cli.training.tensorboard_log import SCALARS, check_live_settings
 
 from .conftest import TINY_FLAGS, TINY_LIVE, TINY_MODEL, TINY_TRAIN, run_cli, tone_mix
 from .test_cli import assert_one_error_line

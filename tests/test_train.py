@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from samplernn_cli.checkpoint import load_checkpoint
 from samplernn_cli.config import AudioConfig, StopConditions
 from samplernn_cli.errors import AudioError, RunFolderError, TrainingError
+from samplernn_cli.run.folder import RunFolder
 from samplernn_cli.training.requests import ResumeRequest, TrainRequest, TrainStatus
-from samplernn_cli.training.runfolder import RunFolder
 from samplernn_cli.training.session import resume, train
 from samplernn_cli.training.step import MAX_BAD_STEPS
 
@@ -324,7 +324,7 @@ def test_best_model_follows_the_best_validation(tmp_path: Path, write_audio: Wri
 def test_weight_average_follows_the_weights_after_a_warm_up() -> None:
     """Step n moves the average by 1 - min(decay, (1 + n) / (10 + n)) towards the weights;
     applied() swaps it in for a block (also one that fails), restart() starts it again."""
-    from samplernn_cli.training.averaging import WeightAverage
+    from samplernn_cli.training.state import WeightAverage
 
     model = torch.nn.Linear(1, 1, bias=False)
     torch.nn.init.zeros_(model.weight)
@@ -385,7 +385,7 @@ def test_plateau_schedule_returns_to_the_best_model_then_ends_the_run(tmp_path: 
     the next plateau ends the run instead. A new best resets the count."""
     from samplernn_cli.config import TrainConfig
     from samplernn_cli.model import SampleRNN
-    from samplernn_cli.training.plateau import PlateauSchedule
+    from samplernn_cli.training.schedule import PlateauSchedule
     from samplernn_cli.training.state import RunState
     from samplernn_cli.training.step import make_optimizer
 

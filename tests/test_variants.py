@@ -14,9 +14,9 @@ from samplernn_cli.config import AudioConfig, ModelConfig, StopConditions
 from samplernn_cli.generation.engine import generate_takes
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.presets import PRESETS
+from samplernn_cli.run.folder import RunFolder
 from samplernn_cli.summary import summarize
 from samplernn_cli.training.requests import ResumeRequest, TrainRequest
-from samplernn_cli.training.runfolder import RunFolder
 from samplernn_cli.training.session import resume, train
 
 from .conftest import TINY_LIVE, TINY_TRAIN, WriteAudio, read_losses
@@ -52,7 +52,7 @@ def test_variant_lifecycle(name: str, tmp_path: Path, write_audio: WriteAudio) -
     live = replace(TINY_LIVE, generate_every=2, checkpoint_every=2, length=0.01)
     train_config = replace(TINY_TRAIN, batch_size=2, num_frames=2)
     if config.linear_prediction:  # chunks of whole prediction blocks (TrainConfig.check_with)
-        frames = config.prediction_block // config.tier_frame_samples[-1]
+        frames = config.predictor.block // config.tier_frame_samples[-1]
         train_config = replace(train_config, num_frames=frames, sequence_seconds=0.1)
 
     def request(run: str, iterations: int) -> TrainRequest:

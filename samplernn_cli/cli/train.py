@@ -113,7 +113,7 @@ def _checkpoint_or_folder(given: Path) -> Path:
     if given.is_dir():
         return given
     if not given.exists() and len(given.parts) == 1:
-        from samplernn_cli.training.runfolder import resolve_output_root
+        from samplernn_cli.run.folder import resolve_output_root
 
         under_root = resolve_output_root(None) / given
         if under_root.is_dir():
@@ -218,7 +218,7 @@ def train(
     elif init_optimizer:
         raise UsageError("--init-optimizer takes the optimizer state of --init-from CHECKPOINT")
 
-    from samplernn_cli.training.runfolder import RunFolder, resolve_output_root
+    from samplernn_cli.run.folder import RunFolder, resolve_output_root
 
     run = RunFolder.locate(
         out or ("example" if example else _default_name(sources[0])),
@@ -233,7 +233,7 @@ def train(
     model_config = _model_settings(model, preset_name, frame_size, parent)
     train_config = TrainConfig(**_with_preset(training, TrainConfig, preset_name))
     if parent is not None:
-        from samplernn_cli.training.fine_tune import fine_tune_settings
+        from samplernn_cli.training.startup import fine_tune_settings
 
         # --frame-size chooses the bottom tier; --keep-sample-rate, the input's own rate.
         chosen = model.explicit | audio.explicit | training.explicit
@@ -304,7 +304,7 @@ def resume(
     stop_conditions.validate()
     run = None
     if out is not None:
-        from samplernn_cli.training.runfolder import RunFolder, resolve_output_root
+        from samplernn_cli.run.folder import RunFolder, resolve_output_root
 
         run = RunFolder.locate(out, resolve_output_root(output_root))
     elif output_root is not None:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from samplernn_cli.config.rules import (
     INPUT_PANEL,
@@ -15,11 +15,8 @@ from samplernn_cli.config.rules import (
 )
 from samplernn_cli.errors import ConfigError
 
-# The linear prediction (model/prediction.py): its taps are fitted again about every
-# PREDICTION_BLOCK samples (ModelConfig.prediction_block), to the PREDICTION_FIT samples
-# before the block.
-PREDICTION_BLOCK = 256
-PREDICTION_FIT = 16000
+if TYPE_CHECKING:
+    from samplernn_cli.model.prediction import LinearPredictor
 
 
 @dataclass(frozen=True)
@@ -108,18 +105,22 @@ class ModelConfig(Settings):
     @property
     def history(self) -> int:
         """Samples of context before the first target that a training window must carry."""
+        frames = self.tier_frame_samples[-1]
         if not self.linear_prediction:
-            return self.tier_frame_samples[-1]
-        # The linear predictor's fit window and the order.
-        prediction = PREDICTION_FIT + self.linear_prediction
-        return max(self.tier_frame_samples[-1], prediction)
+            return frames
+        # Imported here: the settings are read where torch is not (samplernn --help).
+        from samplernn_cli.model.prediction import LinearPredictor
+
+        return max(frames, LinearPredictor.span_of(self.linear_prediction))
 
     @property
-    def prediction_block(self) -> int:
-        """Samples between fits of the linear predictor's taps: whole bottom-tier frames,
-        as near PREDICTION_BLOCK as they come, so generation fits at a frame's start."""
-        frame = self.frame_sizes[0]
-        return max(1, PREDICTION_BLOCK // frame) * frame
+    def predictor(self) -> LinearPredictor | None:
+        """The model's linear prediction (None: it has none)."""
+        if not self.linear_prediction:
+            return None
+        from samplernn_cli.model.prediction import LinearPredictor
+
+        return LinearPredictor.for_model(self.linear_prediction, self.frame_sizes[0])
 
     @property
     def num_tiers(self) -> int:

@@ -161,7 +161,7 @@ class TrainConfig(Settings):
         "audio's codes again in the code cache on disk. 0: off.",
         legacy=0, inherited=True,
     )  # fmt: skip
-    # The average is kept by training/averaging.py.
+    # The average is kept by training/state.py.
     average_decay: float = setting(
         0.999, "average_decay", float, 0.0, 0.99999, flags=("--average-decay",),
         help="Validate, make clips from and save an exponential moving average of the "
@@ -180,8 +180,9 @@ class TrainConfig(Settings):
         prediction, each chunk must be whole prediction blocks, so that training, validation
         and `evaluate` refit the predictor where generation does (every block from the
         start)."""
-        chunk, block = self.chunk_length(model), model.prediction_block
-        if model.linear_prediction and chunk % block:
+        chunk, predictor = self.chunk_length(model), model.predictor
+        if predictor is not None and not predictor.keeps_grid(chunk):
+            block = predictor.block
             top = model.tier_frame_samples[-1]
             frames = math.lcm(top, block) // top
             raise ConfigError(

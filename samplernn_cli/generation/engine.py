@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
@@ -22,12 +21,13 @@ from samplernn_cli.generation.sampling import (
     ClipNoise,
     CodesCallback,
     GenerateProgress,
-    sample_from_logits,
+    Sampler,
+    Takes,
     temperature_column,
 )
-from samplernn_cli.generation.torch_sampler import Picker, autoregress
+from samplernn_cli.generation.torch_sampler import TorchSampler
 from samplernn_cli.model import ModelState, SampleRNN
-from samplernn_cli.model.precision import PRECISIONS, rounded_copy
+from samplernn_cli.model.precision import PRECISIONS
 
 # Samples of prime audio run through the frame tiers per forward call.
 PRIME_STEP_SAMPLES = 65536
@@ -69,16 +69,6 @@ def prime_model(
     return stream[-history:].unsqueeze(0).expand(count, -1).clone(), expanded
 
 
-@dataclass(frozen=True)
-class Takes:
-    """Clips as codes, and how likely the model found each."""
-
-    codes: torch.Tensor  # (count, num_samples) int64, the prime not included
-    # (count,) float64: the mean over each clip's samples of -log2 p(sample) under the
-    # model's own distribution (temperature 1), as it was sampled: its bits per sample.
-    bits_per_sample: torch.Tensor
-
-
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``"auto"``: int8 where the Numba sampler runs (the CPU), float32 elsewhere (the
     PyTorch sampler would compute with the int8 weights' values, no faster)."""
@@ -89,29 +79,37 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+# The samplers, by the name ``--implementation`` gives.
+SAMPLERS: dict[str, type[Sampler]] = {"numba": NumbaSampler, "torch": TorchSampler}
+
+
 def resolve_implementation(implementation: str, device: torch.device) -> str:
     """``"auto"``: the Numba sampler on the CPU, the PyTorch sampler elsewhere."""
     if implementation == "auto":
         implementation = "numba" if device.type == "cpu" else "torch"
-    if implementation not in ("numba", "torch"):
+    if implementation not in SAMPLERS:
         raise ValueError(f"unknown implementation {implementation!r}")
     return implementation
 
 
-def stream_picker(
-    noise: ClipNoise, temperatures: torch.Tensor, block: int, device: torch.device
-) -> Picker:
-    """The PyTorch sampler's ``pick``: each clip's code at step t from its own stream of
-    uniforms, drawn ``block`` steps at a time (as the Numba sampler draws them)."""
-    uniforms = torch.empty(0)
-
-    def pick(t: int, logits: torch.Tensor) -> torch.Tensor:
-        nonlocal uniforms
-        if t % block == 0:
-            uniforms = noise.draw(block, device)
-        return sample_from_logits(logits, temperatures, uniforms[:, t % block])
-
-    return pick
+def make_sampler(
+    model: SampleRNN,
+    count: int,
+    *,
+    temperature: float | Sequence[float],
+    seed: int,
+    first_clip: int,
+    implementation: str,
+    precision: str,
+) -> Sampler:
+    """The sampler ``implementation`` names (``"auto"``: see :func:`resolve_implementation`)
+    for ``count`` clips of ``model`` at ``temperature`` (one or one per clip), clip
+    ``first_clip + i`` drawing from the stream seeded by ``(seed, first_clip + i)``."""
+    device = next(model.parameters()).device
+    temperatures = temperature_column(temperature, count, device).squeeze(1).tolist()
+    sampler = SAMPLERS[resolve_implementation(implementation, device)]
+    noise = ClipNoise(seed, first_clip, count)
+    return sampler(model, count, temperatures, resolve_precision(precision, device), noise=noise)
 
 
 def generate_takes(
@@ -146,39 +144,14 @@ def generate_takes(
         precision: the weights' precision (:mod:`samplernn_cli.model.precision`), or
             ``"auto"`` (see :func:`resolve_precision`).
     """
-    device = next(model.parameters()).device
-    precision = resolve_precision(precision, device)
-    temperatures = temperature_column(temperature, count, device)
-    noise = ClipNoise(seed, first_clip, count)
     history, state = (None, None) if prime is None else prime_model(model, prime, count)
-    if resolve_implementation(implementation, device) == "numba":
-        sampler = NumbaSampler(model, count, temperatures.squeeze(1).tolist(), precision)
-        codes = sampler.run(
-            num_samples,
-            lambda block: noise.draw(block, torch.device("cpu")).numpy(),
-            history=history,
-            state=state,
-            progress=progress,
-            on_codes=on_codes,
-        )
-        return Takes(codes, torch.from_numpy(sampler.bits_per_sample))
-    if precision == "int8":
-        model = rounded_copy(model)
-    pick = stream_picker(noise, temperatures, model.config.tier_frame_samples[-1], device)
-    bits = torch.zeros(count, dtype=torch.float64, device=device)
-
-    def sample(t: int, logits: torch.Tensor) -> torch.Tensor:
-        chosen = pick(t, logits)
-        if t < num_samples:  # the samples past the end of the clip are dropped
-            own = torch.log_softmax(logits.double(), dim=-1)
-            bits.sub_(own.gather(1, chosen.unsqueeze(1)).squeeze(1) / math.log(2))
-        return chosen
-
-    codes = autoregress(
-        model, count, num_samples, sample, history=history, state=state, progress=progress,
-        on_codes=on_codes,
+    sampler = make_sampler(
+        model, count, temperature=temperature, seed=seed, first_clip=first_clip,
+        implementation=implementation, precision=precision,
     )  # fmt: skip
-    return Takes(codes, bits.cpu() / num_samples)
+    return sampler.run(
+        num_samples, history=history, state=state, progress=progress, on_codes=on_codes
+    )
 
 
 # Samples per segment of an endless clip (about 4 s at 16 kHz): memory stays bounded by a
@@ -207,15 +180,14 @@ def generate_endless(
     away), or ``progress`` (called with the samples done so far and 0 for the total)
     returning True (:class:`GenerationStopped`).
     """
-    device = next(model.parameters()).device
-    precision = resolve_precision(precision, device)
-    temperatures = temperature_column(temperature, 1, device)
-    noise = ClipNoise(seed, 0, 1)
     history, state = (None, None) if prime is None else prime_model(model, prime, 1)
-    config = model.config
-    step = config.tier_frame_samples[-1]
-    if config.linear_prediction:
-        step = math.lcm(step, config.prediction_block)
+    sampler = make_sampler(
+        model, 1, temperature=temperature, seed=seed, first_clip=0,
+        implementation=implementation, precision=precision,
+    )  # fmt: skip
+    step = model.config.tier_frame_samples[-1]
+    if model.predictor is not None:
+        step = math.lcm(step, model.predictor.block)
     segment = step * max(1, segment // step)
     context = model.history
     done = 0
@@ -223,35 +195,14 @@ def generate_endless(
     def segment_progress(samples: int, _total: int) -> bool | None:
         return None if progress is None else progress(done + samples, 0)
 
-    def carried(codes: torch.Tensor) -> torch.Tensor:
-        """The codes the next segment starts from (silence before the clip)."""
+    while True:
+        codes = sampler.run(
+            segment, history=history, state=state, progress=segment_progress,
+            on_codes=on_codes, carry=done > 0,
+        ).codes  # fmt: skip
+        # The codes the next segment starts from (silence before the clip).
         previous = history
         if previous is None:
             previous = torch.full((1, context), model.quantizer.zero_code, dtype=torch.long)
-        return torch.cat([previous.to(codes.device), codes], 1)[:, -context:]
-
-    if resolve_implementation(implementation, device) == "numba":
-        sampler = NumbaSampler(model, 1, temperatures.squeeze(1).tolist(), precision)
-        while True:
-            codes = sampler.run(
-                segment,
-                lambda block: noise.draw(block, torch.device("cpu")).numpy(),
-                history=history,
-                state=state,
-                progress=segment_progress,
-                on_codes=on_codes,
-                carry=done > 0,
-            )
-            history = carried(codes)
-            done += segment
-    if precision == "int8":
-        model = rounded_copy(model)
-    sample = stream_picker(noise, temperatures, config.tier_frame_samples[-1], device)
-    while True:
-        final: ModelState = []
-        codes = autoregress(
-            model, 1, segment, sample, history=history, state=state,
-            progress=segment_progress, on_codes=on_codes, final_state=final,
-        )  # fmt: skip
-        history, state = carried(codes), final
+        history = torch.cat([previous.to(codes.device), codes], 1)[:, -context:]
         done += segment

@@ -27,7 +27,7 @@ sampler, and with ``--parts`` the choices below against their alternatives):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -35,8 +35,15 @@ from numba import get_num_threads
 from torch.nn.utils import parametrize
 
 from samplernn_cli.generation import kernels
-from samplernn_cli.generation.sampling import GenerationStopped
-from samplernn_cli.model import FrameTier, ModelState, SampleRNN, prediction
+from samplernn_cli.generation.sampling import (
+    ClipNoise,
+    CodesCallback,
+    GenerateProgress,
+    GenerationStopped,
+    Takes,
+    stepping_tiers,
+)
+from samplernn_cli.model import FrameTier, ModelState, SampleRNN
 from samplernn_cli.model.precision import PRECISIONS, lstm_gate_weights, quantize_rows
 
 
@@ -243,13 +250,17 @@ class NumbaSampler:
         count: int,
         temperatures: Sequence[float],
         precision: str = "float32",
+        *,
+        noise: ClipNoise | None = None,
     ) -> None:
+        """``noise``: the clips' streams of uniforms (default: seed 0)."""
         if next(model.parameters()).device.type != "cpu":
             raise ValueError("NumbaSampler runs on the CPU")
         if len(temperatures) != count:
             raise ValueError(f"{len(temperatures)} temperatures for {count} clips")
         self.model = model
         self.count = count
+        self.noise = noise or ClipNoise(0, 0, count)
         tier = model.sample_tier
         self.frame_size = tier.frame_size
         self.levels = tier.q_levels
@@ -268,8 +279,8 @@ class NumbaSampler:
         hidden = tables.shape[1]
         # The linear prediction: each clip's taps (fitted again every block), the row per
         # level nearest the prediction and the weights of its distance from that level.
+        self.predictor = model.predictor
         self.order = model.config.linear_prediction
-        self.block = model.config.prediction_block
         self.taps = np.zeros((count, self.order), dtype=np.float64)
         if self.order:
             assert tier.prediction_table is not None and tier.prediction_distance is not None
@@ -330,33 +341,14 @@ class NumbaSampler:
     def run(
         self,
         num_samples: int,
-        uniforms: Callable[[int], np.ndarray],
         *,
         history: torch.Tensor | None = None,
         state: ModelState | None = None,
-        progress: Callable[[int, int], bool | None] | None = None,
-        on_codes: Callable[[torch.Tensor], None] | None = None,
+        progress: GenerateProgress | None = None,
+        on_codes: CodesCallback | None = None,
         carry: bool = False,
-    ) -> torch.Tensor:
-        """Generate ``num_samples`` per clip, and each clip's information under the model
-        (at temperature 1) in :attr:`bits_per_sample`.
-
-        Args:
-            uniforms: ``uniforms(block)`` returns (count, block) float32 draws in [0, 1) for
-                the next ``block`` samples (called for several top-tier frames at a time).
-            history: (count, model.history) codes before the first sample (default: silence).
-            state: the frame tiers' state at that point (default: reset).
-            progress: called with (done, total) once per top-tier frame; True stops
-                (:class:`GenerationStopped`).
-            on_codes: see :data:`~samplernn_cli.generation.sampling.CodesCallback`.
-            carry: go on from where the previous run ended (its frame tiers' state and
-                the prediction's taps; ``state`` is not used): with ``history`` its last
-                codes and whole top-tier frames and prediction blocks per run, runs one
-                after another make the samples of one long run.
-
-        Returns:
-            (count, num_samples) int64 codes.
-        """
+    ) -> Takes:
+        """See :meth:`samplernn_cli.generation.sampling.Sampler.run`."""
         model = self.model
         state = list(state) if state is not None else model.initial_state()
         tiers = self.tiers
@@ -391,23 +383,22 @@ class NumbaSampler:
             within = frame_start % draw_block
             if within == 0:
                 block = min(draw_block, total - frame_start)
-                drawn = np.ascontiguousarray(uniforms(block), dtype=np.float32)
+                uniforms = self.noise.draw(block, torch.device("cpu")).numpy()
+                drawn = np.ascontiguousarray(uniforms, dtype=np.float32)
             draws = drawn[:, within : within + top]
             for t in range(frame_start, frame_start + top, frame_size):
                 position = context + t
-                for k in reversed(range(len(tiers))):
+                for k in stepping_tiers(t, frames):
                     size = frames[k]
-                    if t % size:
-                        continue
                     frame = self.code_values[codes[:, position - size : position]]
                     above = None
                     if k + 1 < len(tiers):
                         above = conditioning[k + 1][:, (t // size) % tiers[k + 1].ratio]
                     conditioning[k] = tiers[k].step(frame, above)
-                if self.order and t % self.block == 0:
-                    past = torch.from_numpy(codes[:, position - prediction.FIT : position])
+                if self.predictor is not None and self.predictor.refits(t):
+                    past = torch.from_numpy(codes[:, position - self.predictor.FIT : position])
                     past = past.double() - zero
-                    self.taps[:] = prediction.fit_taps(past, self.order).numpy()
+                    self.taps[:] = self.predictor.fit(past).numpy()
                 offset = t - frame_start
                 self._sample_steps(
                     codes, bits, position, conditioning[0], draws[:, offset : offset + frame_size]
@@ -416,7 +407,6 @@ class NumbaSampler:
             on_codes(torch.from_numpy(codes[:, context + emitted : context + num_samples].copy()))
         if progress is not None:
             progress(total, total)
-        self.bits_per_sample = bits[:, context : context + num_samples].mean(
-            axis=1, dtype=np.float64
-        )
-        return torch.from_numpy(codes[:, context : context + num_samples].copy())
+        per_sample = bits[:, context : context + num_samples].mean(axis=1, dtype=np.float64)
+        codes_out = torch.from_numpy(codes[:, context : context + num_samples].copy())
+        return Takes(codes_out, torch.from_numpy(per_sample))

@@ -1,5 +1,6 @@
-"""What every sampler shares: per-clip random streams, drawing a code from logits, and the
-progress protocol.
+"""What every sampler shares: the protocol they keep (:class:`Sampler`, returning
+:class:`Takes`), the frame stepping, per-clip random streams, drawing a code from logits, and
+the progress protocol.
 
 Randomness: clip ``i`` of a request with seed ``s`` draws its samples by inverting the
 softmax's cumulative distribution at uniform numbers from its own stream, seeded from
@@ -10,8 +11,13 @@ on the batch size, the other clips or the device.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 import torch
+
+if TYPE_CHECKING:
+    from samplernn_cli.model import ModelState
 
 from samplernn_cli.seeding import mix_seed
 
@@ -26,6 +32,55 @@ CodesCallback = Callable[[torch.Tensor], None]
 
 class GenerationStopped(Exception):
     """Raised when the progress callback asks generation to stop."""
+
+
+@dataclass(frozen=True)
+class Takes:
+    """Clips as codes, and how likely the model found each."""
+
+    codes: torch.Tensor  # (count, num_samples) int64, the prime not included
+    # (count,) float64: the mean over each clip's samples of -log2 p(sample) under the
+    # model's own distribution (temperature 1), as it was sampled: its bits per sample.
+    bits_per_sample: torch.Tensor
+
+
+class Sampler(Protocol):
+    """A batch of clips made sample by sample from a model, each clip drawing from its own
+    stream (:class:`ClipNoise`): the Numba sampler and the PyTorch sampler keep this, and
+    ``samplernn_cli.generation.engine.SAMPLERS`` is the table they are chosen from. Both are
+    built as ``Sampler(model, count, temperatures, precision, noise=ClipNoise(...))``."""
+
+    def run(
+        self,
+        num_samples: int,
+        *,
+        history: torch.Tensor | None = None,
+        state: ModelState | None = None,
+        progress: GenerateProgress | None = None,
+        on_codes: CodesCallback | None = None,
+        carry: bool = False,
+    ) -> Takes:
+        """Generate ``num_samples`` per clip.
+
+        Args:
+            history: (count, model.history) codes before the first sample (default: silence).
+            state: the frame tiers' state at that point (default: reset).
+            progress: called with (done, total) once per top-tier frame; True stops
+                (:class:`GenerationStopped`).
+            on_codes: see :data:`CodesCallback`.
+            carry: go on from where the previous run ended (its frame tiers' state and the
+                prediction's taps; ``state`` is not used): with ``history`` its last codes,
+                and whole top-tier frames and prediction blocks per run, runs one after
+                another make the samples of one long run.
+        """
+        ...
+
+
+def stepping_tiers(t: int, frames: Sequence[int]) -> list[int]:
+    """The frame tiers (indices into ``frames``, their frames' lengths in samples, bottom
+    up) that take a step before sample ``t``, top first: those whose frame starts there.
+    Each takes the codes of its last frame and the conditioning of the tier above."""
+    return [k for k in reversed(range(len(frames))) if t % frames[k] == 0]
 
 
 class ClipNoise:

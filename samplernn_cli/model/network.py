@@ -35,7 +35,6 @@ from torch import nn
 from torch.nn.utils import parametrizations
 
 from samplernn_cli.config import ModelConfig
-from samplernn_cli.model.prediction import predict as predict_linear
 from samplernn_cli.model.tables import table_sum
 from samplernn_cli.quantize import Quantizer
 from samplernn_cli.seeding import mix_seed
@@ -258,9 +257,20 @@ class SampleTier(nn.Module):
             tables = torch.einsum("qe,hpe->pqh", self.embedding.weight, weight)  # (FS, Q, H)
         return tables.reshape(self.frame_size * self.q_levels, hidden)
 
-    def first_layer(self, previous: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
-        """(..., FS) codes -> (..., H): the sum of one table row per position."""
-        return table_sum(previous, tables, self.q_levels)
+    def first_layer(
+        self,
+        previous: torch.Tensor,
+        tables: torch.Tensor,
+        prediction: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(..., FS) codes -> (..., H): the sum of one table row per position, plus (with
+        linear prediction) the input of each target's (...) prediction. Every path that
+        computes the sample tier (the forward pass, the training step, the torch sampler)
+        calls this; the compiled sampler's kernel is the one other copy, tested against it."""
+        x = table_sum(previous, tables, self.q_levels)
+        if prediction is not None:
+            x = x + self.prediction_input(prediction)
+        return x
 
     def prediction_input(self, predicted: torch.Tensor) -> torch.Tensor:
         """(...) linear predictions, in levels from the zero code -> (..., H)."""
@@ -292,10 +302,7 @@ class SampleTier(nn.Module):
         prediction, each target's (B, L) prediction) -> (B, L, levels) logits."""
         if tables is None:
             tables = self.input_tables()
-        x = self.first_layer(previous, tables) + conditioning
-        if prediction is not None:
-            x = x + self.prediction_input(prediction)
-        return self.head(x)
+        return self.head(self.first_layer(previous, tables, prediction) + conditioning)
 
 
 def apply_weight_norm(module: nn.Module) -> None:
@@ -334,7 +341,9 @@ class SampleRNN(nn.Module):
             config.frame_sizes[0], config.q_levels, config.embed_size, config.hidden_size,
             prediction_order=config.linear_prediction, zero_code=self.quantizer.zero_code,
         )  # fmt: skip
-        # Noise on the past that the linear prediction reads while training.
+        # The linear prediction (model/prediction.py), None without it, and the noise on
+        # the past it reads while training.
+        self.predictor = config.predictor
         self.prediction_noise = 0.0
         if config.weight_norm:
             apply_weight_norm(self)
@@ -363,8 +372,7 @@ class SampleRNN(nn.Module):
         samples before each; None without linear prediction. In training mode with
         prediction noise, predicted from a noisy copy of the window (its noise from
         ``draws``, which such a pass needs)."""
-        order = self.config.linear_prediction
-        if not order:
+        if self.predictor is None:
             return None
         history = self.history
         signal = (window - self.quantizer.zero_code).double()
@@ -378,7 +386,7 @@ class SampleRNN(nn.Module):
             level = signal[:, :history].square().mean(1, keepdim=True).sqrt()
             signal = signal + self.prediction_noise * level * noise.to(signal.device)
         length = window.shape[1] - history
-        return predict_linear(signal, history, length, order, self.config.prediction_block)
+        return self.predictor.predict(signal, history, length)
 
     def initial_state(self) -> ModelState:
         return [None] * len(self.frame_tiers)

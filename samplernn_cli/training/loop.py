@@ -5,11 +5,11 @@ The loop reports through a ``progress`` callback (one :class:`TrainStatus` per i
 the ``samplernn`` logger; it never prints, and it never handles signals: it polls a
 :class:`StopRequest` after every iteration and ends with a checkpoint when one is made.
 
-:class:`Trainer` sets the session up (:mod:`.setup`), restores it (:mod:`.restore`) and
-runs its parts in order: stopping (:mod:`.stopping`), the step (:mod:`.step`), validation
-and the best model (:mod:`.validation`), the learning-rate schedule (:mod:`.plateau`),
-reporting (:mod:`.reporting`), generation rounds (:mod:`.rounds`) and checkpoints
-(:mod:`.saving`).
+:class:`Trainer` sets the session up and restores it (:mod:`.startup`), hands the
+:class:`~samplernn_cli.training.state.Session` to its parts and runs them in order:
+stopping and the learning-rate schedule (:mod:`.schedule`), the step (:mod:`.step`),
+validation and the best model (:mod:`.validation`), reporting (:mod:`.reporting`),
+generation rounds (:mod:`.rounds`) and checkpoints (:mod:`samplernn_cli.run.saving`).
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ import torch
 from samplernn_cli.checkpoint import Checkpoint, provenance
 from samplernn_cli.data.cache import Dataset
 from samplernn_cli.device import long_lived_objects_frozen
-from samplernn_cli.training.distributed import Distributed
-from samplernn_cli.training.live import LiveSettingsFile
-from samplernn_cli.training.plateau import (
-    LearningRateSchedule,
-    PlateauSchedule,
-    plateau_schedule,
+from samplernn_cli.run.live import LiveSettingsFile
+from samplernn_cli.run.saving import (
+    CheckpointWriter,
+    training_level_dbfs,
+    training_reference,
 )
+from samplernn_cli.run.tensorboard_log import check_live_settings
+from samplernn_cli.training.distributed import Distributed
 from samplernn_cli.training.reporting import Reporter
 from samplernn_cli.training.requests import (
     ProgressCallback,
@@ -38,18 +39,16 @@ from samplernn_cli.training.requests import (
     TrainRequest,
     TrainResult,
 )
-from samplernn_cli.training.restore import restore_run, start_weights
 from samplernn_cli.training.rounds import GenerationRounds
-from samplernn_cli.training.saving import (
-    CheckpointWriter,
-    training_level_dbfs,
-    training_reference,
+from samplernn_cli.training.schedule import (
+    LearningRateSchedule,
+    PlateauSchedule,
+    Stopping,
+    plateau_schedule,
 )
-from samplernn_cli.training.setup import set_up
+from samplernn_cli.training.startup import restore_run, set_up, start_weights
 from samplernn_cli.training.state import RunState
 from samplernn_cli.training.step import TrainingStep
-from samplernn_cli.training.stopping import Stopping
-from samplernn_cli.training.tensorboard_log import check_live_settings
 from samplernn_cli.training.validation import Figure, Validation
 
 
@@ -75,47 +74,39 @@ class Trainer:
         self.dataset = dataset
         self.stop = stop
         self.dist = dist
-        self.is_main = dist is None or dist.is_main
-        setup = set_up(request, dataset, device, dist)
-        self.model, self.split, self.plan = setup.model, setup.split, setup.plan
-        self.rows, self.optimizer, self.average = setup.rows, setup.optimizer, setup.average
+        session, ddp = set_up(request, dataset, device, dist)
+        self.session = session
+        self.is_main = session.is_main
+        self.model, self.split, self.plan = session.model, session.split, session.plan
+        self.rows, self.optimizer, self.average = session.rows, session.optimizer, session.average
         self.live = LiveSettingsFile(self.run.args_json, request.live, check_live_settings)
         self.state = RunState()
-        # The parts the loop runs, each given what it acts on.
+        # The parts the loop runs, each handed the session and what it acts on besides.
         self.reporter = Reporter(
             self.run, progress, request.stop, self.plan.iterations_per_epoch,
             is_main=self.is_main, on_cpu=device.type == "cpu",
         )  # fmt: skip
         board = self.reporter.board
-        self.step = TrainingStep(
-            self.model, self.optimizer, request.train, device=device, rows=self.rows,
-            average=self.average, ddp=setup.ddp, dist=dist,
-        )  # fmt: skip
+        self.step = TrainingStep(session, ddp=ddp)
         self.plateau = PlateauSchedule(
             request.train, self.model, self.optimizer, best_model=self.run.best_model,
             shared=dist is not None, report=self.is_main, average=self.average,
             acting=plateau_schedule(request.train, request.stop),
         )  # fmt: skip
         self.schedule = LearningRateSchedule(self.optimizer, self.plateau)
-        self.validation = Validation(
-            self.model, dataset, self.split, self.plan, best_model=self.run.best_model,
-            average=self.average, board=board, stop=stop, dist=dist,
-        )  # fmt: skip
+        self.validation = Validation(session, board=board, stop=stop)
         # What checkpoints record and the rounds' traps and distance compare clips with
         # (rank 0 writes both).
         level = training_level_dbfs(dataset, self.model.quantizer)
         reference = training_reference(dataset, self.split, self.model.quantizer) \
             if self.is_main else None  # fmt: skip
         self.rounds = GenerationRounds(
-            self.model, self.run, dataset, self.split, seed=request.train.seed,
-            average=self.average, board=board, should_stop=lambda: stop.interrupted,
-            level_dbfs=level, reference=reference,
+            session, board=board, should_stop=lambda: stop.interrupted, level_dbfs=level,
+            reference=reference,
         )  # fmt: skip
         self.writer = CheckpointWriter(
-            request=request, dataset=dataset, split=self.split, plan=self.plan,
-            model=self.model, optimizer=self.optimizer, average=self.average, live=self.live,
-            board=board, device=device, dist=dist, level_dbfs=level, reference=reference,
-        )  # fmt: skip
+            session, live=self.live, board=board, level_dbfs=level, reference=reference
+        )
 
     def restore(self, checkpoint: Checkpoint, *, own_folder: bool) -> None:
         """Take the weights, optimizer, RNG and run state from a checkpoint of this run, and

@@ -16,10 +16,10 @@ from pathlib import Path
 from samplernn_cli.config import StopConditions
 from samplernn_cli.errors import OutputError
 from samplernn_cli.fileio import atomic_write
+from samplernn_cli.run.folder import RunFolder
+from samplernn_cli.run.tensorboard_log import TensorBoardLog
 from samplernn_cli.training.requests import ProgressCallback, TrainStatus
-from samplernn_cli.training.runfolder import RunFolder
 from samplernn_cli.training.state import RunState
-from samplernn_cli.training.tensorboard_log import TensorBoardLog
 
 logger = logging.getLogger("samplernn")
 # On a CPU, a model slower than this many seconds per 1,000 iterations gets a warning at the

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from samplernn_cli.config import AudioConfig, LiveSettings, ModelConfig, StopConditions, TrainConfig
-from samplernn_cli.training.runfolder import RunFolder
+from samplernn_cli.run.folder import RunFolder
 
 if TYPE_CHECKING:
     from samplernn_cli.checkpoint import Checkpoint
@@ -27,7 +27,7 @@ class StopReason(str, Enum):
     MAX_TIME = "max_time"
     SIGINT = "SIGINT"
     SIGTERM = "SIGTERM"
-    PLATEAU = "plateau"  # the plateau schedule ended the run (training/plateau.py)
+    PLATEAU = "plateau"  # the plateau schedule ended the run (training/schedule.py)
 
     def __str__(self) -> str:  # the value in f-strings on every Python version
         return self.value

@@ -38,12 +38,11 @@ from samplernn_cli.history import LossHistory
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.pictures import save_round_picture
 from samplernn_cli.quantize import Quantizer
+from samplernn_cli.run.artifacts import format_seconds
+from samplernn_cli.run.folder import RunFolder
+from samplernn_cli.run.tensorboard_log import TensorBoardLog
 from samplernn_cli.seeding import mix_seed
-from samplernn_cli.training.artifacts import format_seconds
-from samplernn_cli.training.averaging import WeightAverage, averaged
-from samplernn_cli.training.runfolder import RunFolder
-from samplernn_cli.training.state import RunState
-from samplernn_cli.training.tensorboard_log import TensorBoardLog
+from samplernn_cli.training.state import RunState, Session, averaged
 
 logger = logging.getLogger("samplernn")
 
@@ -57,28 +56,23 @@ class GenerationRounds:
 
     def __init__(
         self,
-        model: SampleRNN,
-        run: RunFolder,
-        dataset: Dataset,
-        split: DataSplit,
+        session: Session,
         *,
-        seed: int,
-        average: WeightAverage | None,
         board: TensorBoardLog,
         should_stop: Callable[[], bool],
         level_dbfs: float | None = None,
         reference: Reference | None = None,
     ) -> None:
-        """``seed``: the run's (each round's clips draw from it mixed with the iteration);
-        ``should_stop``: polled while the clips are made (a signal cuts the round short);
-        ``level_dbfs``: the training audio's level, for the silence rule; ``reference``: its
-        statistics, for the distance and the quiet rule (None: not measured)."""
-        self.model = model
-        self.run = run
-        self.dataset = dataset
-        self.split = split
-        self.seed = seed
-        self.average = average
+        """``session``: the model (its weight average, when the run keeps one, makes the
+        clips), the run folder and the data; each round's clips draw from the run's seed
+        mixed with the iteration; ``should_stop``: polled while the clips are made (a signal
+        cuts the round short); ``level_dbfs``: the training audio's level, for the silence
+        rule; ``reference``: its statistics, for the distance and the quiet rule (None: not
+        measured)."""
+        self.model, self.run = session.model, session.run
+        self.dataset, self.split = session.dataset, session.split
+        self.seed = session.request.train.seed
+        self.average = session.average
         self.board = board
         self.should_stop = should_stop
         self.level_dbfs = level_dbfs

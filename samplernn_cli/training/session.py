@@ -27,15 +27,17 @@ from samplernn_cli.errors import (
     RunFolderError,
 )
 from samplernn_cli.quantize import Quantizer
-from samplernn_cli.training.artifacts import describe_run, write_data_examples
+from samplernn_cli.run.artifacts import describe_run, write_data_examples
+from samplernn_cli.run.folder import RunFolder
+from samplernn_cli.run.live import parse_live_settings
+from samplernn_cli.run.retention import disk_plan, estimated_checkpoint_bytes, newest_complete
+from samplernn_cli.run.tensorboard_log import tensorboard_problem
 from samplernn_cli.training.distributed import (
     Distributed,
     from_environment,
     membership,
     rank_in_environment,
 )
-from samplernn_cli.training.fine_tune import fine_tune_settings
-from samplernn_cli.training.live import parse_live_settings
 from samplernn_cli.training.loop import Trainer
 from samplernn_cli.training.requests import (
     ProgressCallback,
@@ -44,9 +46,7 @@ from samplernn_cli.training.requests import (
     TrainRequest,
     TrainResult,
 )
-from samplernn_cli.training.retention import disk_plan, estimated_checkpoint_bytes, newest_complete
-from samplernn_cli.training.runfolder import RunFolder
-from samplernn_cli.training.tensorboard_log import tensorboard_problem
+from samplernn_cli.training.startup import fine_tune_settings
 
 logger = logging.getLogger("samplernn")
 

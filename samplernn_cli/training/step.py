@@ -10,16 +10,14 @@ import math
 import torch
 import torch.nn.functional as F
 
-from samplernn_cli.config import TrainConfig
 from samplernn_cli.data.augment import jitter
 from samplernn_cli.errors import TrainingError
 from samplernn_cli.evaluation import LOG2
 from samplernn_cli.model import ModelState, SampleRNN, StepDraws, detach_state
 from samplernn_cli.model.head_loss import head_loss
 from samplernn_cli.seeding import DROPOUT_SALT, mix_seed
-from samplernn_cli.training.averaging import WeightAverage
 from samplernn_cli.training.distributed import Distributed, collective
-from samplernn_cli.training.state import RunState
+from samplernn_cli.training.state import RunState, Session
 
 logger = logging.getLogger("samplernn")
 
@@ -74,9 +72,7 @@ def forward_backward(
     prediction = model.prediction(window, draws)
     if step >= length:
         conditioning, new_state = model.frame_tiers_pass(window, state, draws=draws)
-        summed = tier.first_layer(previous, tier.input_tables())
-        if prediction is not None:
-            summed = summed + tier.prediction_input(prediction)
+        summed = tier.first_layer(previous, tier.input_tables(), prediction)
         loss = head_loss(tier, summed, conditioning, targets, 1.0 / targets.numel())
         bits = loss.item() / LOG2
         if math.isfinite(bits):
@@ -93,9 +89,8 @@ def forward_backward(
         frames = slice(first, first + frames_per_slice)
         part = slice(first * bottom.ratio, min((first + frames_per_slice) * bottom.ratio, length))
         conditioning = bottom.upsample_frames(features_leaf[:, frames])
-        summed = tier.first_layer(previous[:, part], tables_leaf)
-        if prediction is not None:
-            summed = summed + tier.prediction_input(prediction[:, part])
+        predicted = None if prediction is None else prediction[:, part]
+        summed = tier.first_layer(previous[:, part], tables_leaf, predicted)
         loss = head_loss(tier, summed, conditioning, targets[:, part], 1.0 / (batch * length))
         loss.backward()
         total += loss.detach()
@@ -150,29 +145,17 @@ class TrainingStep:
     dropped) with a warning, and after :data:`MAX_BAD_STEPS` skipped steps in a row training
     stops."""
 
-    def __init__(
-        self,
-        model: SampleRNN,
-        optimizer: torch.optim.Optimizer,
-        train: TrainConfig,
-        *,
-        device: torch.device,
-        rows: slice,
-        average: WeightAverage | None,
-        ddp: torch.nn.Module | None,
-        dist: Distributed | None,
-    ) -> None:
-        """``rows``: this process's rows of every batch; ``average``: the run's weight
-        average, updated after every step; ``ddp``: ``model`` in DistributedDataParallel
-        under torchrun (with ``dist``), None in one process."""
-        self.model = model
-        self.optimizer = optimizer
-        self.train = train
-        self.device = device
-        self.rows = rows
-        self.average = average
+    def __init__(self, session: Session, *, ddp: torch.nn.Module | None) -> None:
+        """``session``: the model, its optimizer and weight average (updated after every
+        step) and this process's rows of every batch; ``ddp``: the model in
+        DistributedDataParallel under torchrun, None in one process."""
+        self.model, self.optimizer = session.model, session.optimizer
+        self.train = session.request.train
+        self.device = session.device
+        self.rows = session.rows
+        self.average = session.average
         self.ddp = ddp
-        self.dist = dist
+        self.dist = session.dist
         self.grad_norm = math.nan  # of the last step, before clipping (NaN: none)
         self.bad_steps = 0  # skipped steps in a row
 

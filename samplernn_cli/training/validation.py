@@ -10,21 +10,14 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from samplernn_cli.checkpoint import TrainingSnapshot, load_checkpoint, save_checkpoint
-from samplernn_cli.data.cache import Dataset
-from samplernn_cli.data.plan import SequencePlan
-from samplernn_cli.data.split import DataSplit
 from samplernn_cli.errors import CheckpointError
 from samplernn_cli.evaluation import evaluate_bits
-from samplernn_cli.model import SampleRNN
-from samplernn_cli.training.artifacts import format_seconds
-from samplernn_cli.training.averaging import WeightAverage, averaged
-from samplernn_cli.training.distributed import Distributed
+from samplernn_cli.run.artifacts import format_seconds
+from samplernn_cli.run.tensorboard_log import TensorBoardLog
 from samplernn_cli.training.requests import StopRequest
-from samplernn_cli.training.state import RunState
-from samplernn_cli.training.tensorboard_log import TensorBoardLog
+from samplernn_cli.training.state import RunState, Session, averaged
 
 logger = logging.getLogger("samplernn")
 
@@ -41,33 +34,18 @@ class Figure:
 class Validation:
     """Measures the model on the validation data and keeps the run's best model."""
 
-    def __init__(
-        self,
-        model: SampleRNN,
-        dataset: Dataset,
-        split: DataSplit,
-        plan: SequencePlan,
-        *,
-        best_model: Path,
-        average: WeightAverage | None,
-        board: TensorBoardLog,
-        stop: StopRequest,
-        dist: Distributed | None,
-    ) -> None:
-        """``plan``: the data plan, whose sequence and chunk lengths validation uses too;
-        ``best_model``: the run's best-model file; ``average``: the run's weight average,
-        which is what is measured and kept when the run has one; ``stop``: a signal cuts a
-        validation short."""
-        self.model = model
-        self.dataset = dataset
-        self.split = split
-        self.plan = plan
-        self.best_model = best_model
-        self.average = average
+    def __init__(self, session: Session, *, board: TensorBoardLog, stop: StopRequest) -> None:
+        """``session``: the model (its weight average, when the run keeps one, is what is
+        measured and kept), the data and the plan, whose sequence and chunk lengths
+        validation uses too; ``stop``: a signal cuts a validation short."""
+        self.model, self.dataset = session.model, session.dataset
+        self.split, self.plan = session.split, session.plan
+        self.best_model = session.run.best_model
+        self.average = session.average
         self.board = board
         self.stop = stop
-        self.dist = dist
-        self.is_main = dist is None or dist.is_main
+        self.dist = session.dist
+        self.is_main = session.is_main
         # The figure of NAME_best_model.pt when continuing a run that has one.
         self.best_on_disk: float | None = None
 

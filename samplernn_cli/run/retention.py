@@ -15,7 +15,7 @@ from samplernn_cli.checkpoint import Checkpoint, load_checkpoint
 from samplernn_cli.config import LiveSettings, StopConditions
 from samplernn_cli.errors import CheckpointError
 from samplernn_cli.fileio import format_bytes
-from samplernn_cli.training.runfolder import RunFolder
+from samplernn_cli.run.folder import RunFolder
 
 logger = logging.getLogger("samplernn")
 

@@ -1,14 +1,14 @@
-"""The learning-rate schedule: the live learning rate (``NAME_args.json``) times what the
-plateau schedule has made of it, and the plateau schedule: what training does when
-validation stops improving.
+"""The schedule of a session: the learning rate, and when the session stops.
 
-On a few minutes of audio a SampleRNN starts memorising its training audio within minutes,
-and from then on every step makes the held-out figure worse. With the plateau schedule
-(``lr_schedule`` of :class:`samplernn_cli.config.TrainConfig`) and ``patience`` > 0, after
-``patience`` validations in a row without a new best, training goes back to the best model
-(its weights and Adam's state, kept in memory at every new best) and continues with half the
-learning rate; after ``max_halvings`` halvings, the next such plateau ends the run, with the
-best model as its final weights.
+**The learning-rate schedule** is the live learning rate (``NAME_args.json``) times what the
+plateau schedule has made of it; the plateau schedule is what training does when validation
+stops improving. On a few minutes of audio a SampleRNN starts memorising its training audio
+within minutes, and from then on every step makes the held-out figure worse. With the
+plateau schedule (``lr_schedule`` of :class:`samplernn_cli.config.TrainConfig`) and
+``patience`` > 0, after ``patience`` validations in a row without a new best, training goes
+back to the best model (its weights and Adam's state, kept in memory at every new best) and
+continues with half the learning rate; after ``max_halvings`` halvings, the next such plateau
+ends the run, with the best model as its final weights.
 
 A session with a stop condition keeps the rate constant instead (``lr_schedule`` auto): on
 audio that teaches the model slowly (sustained tones), validation pauses for a few
@@ -22,21 +22,28 @@ a resumed run continues the schedule exactly. The best model a session has not s
 (it was found before a resume) is read back from ``NAME_best_model.pt``; under
 DistributedDataParallel, where that file is only on rank 0's disk, only what every rank
 kept in memory is used.
+
+**Stopping** (:class:`Stopping`): the stop conditions (``--max-iterations``,
+``--max-epochs``, ``--max-time``), the plateau schedule's end, a :class:`StopRequest` (a
+signal, a caller), and under torchrun the agreement of every rank on it, once per iteration.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from samplernn_cli.checkpoint import load_checkpoint
-from samplernn_cli.config import StopConditions, TrainConfig
+from samplernn_cli.config import LiveSettings, StopConditions, TrainConfig
 from samplernn_cli.errors import CheckpointError
-from samplernn_cli.training.averaging import WeightAverage
-from samplernn_cli.training.state import RunState
+from samplernn_cli.training.distributed import Distributed
+from samplernn_cli.training.requests import StopReason, StopRequest
+from samplernn_cli.training.state import RunState, WeightAverage
 
 logger = logging.getLogger("samplernn")
 
@@ -77,7 +84,7 @@ class PlateauSchedule:
     ) -> None:
         """``best_model``: the run's best-model file; ``shared``: every rank of a distributed
         run calls the same methods at the same validations; ``report``: this process logs;
-        ``average``: the run's weight average (training/averaging.py), if it keeps one: the
+        ``average``: the run's weight average (training/state.py), if it keeps one: the
         best model is then the average, and it starts again from the best model's weights
         when they come back; ``acting``: the session follows the plateau schedule (see
         :func:`plateau_schedule`; otherwise it keeps a constant rate)."""
@@ -191,3 +198,78 @@ class LearningRateSchedule:
         """Apply the plateau schedule after a validation of the training loop."""
         self.weights_replaced = self.plateau.after_validation(state, improved=improved)
         self.apply(live_rate, state)
+
+
+# A stop reason as a number for the ranks' all-reduce (their maximum wins): 0 is "go on".
+AGREED_REASONS = (None, *StopReason)
+# The live settings that travel with the stop reason, from rank 0 (the one that reads
+# NAME_args.json) to the others.
+SHARED_LIVE_SETTINGS = ("learning_rate", "val_every", "generate_every", "checkpoint_every")
+
+
+class Stopping:
+    """Decides, before every iteration, whether the session stops, the same way on every
+    rank."""
+
+    def __init__(
+        self,
+        conditions: StopConditions,
+        request: StopRequest,
+        dist: Distributed | None,
+        *,
+        started: float,
+    ) -> None:
+        """``started``: ``time.monotonic()`` when the session's loop began (``--max-time``
+        counts from it)."""
+        self.conditions = conditions
+        self.request = request
+        self.dist = dist
+        self.started = started
+
+    def reason(self, state: RunState, *, plateau_ended: bool) -> StopReason | str | None:
+        """Why this process would stop now (None: go on)."""
+        conditions = self.conditions
+        if self.request.reason is not None:
+            return self.request.reason
+        if plateau_ended:
+            return StopReason.PLATEAU
+        if conditions.max_iterations is not None and state.iteration >= conditions.max_iterations:
+            return StopReason.MAX_ITERATIONS
+        if conditions.max_epochs is not None and state.epoch_index >= conditions.max_epochs:
+            return StopReason.MAX_EPOCHS
+        if (
+            conditions.max_seconds is not None
+            and time.monotonic() - self.started >= conditions.max_seconds
+        ):
+            return StopReason.MAX_TIME
+        return None
+
+    def agree(
+        self, state: RunState, live: LiveSettings, *, plateau_ended: bool
+    ) -> tuple[StopReason | str | None, LiveSettings]:
+        """Why to stop now (None: go on) and the live settings in effect, the same on every
+        rank: a stop on any rank (a signal, say) stops all; the live settings are rank 0's
+        (only rank 0 reads NAME_args.json). ``live``: this process's settings."""
+        reason = self.reason(state, plateau_ended=plateau_ended)
+        if self.dist is None:
+            return reason, live
+        values = [float(AGREED_REASONS.index(reason))]
+        values += [
+            float(getattr(live, f)) if self.dist.is_main else -1.0 for f in SHARED_LIVE_SETTINGS
+        ]
+        agreed = self.dist.agree(values)
+        reason = AGREED_REASONS[int(agreed[0])]
+        if reason in (StopReason.SIGINT, StopReason.SIGTERM) and not self.request.requested:
+            self.request.request(reason)
+        settings = {
+            f: (v if f == "learning_rate" else int(v))
+            for f, v in zip(SHARED_LIVE_SETTINGS, agreed[1:], strict=True)
+        }
+        return reason, replace(live, **settings)
+
+    def interrupted(self) -> bool:
+        """Whether a signal stopped the session, on any rank (it may reach some ranks only)."""
+        interrupted = self.request.interrupted
+        if self.dist is not None:
+            interrupted = bool(self.dist.agree([float(interrupted)])[0])
+        return interrupted

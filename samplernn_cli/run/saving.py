@@ -1,6 +1,6 @@
 """Saving a session: what a checkpoint of the moment records (a :class:`TrainingSnapshot`),
 writing the run's periodic checkpoints, and retention after each one
-(:mod:`samplernn_cli.training.retention`).
+(:mod:`samplernn_cli.run.retention`).
 """
 
 from __future__ import annotations
@@ -18,20 +18,15 @@ import torch
 
 from samplernn_cli.checkpoint import InputFile, TrainingSnapshot, save_checkpoint
 from samplernn_cli.data.cache import Dataset
-from samplernn_cli.data.plan import SequencePlan
 from samplernn_cli.data.split import DataSplit
 from samplernn_cli.distance import Reference, measure_reference, stretches
 from samplernn_cli.errors import OutputError
-from samplernn_cli.model import SampleRNN
 from samplernn_cli.quantize import Quantizer
-from samplernn_cli.training.averaging import WeightAverage
-from samplernn_cli.training.distributed import Distributed
-from samplernn_cli.training.live import LiveSettingsFile
-from samplernn_cli.training.requests import TrainRequest
-from samplernn_cli.training.retention import prune
-from samplernn_cli.training.runfolder import RunFolder
-from samplernn_cli.training.state import RunState
-from samplernn_cli.training.tensorboard_log import TensorBoardLog
+from samplernn_cli.run.folder import RunFolder
+from samplernn_cli.run.live import LiveSettingsFile
+from samplernn_cli.run.retention import prune
+from samplernn_cli.run.tensorboard_log import TensorBoardLog
+from samplernn_cli.training.state import RunState, Session
 
 logger = logging.getLogger("samplernn")
 
@@ -91,23 +86,15 @@ def training_reference(
         return None
 
 
-@dataclass(kw_only=True)
+@dataclass
 class CheckpointWriter:
     """Takes snapshots of a session and writes its periodic checkpoints."""
 
-    request: TrainRequest
-    dataset: Dataset
-    split: DataSplit
-    plan: SequencePlan
-    model: SampleRNN
-    optimizer: torch.optim.Optimizer
-    average: WeightAverage | None
+    session: Session  # the settings, model, optimizer, data and plan it records
     # The settings in effect: what a checkpoint records, and how many checkpoints
     # retention keeps.
     live: LiveSettingsFile
     board: TensorBoardLog  # flushed before each checkpoint
-    device: torch.device
-    dist: Distributed | None
     level_dbfs: float  # the training audio's (training_level_dbfs), recorded in checkpoints
     reference: Reference | None  # the training audio's (training_reference), recorded too
     # Where the starting weights came from (checkpoint.provenance), kept by every
@@ -119,15 +106,16 @@ class CheckpointWriter:
 
     @property
     def run(self) -> RunFolder:
-        return self.request.run
+        return self.session.run
 
     @property
     def is_main(self) -> bool:
-        return self.dist is None or self.dist.is_main
+        return self.session.is_main
 
     def snapshot(self, state: RunState) -> TrainingSnapshot:
         """What a checkpoint of this moment records (on every rank: they all take part in
         gathering the RNN state)."""
+        session = self.session
         rnn_state = None
         if state.rnn_state is not None:  # (layers, B, H) tensors; every rank's rows, in order
             rnn_state = [
@@ -135,30 +123,30 @@ class CheckpointWriter:
                 for s in state.rnn_state
             ]
         rng = {"torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        request, average = self.request, self.average
+        if session.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(session.device)
+        request, average = session.request, session.average
         return TrainingSnapshot(
             run_name=self.run.name,
             model_config=request.model,
             audio=request.audio,
             train=request.train,
             live=self.live.current,
-            sample_rate=self.dataset.sample_rate,
-            inputs=input_records(self.dataset, self.split),
-            codes_sha256=self.dataset.fingerprint,
-            weights=self.model.state_dict() if average is None else average.weights(),
-            training_weights=None if average is None else self.model.state_dict(),
-            optimizer=self.optimizer.state_dict(),
+            sample_rate=session.dataset.sample_rate,
+            inputs=input_records(session.dataset, session.split),
+            codes_sha256=session.dataset.fingerprint,
+            weights=session.model.state_dict() if average is None else average.weights(),
+            training_weights=None if average is None else session.model.state_dict(),
+            optimizer=session.optimizer.state_dict(),
             progress=state.progress(
-                iterations_per_epoch=self.plan.iterations_per_epoch,
-                sequence_samples=self.plan.sequence_length,
+                iterations_per_epoch=session.plan.iterations_per_epoch,
+                sequence_samples=session.plan.sequence_length,
                 average_updates=None if average is None else average.updates,
             ),
             rnn_state=rnn_state,
             rng=rng,
             history=state.history,
-            device=str(self.device),
+            device=str(session.device),
             parent=self.parent,
             level_dbfs=round(self.level_dbfs, 2),
             reference=None if self.reference is None else self.reference.to_dict(),
@@ -166,7 +154,7 @@ class CheckpointWriter:
         )
 
     def _all_rows(self, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor if self.dist is None else self.dist.gather_rows(tensor, dim=1)
+        return tensor if self.session.dist is None else self.session.dist.gather_rows(tensor, dim=1)
 
     def write(self, state: RunState) -> None:
         """Write a checkpoint (on every rank: they all take part in gathering the RNN state;

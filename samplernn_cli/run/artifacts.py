@@ -16,7 +16,7 @@ from samplernn_cli.data.cache import Dataset, decode_head
 from samplernn_cli.data.plan import SequencePlan
 from samplernn_cli.data.split import DataSplit
 from samplernn_cli.model import SampleRNN
-from samplernn_cli.training.runfolder import RunFolder
+from samplernn_cli.run.folder import RunFolder
 
 logger = logging.getLogger("samplernn")
 
