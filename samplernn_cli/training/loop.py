@@ -81,7 +81,9 @@ class Trainer:
         self.rows, self.optimizer, self.average = session.rows, session.optimizer, session.average
         self.live = LiveSettingsFile(self.run.args_json, request.live, check_live_settings)
         self.state = RunState()
-        # The parts the loop runs, each handed the session and what it acts on besides.
+        # The parts the loop runs: the step, validation, the rounds and the checkpoint
+        # writer are handed the session; the reporter and the plateau schedule (a unit
+        # tested on its own) only the few things they use.
         self.reporter = Reporter(
             self.run, progress, request.stop, self.plan.iterations_per_epoch,
             is_main=self.is_main, on_cpu=device.type == "cpu",
