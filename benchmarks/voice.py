@@ -119,13 +119,13 @@ def parts(seconds: float, checkpoint: Path | None) -> None:
     whole, _ = voice_factor(model, seconds)
     print(f"{name}, real-time factor at {HOST_RATE} Hz: whole loop {whole:.3f}")
     with tempfile.TemporaryDirectory() as folder:
-        for name, replacements in PARTS.items():
+        for number, (part, replacements) in enumerate(PARTS.items()):
             text = source
             for old, new in replacements:
                 if old not in text:
                     sys.exit(f"module.py no longer has {old!r}: update PARTS")
                 text = text.replace(old, new)
-            path = Path(folder) / f"voice_without_{len(name)}.py"
+            path = Path(folder) / f"voice_without_{number}.py"
             path.write_text(text)
             spec = importlib.util.spec_from_file_location(path.stem, path)
             assert spec is not None and spec.loader is not None
@@ -133,17 +133,17 @@ def parts(seconds: float, checkpoint: Path | None) -> None:
             sys.modules[path.stem] = module
             spec.loader.exec_module(module)
             # build_voice makes the classes it finds in samplernn_cli.voice.build.
-            names = ("LiveVoice", "FrameTierVoice", "RecurrentLayer")
-            saved = {name: getattr(voice_build, name) for name in names}
-            for name in names:
-                setattr(voice_build, name, getattr(module, name))
+            classes = ("LiveVoice", "FrameTierVoice", "RecurrentLayer")
+            saved = {cls: getattr(voice_build, cls) for cls in classes}
+            for cls in classes:
+                setattr(voice_build, cls, getattr(module, cls))
             try:
                 without, _ = voice_factor(model, seconds)
             finally:
-                for name, value in saved.items():
-                    setattr(voice_build, name, value)
+                for cls, value in saved.items():
+                    setattr(voice_build, cls, value)
             share = (whole - without) / whole
-            print(f"  without {name:18s} {without:.3f}  (the part: {share:.0%} of the loop)")
+            print(f"  without {part:18s} {without:.3f}  (the part: {share:.0%} of the loop)")
 
 
 def main() -> None:
