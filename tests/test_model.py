@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from samplernn_cli.config import ModelConfig
 from samplernn_cli.generation.engine import generate_takes, prime_model
 from samplernn_cli.generation.sampling import sample_from_logits
-from samplernn_cli.generation.torch_sampler import autoregress
+from samplernn_cli.generation.torch_sampler import TorchSampler
 from samplernn_cli.model import SampleRNN, StepDraws, detach_state
 
 VARIANTS = {
@@ -177,7 +177,7 @@ def test_generation_step_matches_teacher_forced_forward(name: str) -> None:
         seen.append(logits)
         return targets[:, t]
 
-    codes = autoregress(model, 3, length, forced)
+    codes = TorchSampler(model, 3, [1.0] * 3, pick=forced).run(length).codes
     assert torch.equal(codes, targets)
     silence = torch.full((3, model.history), model.quantizer.zero_code)
     with torch.no_grad():
@@ -238,7 +238,7 @@ def test_priming_continues_the_state_of_a_teacher_forced_pass() -> None:
         return following[t].expand(2)
 
     history, state = prime_model(model, prime, 2)
-    autoregress(model, 2, 16, forced, history=history, state=state)
+    TorchSampler(model, 2, [1.0] * 2, pick=forced).run(16, history=history, state=state)
     padding = torch.full((model.history + 3,), model.quantizer.zero_code)  # 29 + 3 = 32
     with torch.no_grad():
         expected, _ = model(torch.cat([padding, prime, following]).unsqueeze(0))

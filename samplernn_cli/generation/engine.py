@@ -20,8 +20,8 @@ from samplernn_cli.generation.numba_sampler import NumbaSampler
 from samplernn_cli.generation.sampling import (
     ClipNoise,
     CodesCallback,
+    FrameStepper,
     GenerateProgress,
-    Sampler,
     Takes,
     temperature_column,
 )
@@ -48,7 +48,7 @@ def prime_model(
 
     Returns:
         (count, history) codes (the prime's last samples) and the frame tiers' state, both
-        ready for :func:`autoregress`.
+        ready for a sampler's ``run``.
     """
     device = next(model.parameters()).device
     top = model.config.tier_frame_samples[-1]
@@ -80,7 +80,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 # The samplers, by the name ``--implementation`` gives.
-SAMPLERS: dict[str, type[Sampler]] = {"numba": NumbaSampler, "torch": TorchSampler}
+SAMPLERS: dict[str, type[FrameStepper]] = {"numba": NumbaSampler, "torch": TorchSampler}
 
 
 def resolve_implementation(implementation: str, device: torch.device) -> str:
@@ -101,7 +101,7 @@ def make_sampler(
     first_clip: int,
     implementation: str,
     precision: str,
-) -> Sampler:
+) -> FrameStepper:
     """The sampler ``implementation`` names (``"auto"``: see :func:`resolve_implementation`)
     for ``count`` clips of ``model`` at ``temperature`` (one or one per clip), clip
     ``first_clip + i`` drawing from the stream seeded by ``(seed, first_clip + i)``."""
@@ -139,7 +139,7 @@ def generate_takes(
         on_codes: see :data:`CodesCallback` (for writing audio while it is generated).
         implementation: ``"numba"``
             (:class:`~samplernn_cli.generation.numba_sampler.NumbaSampler`, CPU only),
-            ``"torch"`` (:func:`autoregress`, any device) or ``"auto"`` (numba on the CPU,
+            ``"torch"`` (:class:`TorchSampler`, any device) or ``"auto"`` (numba on the CPU,
             torch elsewhere).
         precision: the weights' precision (:mod:`samplernn_cli.model.precision`), or
             ``"auto"`` (see :func:`resolve_precision`).

@@ -1,5 +1,5 @@
 """The Numba sampler: compiled CPU kernels over weights prepared once. It draws the same
-samples as the PyTorch sampler (:func:`samplernn_cli.generation.torch_sampler.autoregress`)
+samples as the PyTorch sampler (:class:`samplernn_cli.generation.torch_sampler.TorchSampler`)
 with less work per sample (``benchmarks/generation.py`` times it against the straightforward
 sampler, and with ``--parts`` the choices below against their alternatives):
 
@@ -35,14 +35,7 @@ from numba import get_num_threads
 from torch.nn.utils import parametrize
 
 from samplernn_cli.generation import kernels
-from samplernn_cli.generation.sampling import (
-    ClipNoise,
-    CodesCallback,
-    GenerateProgress,
-    GenerationStopped,
-    Takes,
-    stepping_tiers,
-)
+from samplernn_cli.generation.sampling import ClipNoise, FrameStepper
 from samplernn_cli.model import FrameTier, ModelState, SampleRNN
 from samplernn_cli.model.precision import PRECISIONS, lstm_gate_weights, quantize_rows
 
@@ -240,7 +233,7 @@ class _Tier:
         return self.up.reshape(-1, self.ratio, hidden)
 
 
-class NumbaSampler:
+class NumbaSampler(FrameStepper):
     """Generates ``count`` clips at once on the CPU, with its weights in ``precision``
     (one of :data:`PRECISIONS`)."""
 
@@ -272,6 +265,7 @@ class NumbaSampler:
                 for layer in (*tier.hidden, tier.output)
             ]
             self.tiers = [_Tier(frame_tier, count, precision) for frame_tier in model.frame_tiers]
+        self.frames = [tier.frame_samples for tier in self.tiers]
         offsets = np.arange(self.frame_size, dtype=np.int64) * self.levels
         weights = [
             array for layer in self.layers for array in (layer.weight, layer.scale, layer.bias)
@@ -338,75 +332,65 @@ class NumbaSampler:
             )  # fmt: skip
 
     @torch.no_grad()
-    def run(
-        self,
-        num_samples: int,
-        *,
-        history: torch.Tensor | None = None,
-        state: ModelState | None = None,
-        progress: GenerateProgress | None = None,
-        on_codes: CodesCallback | None = None,
-        carry: bool = False,
-    ) -> Takes:
-        """See :meth:`samplernn_cli.generation.sampling.Sampler.run`."""
+    def _start(
+        self, total: int, history: torch.Tensor | None, state: ModelState | None, carry: bool
+    ) -> None:
         model = self.model
-        state = list(state) if state is not None else model.initial_state()
-        tiers = self.tiers
         if not carry:
+            state = list(state) if state is not None else model.initial_state()
             with parametrize.cached():
-                for k, tier in enumerate(tiers):
+                for k, tier in enumerate(self.tiers):
                     tier.reset(state[k])
-        frames = [tier.frame_samples for tier in tiers]
-        top = frames[-1]
-        frame_size = self.frame_size
-        context = model.history
-        total = -(-num_samples // top) * top
-        zero = model.quantizer.zero_code
-        codes = np.full((self.count, context + total), zero, dtype=np.int64)
+        self.context = model.history
+        self.codes = np.full(
+            (self.count, self.context + total), model.quantizer.zero_code, dtype=np.int64
+        )
         if history is not None:
-            codes[:, :context] = history.cpu().numpy()
+            self.codes[:, : self.context] = history.cpu().numpy()
         # -log2 p of each sample as it was drawn, aligned with ``codes``
-        bits = np.zeros(codes.shape, dtype=np.float32)
-        conditioning: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(tiers)
+        self.sample_bits = np.zeros(self.codes.shape, dtype=np.float32)
+        self.conditioning: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(self.tiers)
+        self.drawn = np.empty((self.count, 0), dtype=np.float32)
+
+    def _top_frame(self, start: int, total: int) -> None:
         # Uniforms for many frames per call (a clip's stream gives the same numbers drawn in
         # one block or several).
+        top = self.frames[-1]
         draw_block = top * max(1, DRAW_SAMPLES // top)
-        drawn = np.empty((self.count, 0), dtype=np.float32)
-        emitted = 0  # samples handed to on_codes
-        for frame_start in range(0, total, top):
-            if on_codes is not None and frame_start > emitted:
-                end = min(frame_start, num_samples)
-                on_codes(torch.from_numpy(codes[:, context + emitted : context + end].copy()))
-                emitted = end
-            if progress is not None and progress(frame_start, total):
-                raise GenerationStopped
-            within = frame_start % draw_block
-            if within == 0:
-                block = min(draw_block, total - frame_start)
-                uniforms = self.noise.draw(block, torch.device("cpu")).numpy()
-                drawn = np.ascontiguousarray(uniforms, dtype=np.float32)
-            draws = drawn[:, within : within + top]
-            for t in range(frame_start, frame_start + top, frame_size):
-                position = context + t
-                for k in stepping_tiers(t, frames):
-                    size = frames[k]
-                    frame = self.code_values[codes[:, position - size : position]]
-                    above = None
-                    if k + 1 < len(tiers):
-                        above = conditioning[k + 1][:, (t // size) % tiers[k + 1].ratio]
-                    conditioning[k] = tiers[k].step(frame, above)
-                if self.predictor is not None and self.predictor.refits(t):
-                    past = torch.from_numpy(codes[:, position - self.predictor.FIT : position])
-                    past = past.double() - zero
-                    self.taps[:] = self.predictor.fit(past).numpy()
-                offset = t - frame_start
-                self._sample_steps(
-                    codes, bits, position, conditioning[0], draws[:, offset : offset + frame_size]
-                )
-        if on_codes is not None and num_samples > emitted:
-            on_codes(torch.from_numpy(codes[:, context + emitted : context + num_samples].copy()))
-        if progress is not None:
-            progress(total, total)
-        per_sample = bits[:, context : context + num_samples].mean(axis=1, dtype=np.float64)
-        codes_out = torch.from_numpy(codes[:, context : context + num_samples].copy())
-        return Takes(codes_out, torch.from_numpy(per_sample))
+        within = start % draw_block
+        if within == 0:
+            block = min(draw_block, total - start)
+            uniforms = self.noise.draw(block, torch.device("cpu")).numpy()
+            self.drawn = np.ascontiguousarray(uniforms, dtype=np.float32)
+        self.draws = self.drawn[:, within : within + top]
+        self.frame_start = start
+
+    def _step_tier(self, k: int, t: int) -> None:
+        size, tiers = self.frames[k], self.tiers
+        position = self.context + t
+        frame = self.code_values[self.codes[:, position - size : position]]
+        above = None
+        if k + 1 < len(tiers):
+            above = self.conditioning[k + 1][:, (t // size) % tiers[k + 1].ratio]
+        self.conditioning[k] = tiers[k].step(frame, above)
+
+    def _refit(self, t: int) -> None:
+        assert self.predictor is not None
+        position = self.context + t
+        past = torch.from_numpy(self.codes[:, position - self.predictor.FIT : position])
+        past = past.double() - self.model.quantizer.zero_code
+        self.taps[:] = self.predictor.fit(past).numpy()
+
+    def _sample_frame(self, t: int, num_samples: int) -> None:
+        offset = t - self.frame_start
+        self._sample_steps(
+            self.codes, self.sample_bits, self.context + t, self.conditioning[0],
+            self.draws[:, offset : offset + self.frame_size],
+        )  # fmt: skip
+
+    def _codes(self, start: int, end: int) -> torch.Tensor:
+        return torch.from_numpy(self.codes[:, self.context + start : self.context + end].copy())
+
+    def _bits(self, num_samples: int) -> torch.Tensor:
+        kept = self.sample_bits[:, self.context : self.context + num_samples]
+        return torch.from_numpy(kept.mean(axis=1, dtype=np.float64))

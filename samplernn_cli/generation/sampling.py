@@ -1,6 +1,6 @@
-"""What every sampler shares: the protocol they keep (:class:`Sampler`, returning
-:class:`Takes`), the frame stepping, per-clip random streams, drawing a code from logits, and
-the progress protocol.
+"""What every sampler shares: the frame stepping and the protocol they keep
+(:class:`FrameStepper`, whose ``run`` returns :class:`Takes`), per-clip random streams,
+drawing a code from logits, and the progress protocol.
 
 Randomness: clip ``i`` of a request with seed ``s`` draws its samples by inverting the
 softmax's cumulative distribution at uniform numbers from its own stream, seeded from
@@ -10,14 +10,16 @@ on the batch size, the other clips or the device.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import torch
 
 if TYPE_CHECKING:
     from samplernn_cli.model import ModelState
+    from samplernn_cli.model.prediction import LinearPredictor
 
 from samplernn_cli.seeding import mix_seed
 
@@ -44,12 +46,23 @@ class Takes:
     bits_per_sample: torch.Tensor
 
 
-class Sampler(Protocol):
-    """A batch of clips made sample by sample from a model, each clip drawing from its own
-    stream (:class:`ClipNoise`): the Numba sampler and the PyTorch sampler keep this, and
-    ``samplernn_cli.generation.engine.SAMPLERS`` is the table they are chosen from. Both are
-    built as ``Sampler(model, count, temperatures, precision, noise=ClipNoise(...))``."""
+class FrameStepper(ABC):
+    """The frame stepping both samplers share, and the protocol they keep (:meth:`run`).
 
+    A clip is made in whole top-tier frames: before each bottom-tier frame the frame tiers
+    whose frame starts there take a step, top first (:func:`stepping_tiers`), the linear
+    prediction refits on its grid, and the bottom frame's samples are drawn. The codes are
+    handed to ``on_codes``, and ``progress`` asked, once per top-tier frame. A sampler
+    provides the arithmetic (the Numba sampler's compiled kernels, the PyTorch sampler's
+    modules) through the methods below; ``samplernn_cli.generation.engine.SAMPLERS`` is the
+    table they are chosen from, both built as ``Sampler(model, count, temperatures,
+    precision, noise=ClipNoise(...))``.
+    """
+
+    frames: list[int]  # the frame tiers' frame lengths in samples, bottom up
+    predictor: LinearPredictor | None
+
+    @torch.no_grad()
     def run(
         self,
         num_samples: int,
@@ -73,7 +86,60 @@ class Sampler(Protocol):
                 and whole top-tier frames and prediction blocks per run, runs one after
                 another make the samples of one long run.
         """
-        ...
+        top, bottom = self.frames[-1], self.frames[0]
+        total = -(-num_samples // top) * top  # whole top-tier frames; the rest is dropped
+        self._start(total, history, state, carry)
+        emitted = 0  # samples handed to on_codes
+        for frame_start in range(0, total, top):
+            if on_codes is not None and frame_start > emitted:
+                end = min(frame_start, num_samples)
+                on_codes(self._codes(emitted, end))
+                emitted = end
+            if progress is not None and progress(frame_start, total):
+                raise GenerationStopped
+            self._top_frame(frame_start, total)
+            for t in range(frame_start, frame_start + top, bottom):
+                for k in stepping_tiers(t, self.frames):
+                    self._step_tier(k, t)
+                if self.predictor is not None and self.predictor.refits(t):
+                    self._refit(t)
+                self._sample_frame(t, num_samples)
+        if on_codes is not None and num_samples > emitted:
+            on_codes(self._codes(emitted, num_samples))
+        if progress is not None:
+            progress(total, total)
+        return Takes(self._codes(0, num_samples), self._bits(num_samples))
+
+    @abstractmethod
+    def _start(
+        self, total: int, history: torch.Tensor | None, state: ModelState | None, carry: bool
+    ) -> None:
+        """Make room for ``total`` samples after ``history``; the frame tiers take ``state``
+        (or a reset state), unless ``carry``."""
+
+    def _top_frame(self, start: int, total: int) -> None:  # noqa: B027 (optional)
+        """Before the top-tier frame at sample ``start`` of ``total``."""
+
+    @abstractmethod
+    def _step_tier(self, k: int, t: int) -> None:
+        """Frame tier ``k`` steps on the frame that ends before sample ``t``."""
+
+    @abstractmethod
+    def _refit(self, t: int) -> None:
+        """Fit the prediction's taps to the samples before ``t``."""
+
+    @abstractmethod
+    def _sample_frame(self, t: int, num_samples: int) -> None:
+        """Draw the bottom-tier frame's samples from ``t`` (those from ``num_samples`` on
+        are dropped)."""
+
+    @abstractmethod
+    def _codes(self, start: int, end: int) -> torch.Tensor:
+        """(count, end - start) int64 codes of samples ``start`` to ``end``, on the CPU."""
+
+    @abstractmethod
+    def _bits(self, num_samples: int) -> torch.Tensor:
+        """(count,) float64: each clip's mean -log2 p over its first ``num_samples``."""
 
 
 def stepping_tiers(t: int, frames: Sequence[int]) -> list[int]:
