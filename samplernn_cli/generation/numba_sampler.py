@@ -251,9 +251,7 @@ class NumbaSampler(FrameStepper):
             raise ValueError("NumbaSampler runs on the CPU")
         if len(temperatures) != count:
             raise ValueError(f"{len(temperatures)} temperatures for {count} clips")
-        self.model = model
-        self.count = count
-        self.noise = noise or ClipNoise(0, 0, count)
+        super().__init__(model, count, noise)
         tier = model.sample_tier
         self.frame_size = tier.frame_size
         self.levels = tier.q_levels
@@ -265,7 +263,6 @@ class NumbaSampler(FrameStepper):
                 for layer in (*tier.hidden, tier.output)
             ]
             self.tiers = [_Tier(frame_tier, count, precision) for frame_tier in model.frame_tiers]
-        self.frames = [tier.frame_samples for tier in self.tiers]
         offsets = np.arange(self.frame_size, dtype=np.int64) * self.levels
         weights = [
             array for layer in self.layers for array in (layer.weight, layer.scale, layer.bias)
@@ -273,7 +270,6 @@ class NumbaSampler(FrameStepper):
         hidden = tables.shape[1]
         # The linear prediction: each clip's taps (fitted again every block), the row per
         # level nearest the prediction and the weights of its distance from that level.
-        self.predictor = model.predictor
         self.order = model.config.linear_prediction
         self.taps = np.zeros((count, self.order), dtype=np.float64)
         if self.order:
@@ -331,7 +327,6 @@ class NumbaSampler(FrameStepper):
                 bits,
             )  # fmt: skip
 
-    @torch.no_grad()
     def _start(
         self, total: int, history: torch.Tensor | None, state: ModelState | None, carry: bool
     ) -> None:

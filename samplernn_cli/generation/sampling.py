@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:
-    from samplernn_cli.model import ModelState
-    from samplernn_cli.model.prediction import LinearPredictor
-
 from samplernn_cli.seeding import mix_seed
+
+if TYPE_CHECKING:
+    from samplernn_cli.model import ModelState, SampleRNN
 
 # Called with (samples done, samples total) of the current batch once per top-tier frame;
 # returning True stops generation (GenerationStopped).
@@ -59,8 +58,14 @@ class FrameStepper(ABC):
     precision, noise=ClipNoise(...))``.
     """
 
-    frames: list[int]  # the frame tiers' frame lengths in samples, bottom up
-    predictor: LinearPredictor | None
+    def __init__(self, model: SampleRNN, count: int, noise: ClipNoise | None) -> None:
+        """What every sampler keeps: the model, the clips' count and streams (``noise``;
+        default: seed 0), the frame tiers' frame lengths (bottom up) and the prediction."""
+        self.model = model
+        self.count = count
+        self.noise = noise or ClipNoise(0, 0, count)
+        self.frames = [tier.frame_samples for tier in model.frame_tiers]
+        self.predictor = model.predictor
 
     @torch.no_grad()
     def run(

@@ -55,15 +55,11 @@ class TorchSampler(FrameStepper):
         """``precision`` int8: the model computes with its int8 weights' values (a rounded
         copy); ``noise``: the clips' streams (default: seed 0); ``pick``: chooses the codes
         instead of the streams (teacher forcing, in tests)."""
+        super().__init__(rounded_copy(model) if precision == "int8" else model, count, noise)
         self.device = next(model.parameters()).device
-        self.model = rounded_copy(model) if precision == "int8" else model
-        self.count = count
-        self.frames = [tier.frame_samples for tier in model.frame_tiers]
-        self.predictor = model.predictor
         if pick is None:
             column = torch.tensor(list(temperatures), dtype=torch.float32, device=self.device)
-            noise = noise or ClipNoise(0, 0, count)
-            pick = stream_picker(noise, column.unsqueeze(1), self.frames[-1], self.device)
+            pick = stream_picker(self.noise, column.unsqueeze(1), self.frames[-1], self.device)
         self.pick = pick
         self.state: ModelState = []  # the frame tiers' state, carried from run to run
 

@@ -41,33 +41,24 @@ from samplernn_cli.seeding import mix_seed
 
 
 @dataclass(frozen=True)
-class DropoutDraw:
-    """Where one random draw of a training step comes from: a generator seeded with
-    ``seed`` draws it for a batch of ``batch`` rows; this process keeps ``rows``."""
-
-    seed: int
-    rows: slice
-    batch: int
-
-
-@dataclass(frozen=True)
 class StepDraws:
-    """The random draws of one training step (frame dropout's masks, the prediction's
-    noise), each from its own stream of ``seed``, for a batch of ``batch`` rows of which the
-    model sees ``rows``. Passed with the step's forward pass: a pass in training mode that
+    """Where the random draws of one training step (frame dropout's masks, the prediction's
+    noise) come from: a generator seeded with ``seed`` draws each for a batch of ``batch``
+    rows, of which this process keeps ``rows``; :meth:`tier` and :meth:`noise` give each
+    draw its own stream. Passed with the step's forward pass: a pass in training mode that
     needs draws and has none is an error, never a silent fallback."""
 
     seed: int
     rows: slice
     batch: int
 
-    def tier(self, index: int) -> DropoutDraw:
+    def tier(self, index: int) -> StepDraws:
         """Frame tier ``index``'s dropout mask."""
-        return DropoutDraw(mix_seed(self.seed, index), self.rows, self.batch)
+        return StepDraws(mix_seed(self.seed, index), self.rows, self.batch)
 
-    def noise(self, tiers: int) -> DropoutDraw:
+    def noise(self, tiers: int) -> StepDraws:
         """The prediction's noise (its stream follows the ``tiers`` masks')."""
-        return DropoutDraw(mix_seed(self.seed, tiers), self.rows, self.batch)
+        return StepDraws(mix_seed(self.seed, tiers), self.rows, self.batch)
 
 
 # One tier's recurrent state: (h, c) for an LSTM, (h,) for a GRU; each (layers, batch, hidden).
@@ -152,7 +143,7 @@ class FrameTier(nn.Module):
         frames: torch.Tensor,
         conditioning: torch.Tensor | None,
         state: TierState | None,
-        draw: DropoutDraw | None = None,
+        draw: StepDraws | None = None,
     ) -> tuple[torch.Tensor, TierState]:
         """Run over a sequence of frames.
 
@@ -176,7 +167,7 @@ class FrameTier(nn.Module):
         frames: torch.Tensor,
         conditioning: torch.Tensor | None,
         state: TierState | None,
-        draw: DropoutDraw | None = None,
+        draw: StepDraws | None = None,
     ) -> tuple[torch.Tensor, TierState]:
         """:meth:`forward` without the upsampling: (B, F, H), one vector per frame."""
         x = self.input(frames)
@@ -191,7 +182,7 @@ class FrameTier(nn.Module):
             out = self._drop(out, draw)
         return out, new_state
 
-    def _drop(self, out: torch.Tensor, draw: DropoutDraw) -> torch.Tensor:
+    def _drop(self, out: torch.Tensor, draw: StepDraws) -> torch.Tensor:
         """``out`` with frame dropout, its mask from ``draw``."""
         # Drawn for the whole batch and cut to this process's rows, so that the processes
         # of a distributed run drop what one process would (F.dropout cannot: each process

@@ -1,8 +1,8 @@
 """What a session works with (:class:`Session`: its settings, the model, the data and the
 optimizer, built once at start-up), and what changes as a run trains: its place in the data
 plan, the RNN state carried between chunks and the loss history (:class:`RunState`), and the
-moving average of the weights (:class:`WeightAverage`). Saved in every checkpoint, restored
-on resume.
+moving average of the weights (:class:`WeightAverage`); those two are saved in every
+checkpoint and restored on resume.
 
 The average (TrainConfig.average_decay): the weights after each step move by the step's
 noise as much as by what the step learned; their average over the last thousand or so steps
