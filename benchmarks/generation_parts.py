@@ -181,7 +181,7 @@ def few_rows(rows: int, rounds: int) -> None:
 
 def clip_groups(clips: int, rounds: int) -> None:
     torch.manual_seed(0)
-    sampler = numba_sampler.NumbaSampler(SampleRNN(DEFAULT).eval(), clips, [1.0] * clips)
+    sampler = numba_sampler.NumbaSampler(SampleRNN(DEFAULT).eval(), [1.0] * clips)
     frame_size, hidden = sampler.frame_size, DEFAULT.hidden_size
     rng = np.random.default_rng(0)
     codes = rng.integers(0, sampler.levels, (clips, 2 * frame_size), dtype=np.int64)

@@ -55,30 +55,35 @@ class Quantizer:
 
     def compand(self, x: torch.Tensor) -> torch.Tensor:
         """The companding curve, [-1, 1] -> [-1, 1] (identity for linear)."""
+        return self._curve(x, inverse=False)
+
+    def expand(self, y: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`compand`."""
+        return self._curve(y, inverse=True)
+
+    def _curve(self, x: torch.Tensor, *, inverse: bool) -> torch.Tensor:
+        """The companding curve or its inverse, applied to the magnitude (both are odd)."""
         if self.kind == "linear":
             return x
         magnitude = x.abs()
         if self.kind == "mu-law":
             mu = self.q_levels - 1
-            return torch.sign(x) * torch.log1p(mu * magnitude) / math.log1p(mu)
-        # a-law: linear below 1/A, logarithmic above.
+            if inverse:
+                curved = torch.expm1(magnitude * math.log1p(mu)) / mu
+            else:
+                curved = torch.log1p(mu * magnitude) / math.log1p(mu)
+            return torch.sign(x) * curved
+        # a-law: linear below 1/A (below 1/(1 + ln A) when companded), logarithmic above.
         denominator = 1.0 + math.log(A_LAW_A)
-        small = A_LAW_A * magnitude / denominator
-        large = (1.0 + torch.log((A_LAW_A * magnitude).clamp_min(1.0))) / denominator
-        return torch.sign(x) * torch.where(magnitude < 1.0 / A_LAW_A, small, large)
-
-    def expand(self, y: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`compand`."""
-        if self.kind == "linear":
-            return y
-        magnitude = y.abs()
-        if self.kind == "mu-law":
-            mu = self.q_levels - 1
-            return torch.sign(y) * torch.expm1(magnitude * math.log1p(mu)) / mu
-        denominator = 1.0 + math.log(A_LAW_A)
-        small = magnitude * denominator / A_LAW_A
-        large = torch.exp(magnitude * denominator - 1.0) / A_LAW_A
-        return torch.sign(y) * torch.where(magnitude < 1.0 / denominator, small, large)
+        if inverse:
+            small = magnitude * denominator / A_LAW_A
+            large = torch.exp(magnitude * denominator - 1.0) / A_LAW_A
+            knee = 1.0 / denominator
+        else:
+            small = A_LAW_A * magnitude / denominator
+            large = (1.0 + torch.log((A_LAW_A * magnitude).clamp_min(1.0))) / denominator
+            knee = 1.0 / A_LAW_A
+        return torch.sign(x) * torch.where(magnitude < knee, small, large)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Float waveform (any shape) -> int64 codes in [0, levels); clamps to [-1, 1] first."""

@@ -9,9 +9,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from .conftest import tone_mix
-
-RATE = 8000
+from .conftest import RATE, tone_mix
 
 
 def _write(path: Path, data: np.ndarray, rate: int = RATE, **kwargs: object) -> Path:

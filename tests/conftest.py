@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import csv
 import os
+import random
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 import soundfile
 
 from samplernn_cli.config import LiveSettings, ModelConfig, TrainConfig
+
+if TYPE_CHECKING:
+    from samplernn_cli.training.requests import TrainRequest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -78,6 +85,8 @@ def write_audio(tmp_path: Path) -> WriteAudio:
     return write
 
 
+# The sample rate of the tiny runs' audio (TINY_FLAGS, tiny_request, train_tiny).
+RATE = 8000
 # A model small enough that a training step takes milliseconds on one CPU core. Without the
 # linear prediction, whose fit over 16,000 samples would cost more than the rest of a step
 # (tests/test_prediction.py runs it through the command).
@@ -89,25 +98,33 @@ TINY_LIVE = LiveSettings(
 )
 
 
-def train_tiny(
-    root: Path, iterations: int, *, rate: int = 8000, live: LiveSettings = TINY_LIVE
-) -> Path:
-    """Train the tiny model for ``iterations`` on a second of tones (``root/in.wav``, the run
-    in ``root/run``) and return its last checkpoint."""
+def tiny_request(
+    source: Path, run: Path, *, rate: int = RATE, iterations: int = 12, **changes: Any
+) -> TrainRequest:
+    """Training the tiny model on ``source`` at ``rate`` on the CPU for ``iterations``, into
+    the run folder ``run`` (the run named after it); ``changes`` replace other fields."""
     from samplernn_cli.config import AudioConfig, StopConditions
     from samplernn_cli.run.folder import RunFolder
     from samplernn_cli.training.requests import TrainRequest
+
+    base = TrainRequest(
+        inputs=(source,), run=RunFolder(path=run, name=run.name), model=TINY_MODEL,
+        audio=AudioConfig(sample_rate=rate), train=TINY_TRAIN, live=TINY_LIVE,
+        stop=StopConditions(max_iterations=iterations), device="cpu",
+    )  # fmt: skip
+    return replace(base, **changes)
+
+
+def train_tiny(
+    root: Path, iterations: int, *, rate: int = RATE, live: LiveSettings = TINY_LIVE
+) -> Path:
+    """Train the tiny model for ``iterations`` on a second of tones (``root/in.wav``, the run
+    in ``root/run``) and return its last checkpoint."""
     from samplernn_cli.training.session import train
 
     source = root / "in.wav"
     soundfile.write(source, tone_mix(1.0, rate), rate)
-    result = train(
-        TrainRequest(
-            inputs=(source,), run=RunFolder(path=root / "run", name="run"), model=TINY_MODEL,
-            audio=AudioConfig(sample_rate=rate), train=TINY_TRAIN, live=live,
-            stop=StopConditions(max_iterations=iterations), device="cpu",
-        )
-    )  # fmt: skip
+    result = train(tiny_request(source, root / "run", rate=rate, iterations=iterations, live=live))
     assert result.checkpoint is not None
     return result.checkpoint
 
@@ -116,7 +133,7 @@ def train_tiny(
 TINY_FLAGS = [
     "--hidden_size", "16", "--rnn_layers", "1", "--frame_size", "4", "--embed_size", "4",
     "--quantization", "32", "--batch_size", "4", "--num_frames", "4",
-    "--sequence-length", "0.05", "--val-fraction", "0.1", "--sample-rate", "8000",
+    "--sequence-length", "0.05", "--val-fraction", "0.1", "--sample-rate", str(RATE),
     "--linear-prediction", "0",
 ]  # fmt: skip
 
@@ -191,3 +208,17 @@ def wait_for_loss_lines(
         if loss_lines(path) > more_than:
             return
         time.sleep(every)
+
+
+def kill_while_training(
+    command: list[str], cwd: Path, losses: Path, *, lines: int, latest: float, rng: random.Random
+) -> None:
+    """Run the training ``command`` in ``cwd`` until it has written ``lines`` more lines to
+    its loss log ``losses``, then SIGKILL it at a random moment up to ``latest`` seconds
+    later; fail if it ended by itself before that."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for_loss_lines(losses, loss_lines(losses) + lines, process)
+    time.sleep(rng.uniform(0.0, latest))
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "training ended by itself before the kill"

@@ -20,6 +20,7 @@ import torch
 from samplernn_cli.checkpoint import write_payload
 
 from .conftest import (
+    RATE,
     SAMPLERNN,
     TINY_FLAGS,
     TINY_LIVE,
@@ -31,8 +32,6 @@ from .conftest import (
     train_tiny,
     wait_for_loss_lines,
 )
-
-RATE = 8000
 
 
 @pytest.fixture(scope="module")

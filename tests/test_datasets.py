@@ -25,9 +25,8 @@ from samplernn_cli.data.split import split_dataset, tail_length
 from samplernn_cli.errors import ConfigError
 from samplernn_cli.quantize import Quantizer
 
-from .conftest import TINY_FLAGS, read_losses, run_cli, tone_mix
+from .conftest import RATE, TINY_FLAGS, read_losses, run_cli, tone_mix
 
-RATE = 8000
 QUANTIZER = Quantizer("linear", 32)
 
 

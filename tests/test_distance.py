@@ -15,7 +15,6 @@ import soundfile
 import torch
 
 from samplernn_cli.checkpoint import load_checkpoint
-from samplernn_cli.config import AudioConfig, StopConditions
 from samplernn_cli.distance import (
     GROUPS,
     MAX_REFERENCE_SECONDS,
@@ -25,11 +24,9 @@ from samplernn_cli.distance import (
     measure_reference,
     stretches,
 )
-from samplernn_cli.run.folder import RunFolder
-from samplernn_cli.training.requests import TrainRequest
 from samplernn_cli.training.session import train
 
-from .conftest import TINY_LIVE, TINY_MODEL, TINY_TRAIN, RunApp, tone_mix
+from .conftest import TINY_LIVE, RunApp, tiny_request, tone_mix
 
 RATE = 16000
 
@@ -200,13 +197,7 @@ def test_a_run_keeps_the_reference_and_takes_are_ranked_by_distance(
     # Long and fast enough to learn the tones (its takes are not noise).
     live = replace(TINY_LIVE, generate_every=200, num_generated=3, length=0.5, val_every=100,
                    learning_rate=5e-3)  # fmt: skip
-    result = train(
-        TrainRequest(
-            inputs=(source,), run=RunFolder(path=tmp_path / "run", name="run"),
-            model=TINY_MODEL, audio=AudioConfig(sample_rate=rate), train=TINY_TRAIN,
-            live=live, stop=StopConditions(max_iterations=200), device="cpu",
-        )
-    )  # fmt: skip
+    result = train(tiny_request(source, tmp_path / "run", rate=rate, iterations=200, live=live))
     source.unlink()  # generate needs the checkpoint alone
     checkpoint = load_checkpoint(result.checkpoint)
     assert checkpoint.reference is not None and checkpoint.reference.rate == rate

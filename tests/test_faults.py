@@ -6,9 +6,7 @@ import csv
 import os
 import random
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -18,17 +16,17 @@ from samplernn_cli.checkpoint import load_checkpoint
 
 from .audio_matrix import make_audio_matrix
 from .conftest import (
+    RATE,
     SAMPLERNN,
     TINY_FLAGS,
     RunApp,
-    loss_lines,
+    kill_while_training,
     read_losses,
     run_cli,
+    tiny_request,
     tone_mix,
-    wait_for_loss_lines,
 )
 
-RATE = 8000
 # A model big enough that writing its checkpoint (every iteration) takes a good share of the
 # time, so random kills land inside checkpoint writes too.
 KILL_FLAGS = [
@@ -53,14 +51,8 @@ def test_sigkill_at_random_moments_never_loses_the_run(
     losses = folder / "run_losses.csv"
     command = [*SAMPLERNN, "train", str(source), "-o", "run", *KILL_FLAGS]
     for attempt in range(kills):
-        process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE)  # fmt: skip
-        # Wait until this session has trained a little, then kill it at a random moment.
-        wait_for_loss_lines(losses, loss_lines(losses) + 2, process)
-        time.sleep(rng.uniform(0.0, 0.6))
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=60)
-        assert process.returncode == -signal.SIGKILL, f"attempt {attempt}: ended by itself"
+        # Once this session has trained a little, kill it at a random moment.
+        kill_while_training(command, tmp_path, losses, lines=2, latest=0.6, rng=rng)
 
         checkpoints = sorted(folder.glob("run_epoch_*_iter_*_model.pt"),
                              key=lambda p: int(p.name.split("_")[4]))  # fmt: skip
@@ -95,13 +87,10 @@ def test_disk_full_while_writing_keeps_the_previous_checkpoint(
     """A full disk during a checkpoint write: a clear error, the previous checkpoint intact,
     nothing half-written under a final name."""
     from samplernn_cli import fileio
-    from samplernn_cli.config import AudioConfig, LiveSettings, StopConditions
+    from samplernn_cli.config import LiveSettings
     from samplernn_cli.errors import OutputError
     from samplernn_cli.run.folder import RunFolder
-    from samplernn_cli.training.requests import TrainRequest
     from samplernn_cli.training.session import train
-
-    from .conftest import TINY_MODEL, TINY_TRAIN
 
     source = tmp_path / "in.wav"
     soundfile.write(source, tone_mix(1.0, RATE), RATE)
@@ -123,13 +112,8 @@ def test_disk_full_while_writing_keeps_the_previous_checkpoint(
 
     monkeypatch.setattr(checkpoint_module, "atomic_write", fill_disk_after_first_checkpoint)
     with pytest.raises(OutputError, match="No space left on device"):
-        train(
-            TrainRequest(
-                inputs=(source,), run=run, model=TINY_MODEL, audio=AudioConfig(sample_rate=RATE),
-                train=TINY_TRAIN, live=LiveSettings(checkpoint_every=2, val_every=1000),
-                stop=StopConditions(max_iterations=10), device="cpu",
-            )
-        )  # fmt: skip
+        train(tiny_request(source, run.path, rate=RATE, iterations=10,
+                           live=LiveSettings(checkpoint_every=2, val_every=1000)))  # fmt: skip
     names = sorted(p.name for p in run.path.iterdir())
     assert "run_epoch_1_iter_2_model.pt" in names
     assert "run_epoch_1_iter_4_model.pt" not in names

@@ -12,9 +12,8 @@ import soundfile
 
 from samplernn_cli.gain import choose_gain
 
-from .conftest import TINY_FLAGS, RunApp, run_cli, tone_mix
+from .conftest import RATE, TINY_FLAGS, RunApp, run_cli, tone_mix
 
-RATE = 8000
 TRAINING = [{"name": "quartet.wav", "gain": 4.0}]
 
 

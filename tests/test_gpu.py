@@ -15,11 +15,9 @@ import torch
 
 from samplernn_cli.checkpoint import load_checkpoint
 
-from .conftest import TINY_FLAGS, read_losses, run_cli, tone_mix
+from .conftest import RATE, TINY_FLAGS, read_losses, run_cli, tone_mix
 
 pytestmark = pytest.mark.gpu
-
-RATE = 8000
 
 
 @pytest.fixture

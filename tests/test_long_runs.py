@@ -10,7 +10,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,9 +22,11 @@ from samplernn_cli.run.folder import RunFolder
 from samplernn_cli.run.retention import disk_plan, newest_complete, periodic_checkpoints
 
 from .conftest import (
+    RATE,
     SAMPLERNN,
     TINY_FLAGS,
     RunApp,
+    kill_while_training,
     loss_lines,
     read_losses,
     run_cli,
@@ -33,7 +34,6 @@ from .conftest import (
     wait_for_loss_lines,
 )
 
-RATE = 8000
 LONG_RUNS_GUIDE = Path(__file__).resolve().parents[1] / "docs" / "long-runs.md"
 
 
@@ -132,14 +132,7 @@ def test_retention_survives_sigkill(tmp_path: Path, source: Path) -> None:
     command = [*SAMPLERNN, "train", str(source), "-o", "run", *flags]
     started_from = None
     for attempt in range(2):
-        before = loss_lines(losses)
-        process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE)  # fmt: skip
-        wait_for_loss_lines(losses, before + 3, process)
-        time.sleep(rng.uniform(0.0, 0.5))
-        process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=60)
-        assert process.returncode == -signal.SIGKILL, f"attempt {attempt}: ended by itself"
+        kill_while_training(command, tmp_path, losses, lines=3, latest=0.5, rng=rng)
         kept = [i for i in iterations(folder) if i != started_from]
         assert 2 <= len(kept) <= 3, (attempt, kept, started_from)
         for path in folder.glob("*.pt"):

@@ -177,7 +177,9 @@ def test_generation_step_matches_teacher_forced_forward(name: str) -> None:
         seen.append(logits)
         return targets[:, t]
 
-    codes = TorchSampler(model, 3, [1.0] * 3, pick=forced).run(length).codes
+    sampler = TorchSampler(model, [1.0] * 3)
+    sampler.pick = forced
+    codes = sampler.run(length).codes
     assert torch.equal(codes, targets)
     silence = torch.full((3, model.history), model.quantizer.zero_code)
     with torch.no_grad():
@@ -238,7 +240,9 @@ def test_priming_continues_the_state_of_a_teacher_forced_pass() -> None:
         return following[t].expand(2)
 
     history, state = prime_model(model, prime, 2)
-    TorchSampler(model, 2, [1.0] * 2, pick=forced).run(16, history=history, state=state)
+    sampler = TorchSampler(model, [1.0] * 2)
+    sampler.pick = forced
+    sampler.run(16, history=history, state=state)
     padding = torch.full((model.history + 3,), model.quantizer.zero_code)  # 29 + 3 = 32
     with torch.no_grad():
         expected, _ = model(torch.cat([padding, prime, following]).unsqueeze(0))

@@ -38,7 +38,7 @@ def compiled_mlp(
 def test_logits_agree_with_the_pytorch_mlp(name: str) -> None:
     model = build(VARIANTS[name]).eval()
     tier = model.sample_tier
-    sampler = NumbaSampler(model, 3, [1.0, 1.0, 1.0])
+    sampler = NumbaSampler(model, [1.0, 1.0, 1.0])
     generator = torch.Generator().manual_seed(0)
     previous = torch.randint(0, tier.q_levels, (3, tier.frame_size), generator=generator)
     conditioning = torch.randn(3, tier.input.out_features, generator=generator)
@@ -93,7 +93,7 @@ def test_every_product_agrees_with_numpy(
         "row by row": lambda x, out: kernels.affine(x, *parts, out),
         "row by row, threads": lambda x, out: kernels.affine_parallel(x, *parts, out, 2),
         "blocked": lambda x, out: kernels.affine_blocked(x, *parts, out),
-        "blocked, threads": lambda x, out: kernels.affine_blocked_parallel(x, *parts, out, 2),
+        "blocked, threads": lambda x, out: kernels.affine_parallel(x, *parts, out, 2, True),
     }
     for name, product in products.items():
         out = np.full((rows, outputs), np.nan, dtype=np.float32)

@@ -12,7 +12,6 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from samplernn_cli.config import AudioConfig, StopConditions
 from samplernn_cli.history import LossHistory
 from samplernn_cli.pictures import (
     CURVE_POINTS,
@@ -25,38 +24,16 @@ from samplernn_cli.pictures import (
     save_round_picture,
     spectrogram_pair,
 )
-from samplernn_cli.run.folder import RunFolder
-from samplernn_cli.training.requests import TrainRequest
-from samplernn_cli.training.session import train
 
-from .conftest import TINY_LIVE, TINY_MODEL, TINY_TRAIN, RunApp, tone_mix
+from .conftest import RATE, TINY_LIVE, RunApp, train_tiny
 from .test_cli import assert_one_error_line
-
-RATE = 8000
 
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny run of 8 iterations with a generation round at 4 and 8 (2 clips of 0.1 s)."""
-    import soundfile
-
-    tmp = tmp_path_factory.mktemp("pictures")
-    source = tmp / "in.wav"
-    soundfile.write(source, tone_mix(1.0, RATE), RATE)
     live = replace(TINY_LIVE, generate_every=4, length=0.1, num_generated=2, val_every=2)
-    train(
-        TrainRequest(
-            inputs=(source,),
-            run=RunFolder(path=tmp / "outputs" / "run", name="run"),
-            model=TINY_MODEL,
-            audio=AudioConfig(sample_rate=RATE),
-            train=TINY_TRAIN,
-            live=live,
-            stop=StopConditions(max_iterations=8),
-            device="cpu",
-        )
-    )
-    return tmp / "outputs" / "run"
+    return train_tiny(tmp_path_factory.mktemp("pictures"), 8, rate=RATE, live=live).parent
 
 
 def test_each_generation_round_leaves_one_picture(run_folder: Path) -> None:

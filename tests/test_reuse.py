@@ -15,17 +15,22 @@ import soundfile
 import torch
 
 from samplernn_cli.checkpoint import load_checkpoint
-from samplernn_cli.config import AudioConfig, StopConditions
+from samplernn_cli.config import StopConditions
 from samplernn_cli.evaluation import EvaluateRequest, evaluate_files
 from samplernn_cli.export import export_model
 from samplernn_cli.generation.engine import generate_takes
-from samplernn_cli.run.folder import RunFolder
 from samplernn_cli.training.requests import ResumeRequest, TrainRequest
 from samplernn_cli.training.session import resume, train
 
-from .conftest import TINY_FLAGS, TINY_LIVE, TINY_MODEL, TINY_TRAIN, RunApp, run_cli, tone_mix
-
-RATE = 8000
+from .conftest import (
+    RATE,
+    TINY_FLAGS,
+    TINY_LIVE,
+    RunApp,
+    run_cli,
+    tiny_request,
+    tone_mix,
+)
 
 
 def sha256(path: Path) -> str:
@@ -33,17 +38,10 @@ def sha256(path: Path) -> str:
 
 
 def request_for(source: Path, folder: Path, name: str, **changes: object) -> TrainRequest:
-    base = TrainRequest(
-        inputs=(source,),
-        run=RunFolder(path=folder / name, name=name),
-        model=TINY_MODEL,
-        audio=AudioConfig(sample_rate=RATE),
-        train=TINY_TRAIN,
-        live=replace(TINY_LIVE, learning_rate=5e-3, val_every=100),
-        stop=StopConditions(max_iterations=200),
-        device="cpu",
+    live = replace(TINY_LIVE, learning_rate=5e-3, val_every=100)
+    return tiny_request(
+        source, folder / name, rate=RATE, iterations=200, **{"live": live, **changes}
     )
-    return replace(base, **changes)
 
 
 @pytest.fixture(scope="module")

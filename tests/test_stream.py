@@ -16,9 +16,8 @@ from samplernn_cli.config import GenerateSettings
 from samplernn_cli.generation.clips import GenerateRequest, GenerateStatus
 from samplernn_cli.generation.stream import STREAM_BLOCK_SAMPLES, stream_clip, wav_header
 
-from .conftest import SAMPLERNN, run_cli, train_tiny
+from .conftest import RATE, SAMPLERNN, run_cli, train_tiny
 
-RATE = 8000
 # Reads a WAV from stdin the way a pipe's reader must (no seeking), with soundfile and with
 # the standard library's wave module, and prints what each saw.
 READER = """
@@ -82,7 +81,7 @@ def test_audio_is_written_while_it_is_generated(checkpoint: Path, encoding: str)
     out = Recorder()
 
     def progress(status: GenerateStatus) -> None:
-        out.done = status.samples_done
+        out.done = status.samples
 
     settings = GenerateSettings(length=length, seed=1, encoding=encoding)
     stream_clip(GenerateRequest(checkpoint, settings, device="cpu"), out, progress=progress)

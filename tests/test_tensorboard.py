@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from samplernn_cli.config import AudioConfig, LiveSettings, StopConditions
+from samplernn_cli.config import LiveSettings, StopConditions
 from samplernn_cli.errors import ConfigError
 from samplernn_cli.run.folder import RunFolder
 from samplernn_cli.run.live import LiveSettingsFile
@@ -20,7 +20,7 @@ from samplernn_cli.run.tensorboard_log import SCALARS, check_live_settings
 from samplernn_cli.training.requests import ResumeRequest, TrainRequest, TrainStatus
 from samplernn_cli.training.session import resume, train
 
-from .conftest import TINY_FLAGS, TINY_LIVE, TINY_MODEL, TINY_TRAIN, run_cli, tone_mix
+from .conftest import RATE, TINY_FLAGS, TINY_LIVE, run_cli, tiny_request, tone_mix
 from .test_cli import assert_one_error_line
 
 pytest.importorskip("tensorboard")
@@ -28,7 +28,6 @@ from tensorboard.backend.event_processing.event_accumulator import (
     EventAccumulator,
 )
 
-RATE = 8000
 EVERYTHING = {"scalars": 0, "images": 0, "audio": 0, "tensors": 0, "histograms": 0}
 INSTALL = "pip install tensorboard"
 
@@ -47,16 +46,8 @@ def request(tmp_path: Path, **live: object) -> TrainRequest:
     source = tmp_path / "in.wav"
     # Long enough for the take-to-recording distance's statistics (two seconds to train on).
     soundfile.write(source, tone_mix(3.0, RATE), RATE)
-    return TrainRequest(
-        inputs=(source,),
-        run=RunFolder(path=tmp_path / "outputs" / "run", name="run"),
-        model=TINY_MODEL,
-        audio=AudioConfig(sample_rate=RATE),
-        train=TINY_TRAIN,
-        live=replace(TINY_LIVE, **live),
-        stop=StopConditions(max_iterations=6),
-        device="cpu",
-    )
+    return tiny_request(source, tmp_path / "outputs" / "run", rate=RATE, iterations=6,
+                        live=replace(TINY_LIVE, **live))  # fmt: skip
 
 
 def test_event_files_hold_the_run_and_continue_across_a_resume(tmp_path: Path) -> None:

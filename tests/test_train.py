@@ -22,25 +22,23 @@ from samplernn_cli.training.requests import ResumeRequest, TrainRequest, TrainSt
 from samplernn_cli.training.session import resume, train
 from samplernn_cli.training.step import MAX_BAD_STEPS
 
-from .conftest import TINY_LIVE, TINY_MODEL, TINY_TRAIN, WriteAudio, read_losses, tone_mix
-
-RATE = 8000
+from .conftest import (
+    RATE,
+    TINY_LIVE,
+    TINY_MODEL,
+    TINY_TRAIN,
+    WriteAudio,
+    read_losses,
+    tiny_request,
+    tone_mix,
+)
 
 
 def request_for(
     input_path: Path, tmp_path: Path, name: str = "run", **changes: object
 ) -> TrainRequest:
-    base = TrainRequest(
-        inputs=(input_path,),
-        run=RunFolder(path=tmp_path / "outputs" / name, name=name),
-        model=TINY_MODEL,
-        audio=AudioConfig(sample_rate=RATE),
-        train=TINY_TRAIN,
-        live=TINY_LIVE,
-        stop=StopConditions(max_iterations=12),
-        device="cpu",
-    )
-    return replace(base, **changes)
+    """The tiny model's request, its run in ``tmp_path/outputs/name``."""
+    return tiny_request(input_path, tmp_path / "outputs" / name, rate=RATE, **changes)
 
 
 def test_run_folder_holds_every_artifact(tmp_path: Path, write_audio: WriteAudio) -> None:

@@ -14,15 +14,12 @@ from samplernn_cli.config import AudioConfig, ModelConfig, StopConditions
 from samplernn_cli.generation.engine import generate_takes
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.presets import PRESETS
-from samplernn_cli.run.folder import RunFolder
 from samplernn_cli.summary import summarize
 from samplernn_cli.training.requests import ResumeRequest, TrainRequest
 from samplernn_cli.training.session import resume, train
 
-from .conftest import TINY_LIVE, TINY_TRAIN, WriteAudio, read_losses
+from .conftest import RATE, TINY_LIVE, TINY_TRAIN, WriteAudio, read_losses, tiny_request
 from .test_model import VARIANTS
-
-RATE = 8000
 
 
 def tiny_preset(name: str) -> ModelConfig:
@@ -56,16 +53,8 @@ def test_variant_lifecycle(name: str, tmp_path: Path, write_audio: WriteAudio) -
         train_config = replace(train_config, num_frames=frames, sequence_seconds=0.1)
 
     def request(run: str, iterations: int) -> TrainRequest:
-        return TrainRequest(
-            inputs=(source,),
-            run=RunFolder(path=tmp_path / run, name=run),
-            model=config,
-            audio=AudioConfig(sample_rate=RATE),
-            train=train_config,
-            live=live,
-            stop=StopConditions(max_iterations=iterations),
-            device="cpu",
-        )
+        return tiny_request(source, tmp_path / run, rate=RATE, iterations=iterations,
+                            model=config, train=train_config, live=live)  # fmt: skip
 
     first = train(request("a", 3))
     assert (first.run_dir / "a_epoch_1_iter_2_1.wav").is_file()  # generated during training

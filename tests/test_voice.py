@@ -22,9 +22,8 @@ from samplernn_cli.model import SampleRNN
 from samplernn_cli.voice.build import build_voice, script_voice, time_voice
 from samplernn_cli.voice.module import interpolation_filter
 
-from .conftest import SAMPLERNN, TINY_MODEL, tone_mix, train_tiny
+from .conftest import RATE, SAMPLERNN, TINY_MODEL, tone_mix, train_tiny
 
-RATE = 8000
 HOST_SOURCE = Path(__file__).parent.parent / "samplernn_cli" / "voice" / "host"
 
 # What nn~'s backend reads, checked in a fresh process from the file alone.

@@ -16,11 +16,11 @@ from samplernn_cli.history import LossHistory
 from samplernn_cli.model import ModelState
 
 FORMAT = "samplernn-cli checkpoint"
-# The newest version this package reads. Training checkpoints are still written as version 1
-# (their layout has only gained keys older readers ignore); exports as version 2.
-FORMAT_VERSION = 2
+# Training checkpoints are still written as version 1 (their layout has only gained keys
+# older readers ignore); exports as version 2. This package reads up to the newest of them.
 TRAINING_FORMAT_VERSION = 1
 EXPORT_FORMAT_VERSION = 2
+FORMAT_VERSION = max(TRAINING_FORMAT_VERSION, EXPORT_FORMAT_VERSION)
 # What a checkpoint's "progress" must hold for training to resume from it.
 RESUME_PROGRESS = ("epoch_index", "batch", "chunk", "training_seconds")
 

@@ -158,12 +158,12 @@ class GenerateDisplay(_BarDisplay):
     def __call__(self, status: GenerateStatus) -> None:
         if self.quiet:
             return
-        done = status.samples_done / status.sample_rate
+        done = status.samples / status.sample_rate
         speed = f"{status.samples_per_s:,.0f} samples/s  {status.realtime_factor:.2f}x real time"
         if status.samples_total is None:  # a stream without end
             info = f"{done:,.1f} s of audio  {speed}"
             if self.progress is not None and self.task is not None:
-                self.progress.update(self.task, completed=status.samples_done, total=None,
+                self.progress.update(self.task, completed=status.samples, total=None,
                                      info=info)  # fmt: skip
             elif done >= 60 * self.next_minute:  # a line per minute of audio
                 self.next_minute = int(done // 60) + 1
@@ -174,10 +174,10 @@ class GenerateDisplay(_BarDisplay):
         info = f"{done:.1f}/{total:.1f} s of audio  {speed}"
         if self.progress is not None and self.task is not None:
             self.progress.update(
-                self.task, completed=status.samples_done, total=status.samples_total, info=info
+                self.task, completed=status.samples, total=status.samples_total, info=info
             )
             return
-        fraction = status.samples_done / max(1, status.samples_total)
+        fraction = status.samples / max(1, status.samples_total)
         if fraction >= self.next_report:
             self.next_report = min(1.0, (int(fraction * 10) + 1) / 10)
             sys.stderr.write(f"{fraction:.0%} | {info}\n")

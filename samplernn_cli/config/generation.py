@@ -17,6 +17,10 @@ GAIN_HELP = (
     "none: the file's own level."
 )
 
+# The default --quiet-boost (samplernn_cli.generation.sampling.QuietGuard), which the
+# generation rounds of training use too.
+QUIET_BOOST = 1.2
+
 
 @dataclass(frozen=True)
 class GenerateSettings(Settings):
@@ -54,6 +58,13 @@ class GenerateSettings(Settings):
         "closer; by the model's own bits per sample for checkpoints from before the "
         "distance). --json gives every take's scores (default: --count, every take kept in "
         "the order generated).",
+    )  # fmt: skip
+    quiet_boost: float = setting(
+        QUIET_BOOST, "quiet boost", float, 1.0, 10.0, flags=("--quiet-boost",),
+        help="While a clip's last quarter second lies more than 30 dB below the training "
+        "audio's level, sample it at this many times its temperature, until it sounds again: "
+        "keeps clips from falling silent for good, as a drum kit's did between a few hits "
+        "at temperature 1 (default: {default}; 1: off).",
     )  # fmt: skip
     seed: int | None = setting(
         None, "seed", int, 0, MAX_SEED, flags=("--seed",),

@@ -18,6 +18,7 @@ from samplernn_cli.errors import OutputError, UsageError
 from samplernn_cli.gain import choose_gain
 from samplernn_cli.generation.engine import generate_takes
 from samplernn_cli.generation.ranking import TakeScore, describe_traps, rank, score_takes
+from samplernn_cli.generation.sampling import QuietGuard
 from samplernn_cli.model import SampleRNN
 
 logger = logging.getLogger("samplernn")
@@ -36,18 +37,17 @@ class GenerateRequest:
     output: Path | None = None  # one clip to this file, instead of numbered files in out_dir
 
 
-@dataclass(frozen=True)
-class GenerateStatus:
-    """Progress over the whole request, for displays."""
+class Pace:
+    """How fast samples were made: for records with ``samples``, ``seconds`` and
+    ``sample_rate``."""
 
-    samples_done: int  # per clip, summed over clips
-    samples_total: int | None  # None: a clip without end
+    samples: int
     seconds: float
     sample_rate: int
 
     @property
     def samples_per_s(self) -> float:
-        return self.samples_done / self.seconds if self.seconds > 0 else 0.0
+        return self.samples / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def realtime_factor(self) -> float:
@@ -56,7 +56,17 @@ class GenerateStatus:
 
 
 @dataclass(frozen=True)
-class GenerateResult:
+class GenerateStatus(Pace):
+    """Progress over the whole request, for displays."""
+
+    samples: int  # done so far, per clip, summed over clips
+    samples_total: int | None  # None: a clip without end
+    seconds: float
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class GenerateResult(Pace):
     paths: list[Path]
     seed: int
     seconds: float
@@ -65,14 +75,6 @@ class GenerateResult:
     # Every take's scores (when asked for): ranked best first with --candidates (the first
     # len(paths) are the files written), else in the order generated (each written).
     scores: list[TakeScore] = field(default_factory=list)
-
-    @property
-    def samples_per_s(self) -> float:
-        return self.samples / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def realtime_factor(self) -> float:
-        return self.samples_per_s / self.sample_rate
 
 
 def _output_paths(out_dir: Path, prefix: str, suffix: str, count: int) -> list[Path]:
@@ -96,6 +98,7 @@ class Prepared:
     seed: int
     prime_codes: torch.Tensor | None  # (P,) codes the clips continue from
     prime_audio: torch.Tensor | None  # (P,) the prime as the model hears it (decoded codes)
+    guard: QuietGuard | None  # keeps the clips from falling silent (--quiet-boost)
 
 
 def prepare(request: GenerateRequest) -> Prepared:
@@ -124,6 +127,8 @@ def prepare(request: GenerateRequest) -> Prepared:
             samples = samples[-max(1, round(settings.prime_seconds * rate)) :]
         prime_codes = model.quantizer.encode(samples)
         prime_audio = model.quantizer.decode(prime_codes)
+    reference = checkpoint.reference
+    level = reference.level_dbfs if reference is not None else checkpoint.training_level_dbfs
     return Prepared(
         checkpoint=checkpoint,
         model=model,
@@ -132,6 +137,7 @@ def prepare(request: GenerateRequest) -> Prepared:
         seed=seed,
         prime_codes=prime_codes,
         prime_audio=prime_audio,
+        guard=QuietGuard.for_recording(level, rate, settings.quiet_boost),
     )
 
 
@@ -221,6 +227,7 @@ def generate_files(
             first_clip=first,
             prime=prime_codes,
             progress=batch_progress,
+            guard=job.guard,
         )
         audio_out = model.quantizer.decode(batch.codes.cpu())
         if ranking or score:

@@ -22,6 +22,7 @@ from samplernn_cli.generation.sampling import (
     CodesCallback,
     FrameStepper,
     GenerateProgress,
+    QuietGuard,
     Takes,
     temperature_column,
 )
@@ -101,15 +102,19 @@ def make_sampler(
     first_clip: int,
     implementation: str,
     precision: str,
+    guard: QuietGuard | None = None,
 ) -> FrameStepper:
     """The sampler ``implementation`` names (``"auto"``: see :func:`resolve_implementation`)
     for ``count`` clips of ``model`` at ``temperature`` (one or one per clip), clip
-    ``first_clip + i`` drawing from the stream seeded by ``(seed, first_clip + i)``."""
+    ``first_clip + i`` drawing from the stream seeded by ``(seed, first_clip + i)``, kept
+    from falling silent by ``guard``."""
     device = next(model.parameters()).device
     temperatures = temperature_column(temperature, count, device).squeeze(1).tolist()
     sampler = SAMPLERS[resolve_implementation(implementation, device)]
     noise = ClipNoise(seed, first_clip, count)
-    return sampler(model, count, temperatures, resolve_precision(precision, device), noise=noise)
+    return sampler(
+        model, temperatures, resolve_precision(precision, device), noise=noise, guard=guard
+    )
 
 
 def generate_takes(
@@ -125,6 +130,7 @@ def generate_takes(
     on_codes: CodesCallback | None = None,
     implementation: str = "auto",
     precision: str = "float32",
+    guard: QuietGuard | None = None,
 ) -> Takes:
     """Generate ``count`` clips of ``num_samples`` codes each, together as one batch.
 
@@ -143,11 +149,12 @@ def generate_takes(
             torch elsewhere).
         precision: the weights' precision (:mod:`samplernn_cli.model.precision`), or
             ``"auto"`` (see :func:`resolve_precision`).
+        guard: keeps the clips from falling silent (:class:`QuietGuard`), or None.
     """
     history, state = (None, None) if prime is None else prime_model(model, prime, count)
     sampler = make_sampler(
         model, count, temperature=temperature, seed=seed, first_clip=first_clip,
-        implementation=implementation, precision=precision,
+        implementation=implementation, precision=precision, guard=guard,
     )  # fmt: skip
     return sampler.run(
         num_samples, history=history, state=state, progress=progress, on_codes=on_codes
@@ -170,6 +177,7 @@ def generate_endless(
     implementation: str = "auto",
     precision: str = "float32",
     segment: int = SEGMENT_SAMPLES,
+    guard: QuietGuard | None = None,
 ) -> None:
     """Generate one clip without end, handing its codes to ``on_codes`` as they are made.
 
@@ -183,7 +191,7 @@ def generate_endless(
     history, state = (None, None) if prime is None else prime_model(model, prime, 1)
     sampler = make_sampler(
         model, 1, temperature=temperature, seed=seed, first_clip=0,
-        implementation=implementation, precision=precision,
+        implementation=implementation, precision=precision, guard=guard,
     )  # fmt: skip
     step = model.config.tier_frame_samples[-1]
     if model.predictor is not None:

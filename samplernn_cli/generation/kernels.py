@@ -79,25 +79,6 @@ def affine_blocked(
 
 
 @njit(cache=True, parallel=True)
-def affine_blocked_parallel(
-    x: np.ndarray,
-    weight: np.ndarray,
-    scale: np.ndarray,
-    bias: np.ndarray,
-    out: np.ndarray,
-    chunks: int,
-) -> None:
-    """:func:`affine_blocked` with the outputs split between the threads."""
-    outputs = weight.shape[0]
-    for c in prange(chunks):
-        start = (c * outputs // chunks) // 4 * 4
-        stop = outputs if c == chunks - 1 else ((c + 1) * outputs // chunks) // 4 * 4
-        affine_blocked(
-            x, weight[start:stop], scale[start:stop], bias[start:stop], out[:, start:stop]
-        )
-
-
-@njit(cache=True, parallel=True)
 def affine_parallel(
     x: np.ndarray,
     weight: np.ndarray,
@@ -105,15 +86,23 @@ def affine_parallel(
     bias: np.ndarray,
     out: np.ndarray,
     chunks: int,
+    blocked: bool = False,
 ) -> None:
-    """:func:`affine` with the outputs split between the CPU's threads: each thread reads
-    its share of the weights once for all rows (for large products of a few rows); ``chunks``
-    is the number of threads."""
+    """:func:`affine` (or with ``blocked``, :func:`affine_blocked`, each share a multiple of
+    four rows) with the outputs split between the CPU's threads: each thread reads its share
+    of the weights once for all rows (for large products of a few rows); ``chunks`` is the
+    number of threads."""
     outputs = weight.shape[0]
+    step = 4 if blocked else 1
     for c in prange(chunks):
-        start = c * outputs // chunks
-        stop = (c + 1) * outputs // chunks
-        affine(x, weight[start:stop], scale[start:stop], bias[start:stop], out[:, start:stop])
+        start = (c * outputs // chunks) // step * step
+        stop = outputs if c == chunks - 1 else ((c + 1) * outputs // chunks) // step * step
+        if blocked:
+            affine_blocked(
+                x, weight[start:stop], scale[start:stop], bias[start:stop], out[:, start:stop]
+            )
+        else:
+            affine(x, weight[start:stop], scale[start:stop], bias[start:stop], out[:, start:stop])
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -225,21 +214,23 @@ def draw(
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _group_steps(
-    first: int,
-    last: int,
-    codes: np.ndarray,
-    position: int,
-    steps: int,
-    mlp: tuple,
-    conditioning: np.ndarray,
-    inverse_temperature: np.ndarray,
-    draws: np.ndarray,
-    scratch: tuple,
-    bits: np.ndarray,
-) -> None:
-    """:func:`sample_steps` for clips ``first:last`` alone (clips are independent within a
-    frame); the group's rows go through each layer together."""
+def _hidden_layer(x, weight, scale, bias, out, chunks):  # fmt: skip
+    """:func:`affine_blocked` then :func:`relu`; with ``chunks`` > 0 the outputs are split
+    between that many threads (:func:`affine_parallel`)."""
+    if chunks > 0:
+        affine_parallel(x, weight, scale, bias, out, chunks, True)
+    else:
+        affine_blocked(x, weight, scale, bias, out)
+    relu(out)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _group_steps(first, last, codes, position, steps, mlp, conditioning, inverse_temperature,
+                 draws, scratch, bits, chunks=0):  # fmt: skip
+    """:func:`sample_steps` (the same arguments) for clips ``first:last`` alone (clips are
+    independent within a frame); the group's rows go through each layer together.
+    ``chunks`` > 0 (for fewer clips than threads): the hidden layers' outputs are split
+    between that many threads instead (see :func:`affine_parallel`)."""
     tables, offsets, w1, s1, b1, w2, s2, b2, wo, so, bo, taps, table, distance, zero = mlp
     x, h1, h2, logits = scratch
     xg, h1g, h2g, lg = x[first:last], h1[first:last], h2[first:last], logits[first:last]
@@ -247,10 +238,8 @@ def _group_steps(
         at = position + s
         first_layer(codes, at, first, last, tables, offsets, conditioning[:, s], x,
                     taps, table, distance, zero)  # fmt: skip
-        affine_blocked(xg, w1, s1, b1, h1g)
-        relu(h1g)
-        affine_blocked(h1g, w2, s2, b2, h2g)
-        relu(h2g)
+        _hidden_layer(xg, w1, s1, b1, h1g, chunks)
+        _hidden_layer(h1g, w2, s2, b2, h2g, chunks)
         affine_blocked(h2g, wo, so, bo, lg)
         draw(codes, at, first, last, logits, inverse_temperature, draws[:, s], bits)
 
@@ -262,26 +251,6 @@ def _parallel_groups(groups, codes, position, steps, mlp, conditioning, inverse_
     for g in prange(groups):
         _group_steps(g * count // groups, (g + 1) * count // groups, codes, position, steps,
                      mlp, conditioning, inverse_temperature, draws, scratch, bits)  # fmt: skip
-
-
-@njit(cache=True)
-def _split_layers(codes, position, steps, mlp, conditioning, inverse_temperature, draws,
-                  scratch, bits, chunks):  # fmt: skip
-    """:func:`sample_steps` for fewer clips than threads: each layer's outputs are split
-    between the threads instead (see :func:`affine_parallel`)."""
-    tables, offsets, w1, s1, b1, w2, s2, b2, wo, so, bo, taps, table, distance, zero = mlp
-    x, h1, h2, logits = scratch
-    count = codes.shape[0]
-    for s in range(steps):
-        at = position + s
-        first_layer(codes, at, 0, count, tables, offsets, conditioning[:, s], x,
-                    taps, table, distance, zero)  # fmt: skip
-        affine_blocked_parallel(x, w1, s1, b1, h1, chunks)
-        relu(h1)
-        affine_blocked_parallel(h1, w2, s2, b2, h2, chunks)
-        relu(h2)
-        affine_blocked(h2, wo, so, bo, logits)
-        draw(codes, at, 0, count, logits, inverse_temperature, draws[:, s], bits)
 
 
 def sample_steps(
@@ -328,7 +297,5 @@ def sample_steps(
     args = (codes, position, steps, mlp, conditioning, inverse_temperature, draws, scratch, bits)
     if count >= threads:
         _parallel_groups(min(count, threads), *args)
-    elif split:
-        _split_layers(*args, threads)
     else:
-        _group_steps(0, count, *args)
+        _group_steps(0, count, *args, threads if split else 0)

@@ -27,16 +27,14 @@ sampler, and with ``--parts`` the choices below against their alternatives):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 from numba import get_num_threads
 from torch.nn.utils import parametrize
 
 from samplernn_cli.generation import kernels
-from samplernn_cli.generation.sampling import ClipNoise, FrameStepper
-from samplernn_cli.model import FrameTier, ModelState, SampleRNN
+from samplernn_cli.generation.sampling import FrameStepper
+from samplernn_cli.model import FrameTier, ModelState
 from samplernn_cli.model.precision import PRECISIONS, lstm_gate_weights, quantize_rows
 
 
@@ -237,21 +235,10 @@ class NumbaSampler(FrameStepper):
     """Generates ``count`` clips at once on the CPU, with its weights in ``precision``
     (one of :data:`PRECISIONS`)."""
 
-    def __init__(
-        self,
-        model: SampleRNN,
-        count: int,
-        temperatures: Sequence[float],
-        precision: str = "float32",
-        *,
-        noise: ClipNoise | None = None,
-    ) -> None:
-        """``noise``: the clips' streams of uniforms (default: seed 0)."""
+    def _prepare(self) -> None:
+        model, count, precision = self.model, self.count, self.precision
         if next(model.parameters()).device.type != "cpu":
             raise ValueError("NumbaSampler runs on the CPU")
-        if len(temperatures) != count:
-            raise ValueError(f"{len(temperatures)} temperatures for {count} clips")
-        super().__init__(model, count, noise)
         tier = model.sample_tier
         self.frame_size = tier.frame_size
         self.levels = tier.q_levels
@@ -282,7 +269,7 @@ class NumbaSampler(FrameStepper):
             distance = np.zeros(hidden, dtype=np.float32)
         zero = np.array([model.quantizer.zero_code], dtype=np.int64)
         self.mlp = (tables, offsets, *weights, self.taps, table, distance, zero)
-        self.inverse_temperature = 1.0 / np.asarray(temperatures, dtype=np.float32)
+        self.inverse_temperature = 1.0 / np.asarray(self.temperatures, dtype=np.float32)
         # The frame tiers' input: code -> its value in [-2, 2], as a lookup table.
         self.code_values = model.quantizer.scale_codes(torch.arange(self.levels)).numpy()
         self.scratch = (
@@ -385,6 +372,9 @@ class NumbaSampler(FrameStepper):
 
     def _codes(self, start: int, end: int) -> torch.Tensor:
         return torch.from_numpy(self.codes[:, self.context + start : self.context + end].copy())
+
+    def _set_temperatures(self, temperatures: np.ndarray) -> None:
+        self.inverse_temperature[:] = 1.0 / temperatures
 
     def _bits(self, num_samples: int) -> torch.Tensor:
         kept = self.sample_bits[:, self.context : self.context + num_samples]

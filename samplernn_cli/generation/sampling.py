@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from samplernn_cli.seeding import mix_seed
@@ -45,6 +46,90 @@ class Takes:
     bits_per_sample: torch.Tensor
 
 
+@dataclass(frozen=True)
+class QuietGuard:
+    """Keeps takes from falling silent for good: while a clip's last ``window`` samples
+    (about a quarter second) lie more than ``below_db`` under the training audio's level,
+    the clip is sampled at ``boost`` times its temperature, back to its own as soon as it
+    sounds again.
+
+    A model that has learned a recording with hard attacks and silence between them (a
+    drum kit) can sample its way into a silence it then finds likelier and likelier to go
+    on: at temperature 1, every take of rock drums fell silent after a few hits. A higher
+    temperature everywhere cures that but takes the other recordings' takes away from
+    them; raised only in such silences it costs them nothing they would miss (see
+    docs/what-to-expect.md). The level is judged every ``BLOCK`` samples, on the clip's
+    own samples alone, so a clip stays independent of the others in its batch.
+    """
+
+    BLOCK = 256  # samples between judgements
+
+    floor: float  # mean square (of samples in [-1, 1]) under which a window is quiet
+    boost: float
+    blocks: int  # the window, in blocks
+
+    WINDOW_SECONDS = 0.25
+    BELOW_DB = 30.0
+
+    @classmethod
+    def for_recording(
+        cls, level_dbfs: float | None, sample_rate: int, boost: float
+    ) -> QuietGuard | None:
+        """The guard for a model whose training audio was at ``level_dbfs`` (None: not
+        recorded, no guard), at ``sample_rate``; None where ``boost`` is 1 (off)."""
+        if level_dbfs is None or boost == 1.0:
+            return None
+        floor = 10.0 ** ((level_dbfs - cls.BELOW_DB) / 10.0)
+        blocks = max(1, round(cls.WINDOW_SECONDS * sample_rate / cls.BLOCK))
+        return cls(floor=floor, boost=boost, blocks=blocks)
+
+
+class _Watch:
+    """A :class:`QuietGuard` at work on ``count`` clips: the mean square of each clip's
+    last blocks, and the samples of the block in progress (carried from run to run)."""
+
+    def __init__(self, guard: QuietGuard, count: int, squares: np.ndarray) -> None:
+        self.guard = guard
+        self.squares = squares  # (levels,) each code's decoded value, squared
+        self.energy = np.zeros((count, guard.blocks))  # mean squares, a ring of blocks
+        self.slot = 0
+        self.partial = np.zeros(count)  # sum of squares of the block in progress
+        self.filled = 0  # its samples so far
+        self.quiet = np.zeros(count, dtype=bool)
+
+    def start(self, history: torch.Tensor | None) -> None:
+        """A new take: its window holds the history's last samples (or silence)."""
+        level = 0.0
+        if history is not None:
+            recent = history[:, -self.guard.blocks * self.guard.BLOCK :].cpu().numpy()
+            level = self.squares[recent].mean(axis=1, keepdims=True)
+        self.energy[:] = level
+        self.slot = self.filled = 0
+        self.partial[:] = 0.0
+        self._judge()
+
+    def completes(self, samples: int) -> bool:
+        """Whether ``samples`` more complete the block in progress."""
+        return self.filled + samples >= self.guard.BLOCK
+
+    def add(self, codes: np.ndarray) -> bool:
+        """Count the (count, n) codes made since the last call (n at most what completes
+        the block in progress); True when a block was completed and the clips judged."""
+        self.partial += self.squares[codes].sum(axis=1)
+        self.filled += codes.shape[1]
+        if self.filled < self.guard.BLOCK:
+            return False
+        self.energy[:, self.slot] = self.partial / self.filled
+        self.slot = (self.slot + 1) % self.guard.blocks
+        self.partial[:] = 0.0
+        self.filled = 0
+        self._judge()
+        return True
+
+    def _judge(self) -> None:
+        self.quiet = self.energy.mean(axis=1) < self.guard.floor
+
+
 class FrameStepper(ABC):
     """The frame stepping both samplers share, and the protocol they keep (:meth:`run`).
 
@@ -54,18 +139,40 @@ class FrameStepper(ABC):
     handed to ``on_codes``, and ``progress`` asked, once per top-tier frame. A sampler
     provides the arithmetic (the Numba sampler's compiled kernels, the PyTorch sampler's
     modules) through the methods below; ``samplernn_cli.generation.engine.SAMPLERS`` is the
-    table they are chosen from, both built as ``Sampler(model, count, temperatures,
-    precision, noise=ClipNoise(...))``.
+    table they are chosen from.
     """
 
-    def __init__(self, model: SampleRNN, count: int, noise: ClipNoise | None) -> None:
-        """What every sampler keeps: the model, the clips' count and streams (``noise``;
-        default: seed 0), the frame tiers' frame lengths (bottom up) and the prediction."""
+    def __init__(
+        self,
+        model: SampleRNN,
+        temperatures: Sequence[float],
+        precision: str = "float32",
+        *,
+        noise: ClipNoise | None = None,
+        guard: QuietGuard | None = None,
+    ) -> None:
+        """A sampler of ``len(temperatures)`` clips of ``model`` at those temperatures, with
+        its weights in ``precision`` (``samplernn_cli.model.precision.PRECISIONS``), drawing
+        from ``noise`` (the clips' streams; default: seed 0), its clips kept from falling
+        silent by ``guard`` (default: none). It keeps what every sampler needs (the model,
+        the count, the streams, the frame tiers' frame lengths bottom up, the prediction),
+        then :meth:`_prepare` makes its own."""
         self.model = model
-        self.count = count
-        self.noise = noise or ClipNoise(0, 0, count)
+        self.count = len(temperatures)
+        self.temperatures = [float(t) for t in temperatures]
+        self.precision = precision
+        self.noise = noise or ClipNoise(0, 0, self.count)
         self.frames = [tier.frame_samples for tier in model.frame_tiers]
         self.predictor = model.predictor
+        self.watch = None
+        if guard is not None:
+            values = model.quantizer.decode(torch.arange(model.config.q_levels)).double()
+            self.watch = _Watch(guard, self.count, values.square().numpy())
+        self._prepare()
+
+    @abstractmethod
+    def _prepare(self) -> None:
+        """Build what this sampler's arithmetic needs (weights in its precision, buffers)."""
 
     @torch.no_grad()
     def run(
@@ -94,8 +201,14 @@ class FrameStepper(ABC):
         top, bottom = self.frames[-1], self.frames[0]
         total = -(-num_samples // top) * top  # whole top-tier frames; the rest is dropped
         self._start(total, history, state, carry)
+        if self.watch is not None and not carry:
+            self.watch.start(history)
+            self._guard_temperatures()
+        watched = 0  # samples the guard has counted
         emitted = 0  # samples handed to on_codes
         for frame_start in range(0, total, top):
+            if self.watch is not None and self.watch.completes(frame_start - watched):
+                watched = self._watch(watched, frame_start)
             if on_codes is not None and frame_start > emitted:
                 end = min(frame_start, num_samples)
                 on_codes(self._codes(emitted, end))
@@ -109,11 +222,33 @@ class FrameStepper(ABC):
                 if self.predictor is not None and self.predictor.refits(t):
                     self._refit(t)
                 self._sample_frame(t, num_samples)
+        if self.watch is not None:
+            self._watch(watched, total)
         if on_codes is not None and num_samples > emitted:
             on_codes(self._codes(emitted, num_samples))
         if progress is not None:
             progress(total, total)
         return Takes(self._codes(0, num_samples), self._bits(num_samples))
+
+    def _watch(self, watched: int, end: int) -> int:
+        """Count the samples from ``watched`` to ``end`` towards the guard's blocks (it
+        judges the clips at each completed block); returns ``end``."""
+        assert self.watch is not None
+        while watched < end:
+            upto = min(end, watched + self.watch.guard.BLOCK - self.watch.filled)
+            if self.watch.add(self._codes(watched, upto).numpy()):
+                self._guard_temperatures()
+            watched = upto
+        return watched
+
+    def _guard_temperatures(self) -> None:
+        assert self.watch is not None
+        base = np.asarray(self.temperatures)
+        self._set_temperatures(np.where(self.watch.quiet, base * self.watch.guard.boost, base))
+
+    @abstractmethod
+    def _set_temperatures(self, temperatures: np.ndarray) -> None:
+        """Sample each clip at its temperature in (count,) ``temperatures`` from now on."""
 
     @abstractmethod
     def _start(

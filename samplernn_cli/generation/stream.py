@@ -145,7 +145,7 @@ def stream_clip(
             generate_endless(
                 model, on_codes, temperature=settings.clip_temperatures()[0],
                 precision=settings.precision, seed=job.seed, prime=job.prime_codes,
-                progress=clip_progress,
+                progress=clip_progress, guard=job.guard,
             )  # fmt: skip
         finally:
             # What was made goes out if it still can.
@@ -161,6 +161,7 @@ def stream_clip(
         prime=job.prime_codes,
         progress=clip_progress,
         on_codes=on_codes,
+        guard=job.guard,
     )
     flush()
     return GenerateResult(

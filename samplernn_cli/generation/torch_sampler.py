@@ -11,12 +11,13 @@ prediction, the predictor's taps are fitted again every block of samples
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from samplernn_cli.generation.sampling import ClipNoise, FrameStepper, sample_from_logits
-from samplernn_cli.model import ModelState, SampleRNN
+from samplernn_cli.model import ModelState
 from samplernn_cli.model.precision import rounded_copy
 
 # Chooses the codes at step t from that step's (B, levels) logits; returns (B,) int64.
@@ -40,28 +41,23 @@ def stream_picker(
 
 
 class TorchSampler(FrameStepper):
-    """Generates ``count`` clips at once with the model's own modules, on its device."""
+    """Generates clips with the model's own modules, on its device; with precision int8 the
+    model computes with its int8 weights' values (a rounded copy)."""
 
-    def __init__(
-        self,
-        model: SampleRNN,
-        count: int,
-        temperatures: Sequence[float],
-        precision: str = "float32",
-        *,
-        noise: ClipNoise | None = None,
-        pick: Picker | None = None,
-    ) -> None:
-        """``precision`` int8: the model computes with its int8 weights' values (a rounded
-        copy); ``noise``: the clips' streams (default: seed 0); ``pick``: chooses the codes
-        instead of the streams (teacher forcing, in tests)."""
-        super().__init__(rounded_copy(model) if precision == "int8" else model, count, noise)
-        self.device = next(model.parameters()).device
-        if pick is None:
-            column = torch.tensor(list(temperatures), dtype=torch.float32, device=self.device)
-            pick = stream_picker(self.noise, column.unsqueeze(1), self.frames[-1], self.device)
-        self.pick = pick
+    def _prepare(self) -> None:
+        if self.precision == "int8":
+            self.model = rounded_copy(self.model)
+        self.device = next(self.model.parameters()).device
+        # (count, 1): each clip's temperature, changed in place by the quiet guard.
+        self.column = torch.tensor(self.temperatures, dtype=torch.float32, device=self.device)
+        self.column = self.column.unsqueeze(1)
+        # Chooses each sample's codes: from the clips' streams; replaced by a function of
+        # the same signature for teacher forcing (in tests).
+        self.pick: Picker = stream_picker(self.noise, self.column, self.frames[-1], self.device)
         self.state: ModelState = []  # the frame tiers' state, carried from run to run
+
+    def _set_temperatures(self, temperatures: np.ndarray) -> None:
+        self.column.copy_(torch.from_numpy(temperatures).view(-1, 1))
 
     def _start(
         self, total: int, history: torch.Tensor | None, state: ModelState | None, carry: bool

@@ -144,6 +144,7 @@ class FrameTier(nn.Module):
         conditioning: torch.Tensor | None,
         state: TierState | None,
         draw: StepDraws | None = None,
+        upsample: bool = True,
     ) -> tuple[torch.Tensor, TierState]:
         """Run over a sequence of frames.
 
@@ -154,22 +155,13 @@ class FrameTier(nn.Module):
                 state, or zeros).
             draw: where this step's dropout mask comes from (needed in training mode with
                 dropout).
+            upsample: False stops before the upsampling (see returns).
 
         Returns:
             (B, F * ratio, H): one conditioning vector per frame (or sample) of the tier
-            below, and the new state.
+            below (with ``upsample=False``, (B, F, H): one vector per frame, which
+            :meth:`upsample_frames` turns into the former), and the new state.
         """
-        out, new_state = self.features(frames, conditioning, state, draw)
-        return self.upsample_frames(out), new_state
-
-    def features(
-        self,
-        frames: torch.Tensor,
-        conditioning: torch.Tensor | None,
-        state: TierState | None,
-        draw: StepDraws | None = None,
-    ) -> tuple[torch.Tensor, TierState]:
-        """:meth:`forward` without the upsampling: (B, F, H), one vector per frame."""
         x = self.input(frames)
         if conditioning is not None:
             x = x + conditioning
@@ -180,7 +172,7 @@ class FrameTier(nn.Module):
             if draw is None:
                 raise ValueError("a training pass with frame dropout needs the step's draws")
             out = self._drop(out, draw)
-        return out, new_state
+        return (self.upsample_frames(out) if upsample else out), new_state
 
     def _drop(self, out: torch.Tensor, draw: StepDraws) -> torch.Tensor:
         """``out`` with frame dropout, its mask from ``draw``."""
@@ -418,10 +410,9 @@ class SampleRNN(nn.Module):
             frames = window[:, history - size : history + length - size]
             frames = self.quantizer.scale_codes(frames).view(batch, length // size, size)
             draw = None if draws is None else draws.tier(k)
-            if k == 0 and not upsample:
-                conditioning, new_state[k] = tier.features(frames, conditioning, state[k], draw)
-            else:
-                conditioning, new_state[k] = tier(frames, conditioning, state[k], draw)
+            conditioning, new_state[k] = tier(
+                frames, conditioning, state[k], draw, k > 0 or upsample
+            )
         assert conditioning is not None  # there is always at least one frame tier
         return conditioning, new_state
 

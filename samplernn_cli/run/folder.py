@@ -84,6 +84,11 @@ class IterationFile:
     number: int | None  # of a clip, counting from 1
 
 
+def _named(suffix: str, doc: str | None = None) -> property:
+    """The run's file ``NAME_suffix``, as a property of :class:`RunFolder`."""
+    return property(lambda folder: folder.file(suffix), doc=doc or f"NAME_{suffix}")
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """Paths of one run's artifacts: it names them and parses their names."""
@@ -110,34 +115,13 @@ class RunFolder:
     def file(self, suffix: str) -> Path:
         return self.path / f"{self.name}_{suffix}"
 
-    @property
-    def args_json(self) -> Path:
-        return self.file("args.json")
-
-    @property
-    def losses_csv(self) -> Path:
-        return self.file("losses.csv")
-
-    @property
-    def ground_truth(self) -> Path:
-        return self.file("ground_truth.wav")
-
-    @property
-    def input_example(self) -> Path:
-        return self.file("input_example.wav")
-
-    @property
-    def target_example(self) -> Path:
-        return self.file("target_example.wav")
-
-    @property
-    def overlap_example(self) -> Path:
-        return self.file("overlap_example.wav")
-
-    @property
-    def best_model(self) -> Path:
-        """The checkpoint with the best validation figure so far."""
-        return self.file("best_model.pt")
+    args_json = _named("args.json")
+    losses_csv = _named("losses.csv")
+    ground_truth = _named("ground_truth.wav")
+    input_example = _named("input_example.wav")
+    target_example = _named("target_example.wav")
+    overlap_example = _named("overlap_example.wav")
+    best_model = _named("best_model.pt", "The checkpoint with the best validation figure so far.")
 
     def checkpoint(self, epoch: int, iteration: int) -> Path:
         return self.file(f"epoch_{epoch}_iter_{iteration}_model.pt")

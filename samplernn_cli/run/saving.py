@@ -22,7 +22,6 @@ from samplernn_cli.data.split import DataSplit
 from samplernn_cli.distance import Reference, measure_reference, stretches
 from samplernn_cli.errors import OutputError
 from samplernn_cli.quantize import Quantizer
-from samplernn_cli.run.folder import RunFolder
 from samplernn_cli.run.live import LiveSettingsFile
 from samplernn_cli.run.retention import prune
 from samplernn_cli.run.tensorboard_log import TensorBoardLog
@@ -104,14 +103,6 @@ class CheckpointWriter:
     # deleted by retention while the session runs.
     resumed_from: Path | None = None
 
-    @property
-    def run(self) -> RunFolder:
-        return self.session.run
-
-    @property
-    def is_main(self) -> bool:
-        return self.session.is_main
-
     def snapshot(self, state: RunState) -> TrainingSnapshot:
         """What a checkpoint of this moment records (on every rank: they all take part in
         gathering the RNN state)."""
@@ -127,7 +118,7 @@ class CheckpointWriter:
             rng["cuda"] = torch.cuda.get_rng_state(session.device)
         request, average = session.request, session.average
         return TrainingSnapshot(
-            run_name=self.run.name,
+            run_name=self.session.run.name,
             model_config=request.model,
             audio=request.audio,
             train=request.train,
@@ -161,17 +152,18 @@ class CheckpointWriter:
         rank 0 writes it), then delete the checkpoints retention no longer keeps."""
         snapshot = self.snapshot(state)
         state.last_checkpoint_iteration = state.iteration
-        if not self.is_main:
+        if not self.session.is_main:
             return
         self.board.flush()  # the events up to the checkpoint survive a kill after it
-        path = self.run.checkpoint(state.last_epoch, state.iteration)
+        run = self.session.run
+        path = run.checkpoint(state.last_epoch, state.iteration)
         save_checkpoint(path, snapshot)
         state.last_checkpoint = path
         logger.info(f"checkpoint: {path}")
         keep = self.live.current.keep_checkpoints
         if keep is not None:  # only now that the new one is complete
             protected = [path] if self.resumed_from is None else [path, self.resumed_from]
-            for old in prune(self.run, keep, iteration=state.iteration, protected=protected):
+            for old in prune(run, keep, iteration=state.iteration, protected=protected):
                 logger.info(f"deleted {old.name} (keeping the newest {keep} checkpoints)")
 
     @contextlib.contextmanager

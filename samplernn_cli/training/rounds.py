@@ -22,6 +22,7 @@ import torch
 
 from samplernn_cli.audio import write_audio
 from samplernn_cli.config import LiveSettings
+from samplernn_cli.config.generation import QUIET_BOOST
 from samplernn_cli.data.cache import Dataset
 from samplernn_cli.data.split import DataSplit
 from samplernn_cli.distance import Reference
@@ -33,7 +34,7 @@ from samplernn_cli.generation.ranking import (
     rank,
     score_takes,
 )
-from samplernn_cli.generation.sampling import GenerationStopped
+from samplernn_cli.generation.sampling import GenerationStopped, QuietGuard
 from samplernn_cli.history import LossHistory
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.pictures import save_round_picture
@@ -160,6 +161,11 @@ def generate_clips(
             precision="auto",
             seed=seed,
             progress=lambda done, total: should_stop(),
+            guard=QuietGuard.for_recording(
+                reference.level_dbfs if reference is not None else level_dbfs,
+                sample_rate,
+                QUIET_BOOST,
+            ),
         )
     except GenerationStopped:
         logger.warning("generation of clips interrupted")

@@ -1,0 +1,107 @@
+"""The quiet guard: a clip sampled hotter while its recent samples are near silence."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import torch
+
+from samplernn_cli.generation.engine import generate_endless, generate_takes
+from samplernn_cli.generation.sampling import QuietGuard
+
+from .test_model import VARIANTS, build
+
+
+@dataclasses.dataclass(frozen=True)
+class ShortBlocks(QuietGuard):
+    """Judged every 24 samples, so that a few hundred samples see many judgements."""
+
+    BLOCK: ClassVar[int] = 24
+
+
+def typical_energy(model: torch.nn.Module, length: int) -> float:
+    """The median mean square of the unguarded takes' blocks: a floor the guard crosses."""
+    codes = generate_takes(model, 3, length, seed=9).codes
+    audio = model.quantizer.decode(codes).double().numpy()
+    blocks = audio[:, : length // ShortBlocks.BLOCK * ShortBlocks.BLOCK]
+    energy = np.square(blocks).reshape(3, -1, ShortBlocks.BLOCK).mean(axis=2)
+    return float(np.median(energy))
+
+
+def test_for_recording_is_off_without_a_level_or_a_boost() -> None:
+    assert QuietGuard.for_recording(None, 16000, 1.2) is None
+    assert QuietGuard.for_recording(-20.0, 16000, 1.0) is None
+    guard = QuietGuard.for_recording(-20.0, 16000, 1.2)
+    assert guard is not None and guard.boost == 1.2
+    # 30 dB below -20 dBFS, as a mean square; a quarter second in blocks.
+    assert math.isclose(guard.floor, 10 ** (-50 / 10))
+    assert guard.blocks == round(0.25 * 16000 / QuietGuard.BLOCK)
+
+
+@pytest.mark.parametrize("implementation", ["numba", "torch"])
+def test_always_quiet_is_the_boosted_temperature_never_quiet_the_plain_one(
+    implementation: str,
+) -> None:
+    """A take that starts from silence is judged before its first sample; a guard whose
+    floor nothing reaches samples every clip at boost times its temperature throughout,
+    one that nothing falls under changes nothing."""
+    model = build(VARIANTS["3-tier"]).eval()
+    kwargs = {"seed": 2, "implementation": implementation}
+    always = QuietGuard(floor=math.inf, boost=1.5, blocks=2)
+    never = QuietGuard(floor=0.0, boost=1.5, blocks=2)
+    boosted = generate_takes(model, 2, 600, temperature=[0.8, 1.0], guard=always, **kwargs)
+    hotter = generate_takes(model, 2, 600, temperature=[1.2, 1.5], **kwargs)
+    assert torch.equal(boosted.codes, hotter.codes)
+    plain = generate_takes(model, 2, 600, temperature=[0.8, 1.0], guard=never, **kwargs)
+    unguarded = generate_takes(model, 2, 600, temperature=[0.8, 1.0], **kwargs)
+    assert torch.equal(plain.codes, unguarded.codes)
+    assert not torch.equal(boosted.codes, plain.codes)
+
+
+def test_a_guard_that_switches_is_the_same_in_both_samplers_and_any_batch() -> None:
+    """With a floor at the takes' typical level, the guard switches clips back and forth;
+    each clip still depends only on its own samples: the two samplers agree, and a clip
+    is the same made alone or in a batch."""
+    model = build(VARIANTS["3-tier"]).eval()
+    floor = typical_energy(model, 600)
+    guard = ShortBlocks(floor=floor, boost=2.0, blocks=2)
+    kwargs = {"seed": 9, "temperature": 1.0, "guard": guard}
+    compiled = generate_takes(model, 3, 600, implementation="numba", **kwargs).codes
+    stepped = generate_takes(model, 3, 600, implementation="torch", **kwargs).codes
+    assert torch.equal(compiled, stepped)
+    alone = generate_takes(model, 1, 600, first_clip=1, implementation="numba", **kwargs).codes
+    assert torch.equal(alone[0], compiled[1])
+    unguarded = generate_takes(model, 3, 600, seed=9).codes
+    hotter = generate_takes(model, 3, 600, seed=9, temperature=2.0).codes
+    # It acted, and not all the time.
+    assert not torch.equal(compiled, unguarded) and not torch.equal(compiled, hotter)
+
+
+@pytest.mark.parametrize("implementation", ["numba", "torch"])
+def test_an_endless_guarded_clip_is_the_long_clip(implementation: str) -> None:
+    """The guard's blocks carry from segment to segment (segments of 40 samples, blocks of
+    24): an endless clip is the long clip, judged at the same samples."""
+    model = build(VARIANTS["3-tier"]).eval()
+    guard = ShortBlocks(floor=typical_energy(model, 600), boost=2.0, blocks=3)
+    length = 600
+    expected = generate_takes(model, 1, length, seed=5, guard=guard,
+                              implementation=implementation).codes  # fmt: skip
+    parts: list[torch.Tensor] = []
+
+    class Enough(Exception):
+        pass
+
+    def collect(codes: torch.Tensor) -> None:
+        parts.append(codes)
+        if sum(part.shape[1] for part in parts) >= length:
+            raise Enough
+
+    with pytest.raises(Enough):
+        generate_endless(model, collect, seed=5, segment=40, guard=guard,
+                         implementation=implementation)  # fmt: skip
+    assert torch.equal(torch.cat(parts, 1)[:, :length], expected)
+    assert not torch.equal(expected, generate_takes(model, 1, length, seed=5).codes)
