@@ -12,6 +12,7 @@ import torch
 
 from samplernn_cli.generation.engine import generate_endless, generate_takes
 from samplernn_cli.generation.sampling import QuietGuard
+from samplernn_cli.generation.torch_sampler import TorchSampler
 
 from .test_model import VARIANTS, build
 
@@ -37,29 +38,65 @@ def test_for_recording_is_off_without_a_level_or_a_boost() -> None:
     assert QuietGuard.for_recording(-20.0, 16000, 1.0) is None
     guard = QuietGuard.for_recording(-20.0, 16000, 1.2)
     assert guard is not None and guard.boost == 1.2
-    # 30 dB below -20 dBFS, as a mean square; a quarter second in blocks.
-    assert math.isclose(guard.floor, 10 ** (-50 / 10))
+    # 20 dB below -20 dBFS, as a mean square; a quarter second in blocks.
+    assert math.isclose(guard.floor, 10 ** (-40 / 10))
     assert guard.blocks == round(0.25 * 16000 / QuietGuard.BLOCK)
 
 
-@pytest.mark.parametrize("implementation", ["numba", "torch"])
-def test_always_quiet_is_the_boosted_temperature_never_quiet_the_plain_one(
-    implementation: str,
-) -> None:
-    """A take that starts from silence is judged before its first sample; a guard whose
-    floor nothing reaches samples every clip at boost times its temperature throughout,
-    one that nothing falls under changes nothing."""
+def test_a_recording_with_quiet_stretches_keeps_them() -> None:
+    """The floor is 20 dB below the recording's level, or 10 dB below its quietest pieces
+    where those lie lower: a recording of sparse sounds in silence keeps its silences."""
+    from samplernn_cli.distance import measure_reference
+
+    rate = 8000
+    t = np.arange(2 * rate) / rate
+    dense = 0.5 * np.sin(2 * np.pi * 220 * t)
+    sparse = dense * (np.sin(2 * np.pi * 0.5 * t) > 0.9)  # short bursts, long silences
+    pieces = [torch.from_numpy(np.tile(x, 6)).float() for x in (dense, sparse)]
+    for audio, expect_lower in zip(pieces, (False, True), strict=True):
+        reference = measure_reference([audio], rate)
+        guard = QuietGuard.for_recording(None, rate, 1.2, reference)
+        assert guard is not None
+        below_db = 10 * math.log10(guard.floor) - reference.level_dbfs
+        quietest = reference.piece_limits(QuietGuard.WINDOW_SECONDS)[0]
+        assert math.isclose(below_db, min(-20.0, quietest - 10.0), abs_tol=1e-9)
+        assert (below_db < -20.0 - 1e-9) == expect_lower, (below_db, quietest)
+
+
+def temperatures_used(guard: QuietGuard | None, length: int) -> list[list[float]]:
+    """The temperature each of two clips was sampled at, sample by sample."""
     model = build(VARIANTS["3-tier"]).eval()
-    kwargs = {"seed": 2, "implementation": implementation}
-    always = QuietGuard(floor=math.inf, boost=1.5, blocks=2)
-    never = QuietGuard(floor=0.0, boost=1.5, blocks=2)
-    boosted = generate_takes(model, 2, 600, temperature=[0.8, 1.0], guard=always, **kwargs)
-    hotter = generate_takes(model, 2, 600, temperature=[1.2, 1.5], **kwargs)
-    assert torch.equal(boosted.codes, hotter.codes)
-    plain = generate_takes(model, 2, 600, temperature=[0.8, 1.0], guard=never, **kwargs)
-    unguarded = generate_takes(model, 2, 600, temperature=[0.8, 1.0], **kwargs)
-    assert torch.equal(plain.codes, unguarded.codes)
-    assert not torch.equal(boosted.codes, plain.codes)
+    sampler = TorchSampler(model, [0.8, 1.0], guard=guard)
+    used: list[list[float]] = []
+    stream = sampler.pick
+
+    def pick(t: int, logits: torch.Tensor) -> torch.Tensor:
+        used.append(sampler.column[:, 0].tolist())
+        return stream(t, logits)
+
+    sampler.pick = pick
+    sampler.run(length)
+    return used
+
+
+def test_boosted_once_a_window_of_its_own_samples_is_quiet() -> None:
+    """A take is judged on its own samples once they fill the window (2 blocks here): a
+    guard whose floor nothing reaches samples each clip at boost times its temperature
+    from then on, one that nothing falls under never changes it; either way the first
+    window is the unguarded take's."""
+    window = 2 * QuietGuard.BLOCK
+    always = temperatures_used(QuietGuard(floor=math.inf, boost=1.5, blocks=2), 3 * window)
+    assert np.allclose(always[:window], [[0.8, 1.0]] * window)
+    assert np.allclose(always[window:], [[1.2, 1.5]] * (2 * window))
+    never = temperatures_used(QuietGuard(floor=0.0, boost=1.5, blocks=2), 3 * window)
+    assert np.allclose(never, [[0.8, 1.0]] * (3 * window))
+
+    model = build(VARIANTS["3-tier"]).eval()
+    guarded = generate_takes(model, 2, 3 * window, seed=2,
+                             guard=QuietGuard(floor=math.inf, boost=1.5, blocks=2))  # fmt: skip
+    plain = generate_takes(model, 2, 3 * window, seed=2).codes
+    assert torch.equal(guarded.codes[:, :window], plain[:, :window])
+    assert not torch.equal(guarded.codes, plain)
 
 
 def test_a_guard_that_switches_is_the_same_in_both_samplers_and_any_batch() -> None:

@@ -18,6 +18,7 @@ import torchaudio
 
 from samplernn_cli.config import ModelConfig
 from samplernn_cli.generation.engine import generate_takes
+from samplernn_cli.generation.sampling import QuietGuard
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.voice.build import build_voice, script_voice, time_voice
 from samplernn_cli.voice.module import interpolation_filter
@@ -35,9 +36,10 @@ params = voice.forward_params
 assert params.dtype == torch.int64 and params.tolist() == [2, 1, 1, 1], params
 assert all(isinstance(s, str) for s in voice.forward_input_labels + voice.forward_output_labels)
 attributes = voice.get_attributes()
-assert attributes == ["temperature", "seed", "gain", "reset", "listen"], attributes
+assert attributes == ["temperature", "seed", "gain", "reset", "listen", "quiet_boost"], attributes
 types = {a: getattr(voice, a + "_params").tolist() for a in attributes}
-assert types == {"temperature": [2], "seed": [1], "gain": [2], "reset": [0], "listen": [0]}
+assert types == {"temperature": [2], "seed": [1], "gain": [2], "reset": [0], "listen": [0],
+                 "quiet_boost": [2]}
 for a in attributes:
     assert isinstance(getattr(voice, "get_" + a)(), list)
 # nn~ parses "0.500000" with stof and passes a float; ints with stoi, bools "0"/"1"/"true".
@@ -47,6 +49,9 @@ assert voice.set_seed(int("7")) == 0 and voice.get_seed() == [7]
 assert voice.set_seed(-3) == -1
 assert voice.set_gain(float("0.250000")) == 0 and voice.set_gain(float("nan")) == -1
 assert voice.set_reset(True) == 0 and voice.set_reset(False) == 0
+assert voice.get_quiet_boost() == [1.2]  # generate's default, for a checkpoint with a level
+assert voice.set_quiet_boost(float("1.500000")) == 0 and voice.get_quiet_boost() == [1.5]
+assert voice.set_quiet_boost(0.5) == -1 and voice.set_quiet_boost(float("inf")) == -1
 assert voice.set_sample_rate(int(sys.argv[2]) * 3) == 0
 with torch.inference_mode():
     for n in (1, 1000, 2048, 4096, 8192):
@@ -228,6 +233,7 @@ def test_the_voice_plays_the_models_distribution(trained: Path, exported: Path) 
 
     model = load_checkpoint(trained).build_model()
     voice = torch.jit.load(str(exported))
+    assert voice.set_quiet_boost(1.0) == 0  # as generate_takes below, without the boost
     samples = play(voice, [8192] * 4)
     codes = model.quantizer.encode(samples)
     history = model.history
@@ -241,6 +247,34 @@ def test_the_voice_plays_the_models_distribution(trained: Path, exported: Path) 
     takes = generate_takes(model, 4, codes.numel(), seed=3, precision="float32")
     generated = takes.bits_per_sample.numpy()
     assert abs(voice_bits - generated.mean()) < max(0.05, 4 * generated.std())
+
+
+def test_the_quiet_boost_acts_once_a_window_is_quiet_however_the_buffers_are_cut() -> None:
+    """The voice's quiet boost is generate's: nothing in a take's first window; then, under
+    a floor nothing reaches, the take at boost times the temperature (a different take); a
+    floor nothing falls under changes nothing; and a floor the take crosses back and forth
+    gives the same samples however the host cuts its buffers."""
+    torch.manual_seed(0)
+    model = SampleRNN(TINY_MODEL).eval()
+    window = QuietGuard.window_blocks(RATE) * QuietGuard.BLOCK
+
+    def voice_with(floor: float, boost: float = 1.5) -> torch.jit.ScriptModule:
+        guard = QuietGuard(floor=floor, boost=boost, blocks=QuietGuard.window_blocks(RATE))
+        return script_voice(build_voice(model, RATE, seed=3, guard=guard))
+
+    plain = play(voice_with(math.inf, boost=1.0), [4 * window])
+    always = play(voice_with(math.inf), [4 * window])
+    assert torch.equal(always[:window], plain[:window])
+    assert not torch.equal(always[window:], plain[window:])
+    assert torch.equal(play(voice_with(0.0), [4 * window]), plain)
+    # A floor at the take's median block level: the boost switches on and off.
+    blocks = plain[: 4 * window].reshape(-1, QuietGuard.BLOCK).double().square().mean(1)
+    switching = voice_with(float(blocks.median()), boost=3.0)
+    whole = play(switching, [4 * window])
+    assert not torch.equal(whole, plain) and not torch.equal(whole, always)
+    for cuts in ([1000] * 4 + [4 * window - 4000], [window] * 4, [7, 3 * window, window - 7]):
+        switching.set_reset(True)
+        assert torch.equal(play(switching, cuts), whole), cuts
 
 
 def test_time_voice_reports_warm_up_and_steady_buffers(exported: Path) -> None:
@@ -320,17 +354,19 @@ def test_evaluate_scores_the_voices_take_like_generates(
     trained: Path, exported: Path, tmp_path: Path
 ) -> None:
     """Through the commands: `samplernn evaluate` gives a take of the voice (at the model's
-    rate) the bits per sample it gives `samplernn generate`'s takes, within their spread."""
+    rate) the bits per sample it gives `samplernn generate`'s takes (without the quiet
+    boost, which the voice leaves to the performer), within their spread."""
     import json
 
     voice = torch.jit.load(str(exported))
+    assert voice.set_quiet_boost(1.0) == 0
     soundfile.write(tmp_path / "voice.wav", play(voice, [4096] * 8).numpy(), RATE,
                     subtype="FLOAT")  # fmt: skip
     made = tmp_path / "made"
     subprocess.run(
         [*SAMPLERNN, "generate", str(trained), "--length", str(4096 * 8 / RATE), "--count", "4",
          "--seed", "8", "--precision", "float32", "--encoding", "float", "-d", str(made),
-         "--quiet"], check=True, capture_output=True,
+         "--quiet-boost", "1", "--quiet"], check=True, capture_output=True,
     )  # fmt: skip
 
     def bits(files: list[Path]) -> list[float]:

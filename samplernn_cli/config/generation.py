@@ -61,10 +61,12 @@ class GenerateSettings(Settings):
     )  # fmt: skip
     quiet_boost: float = setting(
         QUIET_BOOST, "quiet boost", float, 1.0, 10.0, flags=("--quiet-boost",),
-        help="While a clip's last quarter second lies more than 30 dB below the training "
-        "audio's level, sample it at this many times its temperature, until it sounds again: "
-        "keeps clips from falling silent for good, as a drum kit's did between a few hits "
-        "at temperature 1 (default: {default}; 1: off).",
+        help="While a clip's last quarter second lies more than 20 dB below the training "
+        "audio's level (and more than 10 dB below the recording's own quietest stretches), "
+        "sample it at this many times its temperature, until it sounds again: keeps clips "
+        "from falling silent for good, as a drum kit's did between a few hits at temperature "
+        "1. A clip that never falls that quiet is the clip made without it (default: "
+        "{default}; 1: off).",
     )  # fmt: skip
     seed: int | None = setting(
         None, "seed", int, 0, MAX_SEED, flags=("--seed",),

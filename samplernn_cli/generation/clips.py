@@ -127,8 +127,6 @@ def prepare(request: GenerateRequest) -> Prepared:
             samples = samples[-max(1, round(settings.prime_seconds * rate)) :]
         prime_codes = model.quantizer.encode(samples)
         prime_audio = model.quantizer.decode(prime_codes)
-    reference = checkpoint.reference
-    level = reference.level_dbfs if reference is not None else checkpoint.training_level_dbfs
     return Prepared(
         checkpoint=checkpoint,
         model=model,
@@ -137,7 +135,9 @@ def prepare(request: GenerateRequest) -> Prepared:
         seed=seed,
         prime_codes=prime_codes,
         prime_audio=prime_audio,
-        guard=QuietGuard.for_recording(level, rate, settings.quiet_boost),
+        guard=QuietGuard.for_recording(
+            checkpoint.training_level_dbfs, rate, settings.quiet_boost, checkpoint.reference
+        ),
     )
 
 

@@ -21,6 +21,7 @@ import torch
 from samplernn_cli.seeding import mix_seed
 
 if TYPE_CHECKING:
+    from samplernn_cli.distance import Reference
     from samplernn_cli.model import ModelState, SampleRNN
 
 # Called with (samples done, samples total) of the current batch once per top-tier frame;
@@ -48,10 +49,10 @@ class Takes:
 
 @dataclass(frozen=True)
 class QuietGuard:
-    """Keeps takes from falling silent for good: while a clip's last ``window`` samples
-    (about a quarter second) lie more than ``below_db`` under the training audio's level,
-    the clip is sampled at ``boost`` times its temperature, back to its own as soon as it
-    sounds again.
+    """Keeps takes from falling silent for good: while a clip's last quarter second lies
+    under ``floor`` (20 dB below the training audio's level, or 10 dB below the quietest
+    of the recording's own pieces where they get quieter than 10 dB down), the clip is
+    sampled at ``boost`` times its temperature, back to its own as soon as it sounds again.
 
     A model that has learned a recording with hard attacks and silence between them (a
     drum kit) can sample its way into a silence it then finds likelier and likelier to go
@@ -69,19 +70,39 @@ class QuietGuard:
     blocks: int  # the window, in blocks
 
     WINDOW_SECONDS = 0.25
-    BELOW_DB = 30.0
+    # How far below the training audio's level a window is quiet: measured with 20 and
+    # 30 dB on seven recordings (docs/what-to-expect.md), 20 caught the jazz kit's quiet
+    # takes that 30 let through. A recording whose own pieces get quieter (sparse sounds
+    # in silence) keeps its silences: the floor is then MARGIN_DB below its quietest
+    # pieces (their 10th percentile, as the quiet trap of generation/ranking.py judges).
+    BELOW_DB = 20.0
+    MARGIN_DB = 10.0
 
     @classmethod
     def for_recording(
-        cls, level_dbfs: float | None, sample_rate: int, boost: float
+        cls,
+        level_dbfs: float | None,
+        sample_rate: int,
+        boost: float,
+        reference: Reference | None = None,
     ) -> QuietGuard | None:
-        """The guard for a model whose training audio was at ``level_dbfs`` (None: not
+        """The guard for a model whose training audio was at ``level_dbfs`` (the
+        recording's statistics ``reference`` take its place where given; neither: not
         recorded, no guard), at ``sample_rate``; None where ``boost`` is 1 (off)."""
+        below = -cls.BELOW_DB
+        if reference is not None:
+            level_dbfs = reference.level_dbfs
+            quietest = reference.piece_limits(cls.WINDOW_SECONDS)[0]
+            below = min(below, quietest - cls.MARGIN_DB)
         if level_dbfs is None or boost == 1.0:
             return None
-        floor = 10.0 ** ((level_dbfs - cls.BELOW_DB) / 10.0)
-        blocks = max(1, round(cls.WINDOW_SECONDS * sample_rate / cls.BLOCK))
-        return cls(floor=floor, boost=boost, blocks=blocks)
+        floor = 10.0 ** ((level_dbfs + below) / 10.0)
+        return cls(floor=floor, boost=boost, blocks=cls.window_blocks(sample_rate))
+
+    @classmethod
+    def window_blocks(cls, sample_rate: int) -> int:
+        """The quarter second at ``sample_rate``, in blocks."""
+        return max(1, round(cls.WINDOW_SECONDS * sample_rate / cls.BLOCK))
 
 
 class _Watch:
@@ -97,13 +118,10 @@ class _Watch:
         self.filled = 0  # its samples so far
         self.quiet = np.zeros(count, dtype=bool)
 
-    def start(self, history: torch.Tensor | None) -> None:
-        """A new take: its window holds the history's last samples (or silence)."""
-        level = 0.0
-        if history is not None:
-            recent = history[:, -self.guard.blocks * self.guard.BLOCK :].cpu().numpy()
-            level = self.squares[recent].mean(axis=1, keepdims=True)
-        self.energy[:] = level
+    def start(self) -> None:
+        """A new take: judged on its own samples alone, from when they fill the window (so
+        a take that never falls quiet is the take made without the guard)."""
+        self.energy[:] = np.inf
         self.slot = self.filled = 0
         self.partial[:] = 0.0
         self._judge()
@@ -202,7 +220,7 @@ class FrameStepper(ABC):
         total = -(-num_samples // top) * top  # whole top-tier frames; the rest is dropped
         self._start(total, history, state, carry)
         if self.watch is not None and not carry:
-            self.watch.start(history)
+            self.watch.start()
             self._guard_temperatures()
         watched = 0  # samples the guard has counted
         emitted = 0  # samples handed to on_codes

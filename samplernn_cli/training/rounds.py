@@ -161,11 +161,7 @@ def generate_clips(
             precision="auto",
             seed=seed,
             progress=lambda done, total: should_stop(),
-            guard=QuietGuard.for_recording(
-                reference.level_dbfs if reference is not None else level_dbfs,
-                sample_rate,
-                QUIET_BOOST,
-            ),
+            guard=QuietGuard.for_recording(level_dbfs, sample_rate, QUIET_BOOST, reference),
         )
     except GenerationStopped:
         logger.warning("generation of clips interrupted")

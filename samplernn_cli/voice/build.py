@@ -18,12 +18,15 @@ import torch
 from torch.nn.utils import parametrize
 
 from samplernn_cli.checkpoint import load_checkpoint
+from samplernn_cli.config.generation import QUIET_BOOST
 from samplernn_cli.errors import UsageError
 from samplernn_cli.export import check_target
 from samplernn_cli.fileio import atomic_write
+from samplernn_cli.generation.sampling import QuietGuard
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.quantize import Quantizer
 from samplernn_cli.voice.module import MAX_RATIO, FrameTierVoice, LiveVoice, RecurrentLayer
+from samplernn_cli.voice.quiet import QuietWatch
 
 # Buffers of this many host samples are timed at export (nn~'s default in Pd).
 TIMED_BUFFER = 4096
@@ -68,9 +71,16 @@ def code_boundaries(quantizer: Quantizer) -> torch.Tensor:
 
 @torch.no_grad()
 def build_voice(
-    model: SampleRNN, sample_rate: int, *, temperature: float = 1.0, seed: int = 0
+    model: SampleRNN,
+    sample_rate: int,
+    *,
+    temperature: float = 1.0,
+    seed: int = 0,
+    guard: QuietGuard | None = None,
 ) -> LiveVoice:
-    """The live voice of ``model`` (trained at ``sample_rate``) on the CPU, unscripted.
+    """The live voice of ``model`` (trained at ``sample_rate``) on the CPU, unscripted; its
+    quiet boost judges takes by ``guard``'s floor and window and starts at its boost (None:
+    the training audio's level unknown, the boost never acts).
 
     Raises:
         UsageError: the model uses linear prediction, which the voice does not run.
@@ -117,6 +127,13 @@ def build_voice(
             sample_rate,
             temperature,
             seed,
+            QuietWatch(
+                0.0 if guard is None else guard.floor,
+                QuietGuard.window_blocks(sample_rate) if guard is None else guard.blocks,
+                QuietGuard.BLOCK,
+                model.quantizer.decode(levels),
+            ),
+            1.0 if guard is None else guard.boost,
         )
 
 
@@ -220,8 +237,12 @@ def export_voice(
     """
     checkpoint = load_checkpoint(source)
     check_target(source, target, force=force, example="voice.ts")
+    rate = checkpoint.sample_rate
+    guard = QuietGuard.for_recording(
+        checkpoint.training_level_dbfs, rate, QUIET_BOOST, checkpoint.reference
+    )
     voice = build_voice(
-        checkpoint.build_model(), checkpoint.sample_rate, temperature=temperature, seed=seed
+        checkpoint.build_model(), rate, temperature=temperature, seed=seed, guard=guard
     )
     scripted = script_voice(voice)
     timing = time_voice(scripted, timing_rate(checkpoint.sample_rate), seconds=timed_seconds)

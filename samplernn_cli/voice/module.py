@@ -11,7 +11,9 @@ What it answers to (nn~'s contract, the same in Max and Pd):
   sample, gives float32 (B, 1, N): the next N samples at the host's rate. It never raises:
   input it cannot use (a wrong shape, a rate it was refused) gives silence, and a missing
   second channel reads as silence.
-* ``get_attributes()`` lists ``temperature``, ``seed``, ``gain``, ``reset`` and ``listen``;
+* ``get_attributes()`` lists ``temperature``, ``seed``, ``gain``, ``reset``, ``listen`` and
+  ``quiet_boost`` (``samplernn generate --quiet-boost``: a take whose last quarter second
+  has fallen far below the training audio's level is sampled hotter until it sounds);
   each has a buffer ``A_params`` of nn~'s type ids (bool 0, int 1, float 2), a getter
   returning a list and a setter returning 0, or -1 when the value is refused (and the value
   is then unchanged).
@@ -61,6 +63,7 @@ from samplernn_cli.voice.dsp import (
     gumbel_noise,
     interpolation_filter,
 )
+from samplernn_cli.voice.quiet import QuietWatch
 from samplernn_cli.voice.tiers import FrameTierVoice, RecurrentLayer
 
 __all__ = ["MAX_RATIO", "FrameTierVoice", "LiveVoice", "RecurrentLayer", "interpolation_filter"]
@@ -72,7 +75,7 @@ class VoiceControls(nn.Module):
     the host's sample rate. A setter records a value (or a reset to apply inside the next
     call) and returns 0, or -1 for a value it refuses (which changes nothing)."""
 
-    def __init__(self, temperature: float, seed: int, model_rate: int):
+    def __init__(self, temperature: float, seed: int, model_rate: int, quiet_boost: float):
         super().__init__()
         self.register_buffer("forward_params", torch.tensor([2, 1, 1, 1]))
         self.forward_input_labels = [
@@ -86,12 +89,14 @@ class VoiceControls(nn.Module):
         self.register_buffer("gain_params", torch.tensor([2]))
         self.register_buffer("reset_params", torch.tensor([0]))
         self.register_buffer("listen_params", torch.tensor([0]))
+        self.register_buffer("quiet_boost_params", torch.tensor([2]))
         # Plain attributes, set outside inference mode by the setters.
         self.temperature = float(temperature)
         self.seed = int(seed)
         self.gain = 1.0
         self.reset_requested = True
         self.listen = False
+        self.quiet_boost = float(quiet_boost)
         # The host's rate: its ratio to the model's, the interpolating filter for it (ratio
         # 1: the samples as made), and whether the host's rate was refused.
         self.model_rate = model_rate
@@ -110,7 +115,7 @@ class VoiceControls(nn.Module):
 
     @torch.jit.export
     def get_attributes(self) -> list[str]:
-        return ["temperature", "seed", "gain", "reset", "listen"]
+        return ["temperature", "seed", "gain", "reset", "listen", "quiet_boost"]
 
     @torch.jit.export
     def get_temperature(self) -> list[float]:
@@ -171,6 +176,18 @@ class VoiceControls(nn.Module):
         return 0
 
     @torch.jit.export
+    def get_quiet_boost(self) -> list[float]:
+        return [self.quiet_boost]
+
+    @torch.jit.export
+    def set_quiet_boost(self, value: float) -> int:
+        """1 to 10; 1: off."""
+        if not math.isfinite(value) or value < 1.0 or value > 10.0:
+            return -1
+        self.quiet_boost = value
+        return 0
+
+    @torch.jit.export
     def get_sample_rate(self) -> list[int]:
         return [self.model_rate * self.ratio]
 
@@ -219,8 +236,11 @@ class LiveVoice(VoiceControls):
         model_rate: int,
         temperature: float,
         seed: int,
+        watch: QuietWatch,
+        quiet_boost: float,
     ):
-        super().__init__(temperature, seed, model_rate)
+        super().__init__(temperature, seed, model_rate, quiet_boost)
+        self.watch = watch
         # Top tier first: each tier reads the vector of the tier before it in this list.
         self.tiers = nn.ModuleList(tiers[::-1])
         self.frame_size = tiers[0].frame_samples  # the sample tier reads this many codes
@@ -268,6 +288,7 @@ class LiveVoice(VoiceControls):
         self.ready = torch.zeros(batch, self.chunk * self.ratio)
         self.ready_count = torch.zeros(1, dtype=torch.long)
         self.heard = torch.zeros(batch, self._heard_span())
+        self.watch.reset(batch)
         self.reset_requested = False
 
     def _adopt(self) -> None:
@@ -283,6 +304,7 @@ class LiveVoice(VoiceControls):
         self.ready = self.ready.clone()
         self.ready_count = self.ready_count.clone()
         self.heard = self.heard.clone()
+        self.watch.adopt()
 
     def _heard_span(self) -> int:
         """Host samples of the second input that one listened chunk reads: the chunk's
@@ -305,7 +327,7 @@ class LiveVoice(VoiceControls):
             codes.narrow(1, history, self.chunk).copy_(torch.bucketize(level, self.boundaries))
         else:
             temperature = torch.nan_to_num(control + self.temperature, nan=self.temperature)
-            temperature = temperature.clamp(0.01, 100.0).view(batch, 1, 1)
+            temperature = self.watch.boosted(temperature.clamp(0.01, 100.0), self.quiet_boost)
             noise = gumbel_noise(self.seed, int(self.chunk_index[0]), batch, self.draw_index)
             noise = noise.view(batch, self.chunk, self.levels) * temperature + self.b_out
         top = torch.zeros(batch, self.hidden)
@@ -341,6 +363,7 @@ class LiveVoice(VoiceControls):
             x = torch.relu_(torch.mm(x, self.w2).add_(self.b2))
             logits = torch.mm(x, self.w_out).add_(noise.select(1, s))
             codes.select(1, position).copy_(torch.argmax(logits, 1))
+        self.watch.add(codes[:, history:])
         made = self.decode_table[codes[:, history:]] * self.gain
         if listening:
             made = torch.zeros_like(made)
