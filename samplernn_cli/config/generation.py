@@ -49,6 +49,12 @@ class GenerateSettings(Settings):
         "one per clip (0.8,1.0,1.2). 1.0 samples the model's own distribution; lower is "
         "tamer (default: {default}).",
     )  # fmt: skip
+    quiet_boost: float = setting(
+        QUIET_BOOST, "quiet boost", float, 1.0, 10.0, flags=("--quiet-boost",),
+        help="While a clip's last quarter second lies 20 dB below the training audio's level, "
+        "sample it at this many times its temperature until it sounds again, so that it "
+        "cannot fall silent for good (default: {default}; 1: off).",
+    )  # fmt: skip
     # None: as many as --count (every take is written, in the order generated).
     candidates: int | None = setting(
         None, "candidates", int, 1, 100_000, flags=("--candidates",),
@@ -58,15 +64,6 @@ class GenerateSettings(Settings):
         "closer; by the model's own bits per sample for checkpoints from before the "
         "distance). --json gives every take's scores (default: --count, every take kept in "
         "the order generated).",
-    )  # fmt: skip
-    quiet_boost: float = setting(
-        QUIET_BOOST, "quiet boost", float, 1.0, 10.0, flags=("--quiet-boost",),
-        help="While a clip's last quarter second lies more than 20 dB below the training "
-        "audio's level (and more than 10 dB below the recording's own quietest stretches), "
-        "sample it at this many times its temperature, until it sounds again: keeps clips "
-        "from falling silent for good, as a drum kit's did between a few hits at temperature "
-        "1. A clip that never falls that quiet is the clip made without it (default: "
-        "{default}; 1: off).",
     )  # fmt: skip
     seed: int | None = setting(
         None, "seed", int, 0, MAX_SEED, flags=("--seed",),
