@@ -26,7 +26,7 @@ from pathlib import Path
 
 from samplernn_cli.checkpoint import load_checkpoint
 from samplernn_cli.generation.engine import generate_takes
-from samplernn_cli.generation.sampling import QuietGuard
+from samplernn_cli.generation.quiet import QuietGuard
 
 SAMPLERNN = [sys.executable, "-m", "samplernn_cli"]
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from samplernn_cli.generation.engine import generate_endless, generate_takes
-from samplernn_cli.generation.sampling import QuietGuard
+from samplernn_cli.generation.quiet import QuietGuard
 from samplernn_cli.generation.torch_sampler import TorchSampler
 
 from .test_model import VARIANTS, build

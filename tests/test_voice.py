@@ -18,7 +18,7 @@ import torchaudio
 
 from samplernn_cli.config import ModelConfig
 from samplernn_cli.generation.engine import generate_takes
-from samplernn_cli.generation.sampling import QuietGuard
+from samplernn_cli.generation.quiet import QuietGuard
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.voice.build import build_voice, script_voice, time_voice
 from samplernn_cli.voice.module import interpolation_filter

@@ -17,7 +17,7 @@ GAIN_HELP = (
     "none: the file's own level."
 )
 
-# The default --quiet-boost (samplernn_cli.generation.sampling.QuietGuard), which the
+# The default --quiet-boost (samplernn_cli.generation.quiet.QuietGuard), which the
 # generation rounds of training use too.
 QUIET_BOOST = 1.2
 

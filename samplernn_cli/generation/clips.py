@@ -17,8 +17,8 @@ from samplernn_cli.device import resolve_device
 from samplernn_cli.errors import OutputError, UsageError
 from samplernn_cli.gain import choose_gain
 from samplernn_cli.generation.engine import generate_takes
+from samplernn_cli.generation.quiet import QuietGuard
 from samplernn_cli.generation.ranking import TakeScore, describe_traps, rank, score_takes
-from samplernn_cli.generation.sampling import QuietGuard
 from samplernn_cli.model import SampleRNN
 
 logger = logging.getLogger("samplernn")

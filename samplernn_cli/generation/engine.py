@@ -17,12 +17,12 @@ from collections.abc import Sequence
 import torch
 
 from samplernn_cli.generation.numba_sampler import NumbaSampler
+from samplernn_cli.generation.quiet import QuietGuard
 from samplernn_cli.generation.sampling import (
     ClipNoise,
     CodesCallback,
     FrameStepper,
     GenerateProgress,
-    QuietGuard,
     Takes,
     temperature_column,
 )

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from samplernn_cli.generation.quiet import QuietGuard, QuietWatch
 from samplernn_cli.seeding import mix_seed
 
 if TYPE_CHECKING:
-    from samplernn_cli.distance import Reference
     from samplernn_cli.model import ModelState, SampleRNN
 
 # Called with (samples done, samples total) of the current batch once per top-tier frame;
@@ -45,107 +45,6 @@ class Takes:
     # (count,) float64: the mean over each clip's samples of -log2 p(sample) under the
     # model's own distribution (temperature 1), as it was sampled: its bits per sample.
     bits_per_sample: torch.Tensor
-
-
-@dataclass(frozen=True)
-class QuietGuard:
-    """Keeps takes from falling silent for good: while a clip's last quarter second lies
-    under ``floor`` (20 dB below the training audio's level, or 10 dB below the quietest
-    of the recording's own pieces where they get quieter than 10 dB down), the clip is
-    sampled at ``boost`` times its temperature, back to its own as soon as it sounds again.
-
-    A model that has learned a recording with hard attacks and silence between them (a
-    drum kit) can sample its way into a silence it then finds likelier and likelier to go
-    on: at temperature 1, every take of rock drums fell silent after a few hits. A higher
-    temperature everywhere cures that but takes the other recordings' takes away from
-    them; raised only in such silences it costs them nothing they would miss (see
-    docs/what-to-expect.md). The level is judged every ``BLOCK`` samples, on the clip's
-    own samples alone, so a clip stays independent of the others in its batch.
-    """
-
-    BLOCK = 256  # samples between judgements
-
-    floor: float  # mean square (of samples in [-1, 1]) under which a window is quiet
-    boost: float
-    blocks: int  # the window, in blocks
-
-    WINDOW_SECONDS = 0.25
-    # How far below the training audio's level a window is quiet: measured with 20 and
-    # 30 dB on seven recordings (docs/what-to-expect.md), 20 caught the jazz kit's quiet
-    # takes that 30 let through. A recording whose own pieces get quieter (sparse sounds
-    # in silence) keeps its silences: the floor is then MARGIN_DB below its quietest
-    # pieces (their 10th percentile, as the quiet trap of generation/ranking.py judges).
-    BELOW_DB = 20.0
-    MARGIN_DB = 10.0
-
-    @classmethod
-    def for_recording(
-        cls,
-        level_dbfs: float | None,
-        sample_rate: int,
-        boost: float,
-        reference: Reference | None = None,
-    ) -> QuietGuard | None:
-        """The guard for a model whose training audio was at ``level_dbfs`` (the
-        recording's statistics ``reference`` take its place where given; neither: not
-        recorded, no guard), at ``sample_rate``; None where ``boost`` is 1 (off)."""
-        below = -cls.BELOW_DB
-        if reference is not None:
-            level_dbfs = reference.level_dbfs
-            quietest = reference.piece_limits(cls.WINDOW_SECONDS)[0]
-            below = min(below, quietest - cls.MARGIN_DB)
-        if level_dbfs is None or boost == 1.0:
-            return None
-        floor = 10.0 ** ((level_dbfs + below) / 10.0)
-        return cls(floor=floor, boost=boost, blocks=cls.window_blocks(sample_rate))
-
-    @classmethod
-    def window_blocks(cls, sample_rate: int) -> int:
-        """The quarter second at ``sample_rate``, in blocks."""
-        return max(1, round(cls.WINDOW_SECONDS * sample_rate / cls.BLOCK))
-
-
-class _Watch:
-    """A :class:`QuietGuard` at work on ``count`` clips: the mean square of each clip's
-    last blocks, and the samples of the block in progress (carried from run to run)."""
-
-    def __init__(self, guard: QuietGuard, count: int, squares: np.ndarray) -> None:
-        self.guard = guard
-        self.squares = squares  # (levels,) each code's decoded value, squared
-        self.energy = np.zeros((count, guard.blocks))  # mean squares, a ring of blocks
-        self.slot = 0
-        self.partial = np.zeros(count)  # sum of squares of the block in progress
-        self.filled = 0  # its samples so far
-        self.quiet = np.zeros(count, dtype=bool)
-
-    def start(self) -> None:
-        """A new take: judged on its own samples alone, from when they fill the window (so
-        a take that never falls quiet is the take made without the guard)."""
-        self.energy[:] = np.inf
-        self.slot = self.filled = 0
-        self.partial[:] = 0.0
-        self._judge()
-
-    def completes(self, samples: int) -> bool:
-        """Whether ``samples`` more complete the block in progress."""
-        return self.filled + samples >= self.guard.BLOCK
-
-    def add(self, codes: np.ndarray) -> bool:
-        """Count the (count, n) codes made since the last call (n at most what completes
-        the block in progress); True when a block was completed and the clips judged."""
-        self.partial += self.squares[codes].sum(axis=1)
-        self.filled += codes.shape[1]
-        if self.filled < self.guard.BLOCK:
-            return False
-        self.energy[:, self.slot] = self.partial / self.filled
-        self.slot = (self.slot + 1) % self.guard.blocks
-        self.partial[:] = 0.0
-        self.filled = 0
-        self._judge()
-        return True
-
-    def _judge(self) -> None:
-        self.quiet = self.energy.mean(axis=1) < self.guard.floor
 
 
 class FrameStepper(ABC):
@@ -182,10 +81,11 @@ class FrameStepper(ABC):
         self.noise = noise or ClipNoise(0, 0, self.count)
         self.frames = [tier.frame_samples for tier in model.frame_tiers]
         self.predictor = model.predictor
+        self.guard = guard
         self.watch = None
         if guard is not None:
-            values = model.quantizer.decode(torch.arange(model.config.q_levels)).double()
-            self.watch = _Watch(guard, self.count, values.square().numpy())
+            levels = torch.arange(model.config.q_levels)
+            self.watch = QuietWatch(guard, model.quantizer.decode(levels))
         self._prepare()
 
     @abstractmethod
@@ -220,12 +120,12 @@ class FrameStepper(ABC):
         total = -(-num_samples // top) * top  # whole top-tier frames; the rest is dropped
         self._start(total, history, state, carry)
         if self.watch is not None and not carry:
-            self.watch.start()
+            self.watch.reset(self.count)
             self._guard_temperatures()
         watched = 0  # samples the guard has counted
         emitted = 0  # samples handed to on_codes
         for frame_start in range(0, total, top):
-            if self.watch is not None and self.watch.completes(frame_start - watched):
+            if self.watch is not None and frame_start - watched >= self.watch.needed():
                 watched = self._watch(watched, frame_start)
             if on_codes is not None and frame_start > emitted:
                 end = min(frame_start, num_samples)
@@ -253,16 +153,16 @@ class FrameStepper(ABC):
         judges the clips at each completed block); returns ``end``."""
         assert self.watch is not None
         while watched < end:
-            upto = min(end, watched + self.watch.guard.BLOCK - self.watch.filled)
-            if self.watch.add(self._codes(watched, upto).numpy()):
+            upto = min(end, watched + self.watch.needed())
+            if self.watch.add(self._codes(watched, upto)):
                 self._guard_temperatures()
             watched = upto
         return watched
 
     def _guard_temperatures(self) -> None:
-        assert self.watch is not None
-        base = np.asarray(self.temperatures)
-        self._set_temperatures(np.where(self.watch.quiet, base * self.watch.guard.boost, base))
+        assert self.watch is not None and self.guard is not None
+        base = torch.tensor(self.temperatures, dtype=torch.float64)
+        self._set_temperatures(self.watch.boosted(base, self.guard.boost).view(-1).numpy())
 
     @abstractmethod
     def _set_temperatures(self, temperatures: np.ndarray) -> None:

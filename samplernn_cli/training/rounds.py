@@ -27,6 +27,7 @@ from samplernn_cli.data.cache import Dataset
 from samplernn_cli.data.split import DataSplit
 from samplernn_cli.distance import Reference
 from samplernn_cli.generation.engine import generate_takes
+from samplernn_cli.generation.quiet import QuietGuard
 from samplernn_cli.generation.ranking import (
     TakeScore,
     describe_traps,
@@ -34,7 +35,7 @@ from samplernn_cli.generation.ranking import (
     rank,
     score_takes,
 )
-from samplernn_cli.generation.sampling import GenerationStopped, QuietGuard
+from samplernn_cli.generation.sampling import GenerationStopped
 from samplernn_cli.history import LossHistory
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.pictures import save_round_picture

@@ -22,11 +22,10 @@ from samplernn_cli.config.generation import QUIET_BOOST
 from samplernn_cli.errors import UsageError
 from samplernn_cli.export import check_target
 from samplernn_cli.fileio import atomic_write
-from samplernn_cli.generation.sampling import QuietGuard
+from samplernn_cli.generation.quiet import QuietGuard, QuietWatch
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.quantize import Quantizer
 from samplernn_cli.voice.module import MAX_RATIO, FrameTierVoice, LiveVoice, RecurrentLayer
-from samplernn_cli.voice.quiet import QuietWatch
 
 # Buffers of this many host samples are timed at export (nn~'s default in Pd).
 TIMED_BUFFER = 4096
@@ -91,6 +90,8 @@ def build_voice(
             "this model was trained with --linear-prediction, which the live voice does not "
             "run; export a model trained without it (the default)"
         )
+    if guard is None:  # a watch that never finds the take quiet
+        guard = QuietGuard(floor=0.0, boost=1.0, blocks=QuietGuard.window_blocks(sample_rate))
     model = model.cpu().eval()
     with parametrize.cached():
         tiers = []
@@ -127,13 +128,8 @@ def build_voice(
             sample_rate,
             temperature,
             seed,
-            QuietWatch(
-                0.0 if guard is None else guard.floor,
-                QuietGuard.window_blocks(sample_rate) if guard is None else guard.blocks,
-                QuietGuard.BLOCK,
-                model.quantizer.decode(levels),
-            ),
-            1.0 if guard is None else guard.boost,
+            QuietWatch(guard, model.quantizer.decode(levels)),
+            guard.boost,
         )
 
 

@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from samplernn_cli.generation.quiet import QuietWatch
 from samplernn_cli.voice.dsp import (
     FILTER_BETA,
     FILTER_ROLLOFF,
@@ -63,7 +64,6 @@ from samplernn_cli.voice.dsp import (
     gumbel_noise,
     interpolation_filter,
 )
-from samplernn_cli.voice.quiet import QuietWatch
 from samplernn_cli.voice.tiers import FrameTierVoice, RecurrentLayer
 
 __all__ = ["MAX_RATIO", "FrameTierVoice", "LiveVoice", "RecurrentLayer", "interpolation_filter"]
