@@ -63,6 +63,30 @@ def test_a_recording_with_quiet_stretches_keeps_them() -> None:
         assert (below_db < -20.0 - 1e-9) == expect_lower, (below_db, quietest)
 
 
+def test_a_recording_of_events_over_a_quiet_background_gets_the_slow_floor() -> None:
+    """Bursts every 4 s over a hum 40 dB down: its seconds get as quiet as the hum
+    (the fast floor keeps below it), but every 4 s holds bursts, so a second of hum alone
+    lies under the slow floor: 10 dB below the quietest 4 s pieces."""
+    from samplernn_cli.distance import measure_reference
+
+    rate = 8000
+    t = np.arange(4 * rate) / rate
+    hum = 0.005 * np.sin(2 * np.pi * 50 * t)
+    bursts = 0.5 * np.sin(2 * np.pi * 2000 * t) * (t < 0.3)
+    audio = torch.from_numpy(np.tile(hum + bursts, 8)).float()
+    reference = measure_reference([audio], rate)
+    guard = QuietGuard.for_recording(None, rate, 1.2, reference)
+    assert guard is not None
+    assert guard.slow_blocks == round(QuietGuard.SLOW_WINDOW_SECONDS * rate / QuietGuard.BLOCK)
+    slow_db = 10 * math.log10(guard.slow_floor) - reference.level_dbfs
+    quietest_4s = reference.piece_limits(QuietGuard.SLOW_PIECE_SECONDS)[0]
+    assert math.isclose(slow_db, quietest_4s - 10.0, abs_tol=1e-9)
+    hum_db = 10 * math.log10(float(np.mean(np.square(hum)))) - reference.level_dbfs
+    assert 10 * math.log10(guard.floor) - reference.level_dbfs < hum_db < slow_db
+    # Without the recording's statistics (older checkpoints), no slow rule.
+    assert QuietGuard.for_recording(-20.0, rate, 1.2).slow_floor == 0.0
+
+
 def temperatures_used(guard: QuietGuard | None, length: int) -> list[list[float]]:
     """The temperature each of two clips was sampled at, sample by sample."""
     model = build(VARIANTS["3-tier"]).eval()
@@ -90,6 +114,11 @@ def test_boosted_once_a_window_of_its_own_samples_is_quiet() -> None:
     assert np.allclose(always[window:], [[1.2, 1.5]] * (2 * window))
     never = temperatures_used(QuietGuard(floor=0.0, boost=1.5, blocks=2), 3 * window)
     assert np.allclose(never, [[0.8, 1.0]] * (3 * window))
+    # The slow window (4 blocks) alone: judged once the take fills it.
+    slow = QuietGuard(floor=0.0, boost=1.5, blocks=2, slow_floor=math.inf, slow_blocks=4)
+    late = temperatures_used(slow, 3 * window)
+    assert np.allclose(late[: 2 * window], [[0.8, 1.0]] * (2 * window))
+    assert np.allclose(late[2 * window :], [[1.2, 1.5]] * window)
 
     model = build(VARIANTS["3-tier"]).eval()
     guarded = generate_takes(model, 2, 3 * window, seed=2,
@@ -105,7 +134,7 @@ def test_a_guard_that_switches_is_the_same_in_both_samplers_and_any_batch() -> N
     is the same made alone or in a batch."""
     model = build(VARIANTS["3-tier"]).eval()
     floor = typical_energy(model, 600)
-    guard = ShortBlocks(floor=floor, boost=2.0, blocks=2)
+    guard = ShortBlocks(floor=floor / 4, boost=2.0, blocks=2, slow_floor=floor, slow_blocks=5)
     kwargs = {"seed": 9, "temperature": 1.0, "guard": guard}
     compiled = generate_takes(model, 3, 600, implementation="numba", **kwargs).codes
     stepped = generate_takes(model, 3, 600, implementation="torch", **kwargs).codes

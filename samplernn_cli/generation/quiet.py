@@ -21,16 +21,22 @@ if TYPE_CHECKING:
 class QuietGuard:
     """Keeps takes from falling silent for good: while a clip's last quarter second lies
     under ``floor`` (20 dB below the training audio's level, or 10 dB below the quietest
-    of the recording's own pieces where they get quieter than 10 dB down), the clip is
-    sampled at ``boost`` times its temperature, back to its own as soon as it sounds again.
+    of the recording's own pieces where they get quieter than 10 dB down), or its last
+    second under ``slow_floor`` (10 dB below the quietest of the recording's 4 s pieces),
+    the clip is sampled at ``boost`` times its temperature, back to its own as soon as it
+    sounds again.
 
     A model that has learned a recording with hard attacks and silence between them (a
     drum kit) can sample its way into a silence it then finds likelier and likelier to go
     on: at temperature 1, every take of rock drums fell silent after a few hits. A higher
     temperature everywhere cures that but takes the other recordings' takes away from
     them; raised only in such silences it costs them nothing they would miss (see
-    docs/what-to-expect.md). The level is judged every ``BLOCK`` samples, on the clip's
-    own samples alone, so a clip stays independent of the others in its batch.
+    docs/what-to-expect.md). The second rule is for recordings of events over a quiet
+    background (birds at night): a model early in training makes the background and too
+    few of the events, each stretch as quiet as the recording's own gaps (so the first
+    rule keeps out), but the take as a whole far quieter than any 4 s of the recording.
+    The level is judged every ``BLOCK`` samples, on the clip's own samples alone, so a clip
+    stays independent of the others in its batch.
     """
 
     BLOCK = 256  # samples between judgements
@@ -38,6 +44,8 @@ class QuietGuard:
     floor: float  # mean square (of samples in [-1, 1]) under which a window is quiet
     boost: float
     blocks: int  # the window, in blocks
+    slow_floor: float = 0.0  # the same for the slow window (0: no slow rule)
+    slow_blocks: int = 1
 
     WINDOW_SECONDS = 0.25
     # How far below the training audio's level a window is quiet: measured with 20 and
@@ -47,6 +55,12 @@ class QuietGuard:
     # pieces (their 10th percentile, as the quiet trap of generation/ranking.py judges).
     BELOW_DB = 20.0
     MARGIN_DB = 10.0
+    # The slow rule: a second of the take under the level at which the quiet trap
+    # (generation/ranking.py) catches a whole 4 s take. Measured with the first rule alone
+    # and the slow one alone on eight recordings (docs/what-to-expect.md): the slow one
+    # alone brings the night birds back but is too late for the drums' silences.
+    SLOW_WINDOW_SECONDS = 1.0
+    SLOW_PIECE_SECONDS = 4.0
 
     @classmethod
     def for_recording(
@@ -60,19 +74,26 @@ class QuietGuard:
         recording's statistics ``reference`` take its place where given; neither: not
         recorded, no guard), at ``sample_rate``; None where ``boost`` is 1 (off)."""
         below = -cls.BELOW_DB
+        slow_floor = 0.0
         if reference is not None:
             level_dbfs = reference.level_dbfs
             quietest = reference.piece_limits(cls.WINDOW_SECONDS)[0]
             below = min(below, quietest - cls.MARGIN_DB)
+            slow_below = reference.piece_limits(cls.SLOW_PIECE_SECONDS)[0] - cls.MARGIN_DB
+            slow_floor = 10.0 ** ((level_dbfs + slow_below) / 10.0)
         if level_dbfs is None or boost == 1.0:
             return None
         floor = 10.0 ** ((level_dbfs + below) / 10.0)
-        return cls(floor=floor, boost=boost, blocks=cls.window_blocks(sample_rate))
+        return cls(
+            floor=floor, boost=boost, blocks=cls.window_blocks(sample_rate),
+            slow_floor=slow_floor, slow_blocks=cls.window_blocks(sample_rate, slow=True),
+        )  # fmt: skip
 
     @classmethod
-    def window_blocks(cls, sample_rate: int) -> int:
-        """The quarter second at ``sample_rate``, in blocks."""
-        return max(1, round(cls.WINDOW_SECONDS * sample_rate / cls.BLOCK))
+    def window_blocks(cls, sample_rate: int, *, slow: bool = False) -> int:
+        """The quarter second (``slow``: the second) at ``sample_rate``, in blocks."""
+        seconds = cls.SLOW_WINDOW_SECONDS if slow else cls.WINDOW_SECONDS
+        return max(1, round(seconds * sample_rate / cls.BLOCK))
 
 
 class QuietWatch(nn.Module):
@@ -85,20 +106,29 @@ class QuietWatch(nn.Module):
     def __init__(self, guard: QuietGuard, decode_table: Tensor):
         super().__init__()
         self.floor = float(guard.floor)
+        self.slow_floor = float(guard.slow_floor)
         self.block = int(guard.BLOCK)
         # Each code's sample, squared.
         self.register_buffer("squares", decode_table.detach().double().square())
+        # The last blocks' mean squares, each window's in a ring of its own (inf: not yet
+        # made, so a window is judged once the take fills it).
         self.register_buffer(
             "energy", torch.full((1, guard.blocks), float("inf"), dtype=torch.float64)
         )
+        self.register_buffer(
+            "slow_energy", torch.full((1, guard.slow_blocks), float("inf"), dtype=torch.float64)
+        )
         self.register_buffer("partial", torch.zeros(1, dtype=torch.float64))  # block in progress
         self.register_buffer("filled", torch.zeros(1, dtype=torch.long))  # its samples so far
-        self.register_buffer("slot", torch.zeros(1, dtype=torch.long))
+        self.register_buffer("slot", torch.zeros(1, dtype=torch.long))  # blocks made
         self.register_buffer("quiet", torch.zeros(1, dtype=torch.bool))
 
     def reset(self, batch: int) -> None:
         """A new take in each of ``batch`` rows (tensors of the caller's mode)."""
         self.energy = torch.full((batch, self.energy.shape[1]), float("inf"), dtype=torch.float64)
+        self.slow_energy = torch.full(
+            (batch, self.slow_energy.shape[1]), float("inf"), dtype=torch.float64
+        )
         self.partial = torch.zeros(batch, dtype=torch.float64)
         self.filled = torch.zeros(1, dtype=torch.long)
         self.slot = torch.zeros(1, dtype=torch.long)
@@ -107,6 +137,7 @@ class QuietWatch(nn.Module):
     def adopt(self) -> None:
         """The state copied into tensors of this call's mode (see the voice's ``_adopt``)."""
         self.energy = self.energy.clone()
+        self.slow_energy = self.slow_energy.clone()
         self.partial = self.partial.clone()
         self.filled = self.filled.clone()
         self.slot = self.slot.clone()
@@ -124,11 +155,15 @@ class QuietWatch(nn.Module):
         count = int(self.filled[0])
         if count < self.block:
             return False
-        self.energy.select(1, int(self.slot[0])).copy_(self.partial / count)
-        self.slot.copy_((self.slot + 1) % self.energy.shape[1])
+        made = int(self.slot[0])  # blocks made in this take (they fill both rings in turn)
+        self.energy.select(1, made % self.energy.shape[1]).copy_(self.partial / count)
+        self.slow_energy.select(1, made % self.slow_energy.shape[1]).copy_(self.partial / count)
+        self.slot.add_(1)
         self.partial.zero_()
         self.filled.zero_()
-        self.quiet.copy_(self.energy.mean(1) < self.floor)
+        self.quiet.copy_(
+            (self.energy.mean(1) < self.floor) | (self.slow_energy.mean(1) < self.slow_floor)
+        )
         return True
 
     def boosted(self, temperature: Tensor, boost: float) -> Tensor:
