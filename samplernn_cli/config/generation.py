@@ -51,9 +51,10 @@ class GenerateSettings(Settings):
     )  # fmt: skip
     quiet_boost: float = setting(
         QUIET_BOOST, "quiet boost", float, 1.0, 10.0, flags=("--quiet-boost",),
-        help="While a clip's last quarter second lies 20 dB below the training audio's level, "
-        "sample it at this many times its temperature until it sounds again, so that it "
-        "cannot fall silent for good (default: {default}; 1: off).",
+        help="While a clip's last quarter second lies 20 dB below the training audio's level "
+        "(or its last second far below the recording's quietest 4 s), sample it at this many "
+        "times its temperature until it sounds again, so that it cannot fall silent for good "
+        "(default: {default}; 1: off).",
     )  # fmt: skip
     # None: as many as --count (every take is written, in the order generated).
     candidates: int | None = setting(

@@ -12,8 +12,9 @@ What it answers to (nn~'s contract, the same in Max and Pd):
   input it cannot use (a wrong shape, a rate it was refused) gives silence, and a missing
   second channel reads as silence.
 * ``get_attributes()`` lists ``temperature``, ``seed``, ``gain``, ``reset``, ``listen`` and
-  ``quiet_boost`` (``samplernn generate --quiet-boost``: a take whose last quarter second
-  has fallen far below the training audio's level is sampled hotter until it sounds);
+  ``quiet_boost`` (``samplernn generate --quiet-boost``: a take whose last quarter second,
+  or last second, has fallen far below the training audio's level is sampled hotter until
+  it sounds);
   each has a buffer ``A_params`` of nn~'s type ids (bool 0, int 1, float 2), a getter
   returning a list and a setter returning 0, or -1 when the value is refused (and the value
   is then unchanged).
