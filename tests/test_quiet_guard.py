@@ -108,21 +108,21 @@ def test_boosted_once_a_window_of_its_own_samples_is_quiet() -> None:
     guard whose floor nothing reaches samples each clip at boost times its temperature
     from then on, one that nothing falls under never changes it; either way the first
     window is the unguarded take's."""
-    window = 2 * QuietGuard.BLOCK
-    always = temperatures_used(QuietGuard(floor=math.inf, boost=1.5, blocks=2), 3 * window)
+    window = 2 * ShortBlocks.BLOCK
+    always = temperatures_used(ShortBlocks(floor=math.inf, boost=1.5, blocks=2), 3 * window)
     assert np.allclose(always[:window], [[0.8, 1.0]] * window)
     assert np.allclose(always[window:], [[1.2, 1.5]] * (2 * window))
-    never = temperatures_used(QuietGuard(floor=0.0, boost=1.5, blocks=2), 3 * window)
+    never = temperatures_used(ShortBlocks(floor=0.0, boost=1.5, blocks=2), 3 * window)
     assert np.allclose(never, [[0.8, 1.0]] * (3 * window))
     # The slow window (4 blocks) alone: judged once the take fills it.
-    slow = QuietGuard(floor=0.0, boost=1.5, blocks=2, slow_floor=math.inf, slow_blocks=4)
+    slow = ShortBlocks(floor=0.0, boost=1.5, blocks=2, slow_floor=math.inf, slow_blocks=4)
     late = temperatures_used(slow, 3 * window)
     assert np.allclose(late[: 2 * window], [[0.8, 1.0]] * (2 * window))
     assert np.allclose(late[2 * window :], [[1.2, 1.5]] * window)
 
     model = build(VARIANTS["3-tier"]).eval()
     guarded = generate_takes(model, 2, 3 * window, seed=2,
-                             guard=QuietGuard(floor=math.inf, boost=1.5, blocks=2))  # fmt: skip
+                             guard=ShortBlocks(floor=math.inf, boost=1.5, blocks=2))  # fmt: skip
     plain = generate_takes(model, 2, 3 * window, seed=2).codes
     assert torch.equal(guarded.codes[:, :window], plain[:, :window])
     assert not torch.equal(guarded.codes, plain)
