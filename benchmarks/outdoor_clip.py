@@ -28,6 +28,16 @@ PACKAGE = "megaglest-data"
 TILESETS = "usr/share/games/megaglest/tilesets"
 
 
+def unpacked(package: str, deb: Path | None, folder: Path) -> Path:
+    """The files of the Debian ``package`` (its ``deb`` where given, else downloaded with
+    apt into ``folder``), unpacked under ``folder / "root"``, which is returned."""
+    if deb is None:
+        subprocess.run(["apt-get", "download", package], cwd=folder, check=True)
+        deb = next(folder.glob(f"{package}_*.deb"))
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(folder / "root")], check=True)
+    return folder / "root"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="the FLAC file to write")
@@ -37,13 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        deb = args.deb
-        if deb is None:
-            subprocess.run(["apt-get", "download", PACKAGE], cwd=folder, check=True)
-            deb = next(folder.glob(f"{PACKAGE}_*.deb"))
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(folder / "root")], check=True)
-        recording = folder / "root" / TILESETS / args.recording
+        recording = unpacked(PACKAGE, args.deb, Path(tmp)) / TILESETS / args.recording
         audio, rate = soundfile.read(str(recording), dtype="float32")
     soundfile.write(str(args.out), audio, rate)
     print(f"{args.out}: {len(audio) / rate:.1f} s")

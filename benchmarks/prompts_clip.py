@@ -15,12 +15,12 @@ Needs a Debian or Ubuntu system whose apt sources carry the package (about 20 MB
 from __future__ import annotations
 
 import argparse
-import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile
+from outdoor_clip import unpacked  # benchmarks/outdoor_clip.py
 
 PACKAGE = "asterisk-core-sounds-fr-wav"
 PROMPTS = "usr/share/asterisk/sounds"
@@ -34,13 +34,8 @@ def main() -> None:
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        deb = args.deb
-        if deb is None:
-            subprocess.run(["apt-get", "download", PACKAGE], cwd=folder, check=True)
-            deb = next(folder.glob(f"{PACKAGE}_*.deb"))
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(folder / "root")], check=True)
-        prompts = sorted((folder / "root" / PROMPTS).glob("*/*.wav"), key=lambda p: p.name)
+        root = unpacked(PACKAGE, args.deb, Path(tmp))
+        prompts = sorted((root / PROMPTS).glob("*/*.wav"), key=lambda p: p.name)
         parts: list[np.ndarray] = []
         rate = 0
         for prompt in prompts:
