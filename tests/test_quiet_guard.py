@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from samplernn_cli.generation.engine import generate_endless, generate_takes
-from samplernn_cli.generation.quiet import QuietGuard
+from samplernn_cli.generation.quiet import QuietGuard, QuietWatch
 from samplernn_cli.generation.torch_sampler import TorchSampler
 
 from .test_model import VARIANTS, build
@@ -171,3 +171,24 @@ def test_an_endless_guarded_clip_is_the_long_clip(implementation: str) -> None:
                          implementation=implementation)  # fmt: skip
     assert torch.equal(torch.cat(parts, 1)[:, :length], expected)
     assert not torch.equal(expected, generate_takes(model, 1, length, seed=5).codes)
+
+
+def test_the_watch_judges_every_block_however_the_codes_arrive() -> None:
+    """Codes handed over in one piece longer than a block, or in pieces that straddle
+    blocks, are judged at the same block boundaries: the same energies and verdicts."""
+    decode = torch.linspace(-1.0, 1.0, 32)
+    guard = ShortBlocks(floor=0.05, boost=2.0, blocks=2, slow_floor=0.2, slow_blocks=5)
+    codes = torch.randint(0, 32, (3, 300), generator=torch.Generator().manual_seed(4))
+    codes[1, 100:250] = 16  # near silence in one row
+    whole, pieces = QuietWatch(guard, decode), QuietWatch(guard, decode)
+    whole.reset(3)
+    pieces.reset(3)
+    assert whole.add(codes)
+    verdicts = []
+    for start in range(0, 300, 7):
+        if pieces.add(codes[:, start : start + 7]):
+            verdicts.append(pieces.quiet.clone())
+    assert len(verdicts) == 300 // ShortBlocks.BLOCK
+    for name in ("energy", "slow_energy", "partial", "filled", "slot", "quiet"):
+        assert torch.equal(getattr(whole, name), getattr(pieces, name)), name
+    assert not torch.equal(verdicts[0], verdicts[-1])  # the silent row was judged quiet

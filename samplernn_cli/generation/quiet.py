@@ -148,8 +148,18 @@ class QuietWatch(nn.Module):
         return self.block - int(self.filled[0])
 
     def add(self, codes: Tensor) -> bool:
-        """Count the (B, n) codes made since the last call (n at most :meth:`needed`);
-        True when they completed a block and the rows were judged."""
+        """Count the (B, n) codes made since the last call, judging the rows at each block
+        they complete; True when they completed one (or more)."""
+        judged = False
+        done = 0
+        while done < codes.shape[1]:
+            piece = min(codes.shape[1] - done, self.needed())
+            judged = self._count(codes.narrow(1, done, piece)) or judged
+            done += piece
+        return judged
+
+    def _count(self, codes: Tensor) -> bool:
+        """:meth:`add` for at most :meth:`needed` codes."""
         self.partial.add_(self.squares[codes].sum(1))
         self.filled.add_(codes.shape[1])
         count = int(self.filled[0])

@@ -150,14 +150,12 @@ class FrameStepper(ABC):
 
     def _watch(self, watched: int, end: int) -> int:
         """Count the samples from ``watched`` to ``end`` towards the guard's blocks (it
-        judges the clips at each completed block); returns ``end``."""
+        judges the clips at each completed block, and the last judgement sets the
+        temperatures of the samples to come); returns ``end``."""
         assert self.watch is not None
-        while watched < end:
-            upto = min(end, watched + self.watch.needed())
-            if self.watch.add(self._codes(watched, upto)):
-                self._guard_temperatures()
-            watched = upto
-        return watched
+        if self.watch.add(self._codes(watched, end)):
+            self._guard_temperatures()
+        return end
 
     def _guard_temperatures(self) -> None:
         assert self.watch is not None and self.guard is not None
