@@ -12,17 +12,28 @@ weights draw codes all over the range, so the first layer's table rows miss the 
 often than a trained model's do: a trained model's figure is the one a user meets.
 
 --parts times the voice at --preset small with one part of its per-sample loop taken out at
-a time (the frame tier's step, the two hidden layers, the Gumbel draws, the first layer's
-table rows): what each costs is the difference from the whole.
+a time (the frame tier's step, the two hidden layers, the Gumbel draws, the rows each
+draw adds to the first layer's inputs): what each costs is the difference from the whole.
 
     python benchmarks/voice.py --checkpoint outputs/small/small_best_model.pt
     python benchmarks/voice.py --checkpoint outputs/small/small_best_model.pt --parts
+
+--against ROOT times this checkout's voice against the voice of another checkout of the
+package (ROOT: its top folder, e.g. a `git worktree` of an older commit) on the same
+checkpoint: one process each, playing buffers in turn (--rounds of 6 buffers, nn~'s 4,096
+samples at 48 kHz, one thread), so that the machine's drift reaches both alike; it prints
+each one's median real-time factor and the median of the rounds' ratios.
+
+    python benchmarks/voice.py --checkpoint CKPT --against ../samplernn-old
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,15 +69,14 @@ PARTS = {
     ],
     "Gumbel draws": [
         (
-            "noise = gumbel_noise(self.seed, int(self.chunk_index[0]), batch, self.draw_index)",
-            "noise = torch.zeros(batch, self.chunk * self.levels)",
+            """noise = gumbel_noise(
+                self.seed, int(self.chunk_index[0]), [batch, self.chunk, self.levels]
+            )""",
+            "noise = torch.zeros(batch, self.chunk, self.levels)",
         )
     ],
     "first layer rows": [
-        (
-            "x = self.tables.index_select(0, previous).view(batch, self.frame_size, -1).sum(1)",
-            "x = self.tables[:batch]",
-        )
+        ("inputs[b, s + 1 : s + 1 + self.frame_size].add_(self.code_rows[int(drawn[b])])", "pass"),
     ],
 }
 
@@ -113,30 +123,42 @@ def sizes(seconds: float, checkpoint: Path | None) -> None:
 
 
 def parts(seconds: float, checkpoint: Path | None) -> None:
-    source = Path(voice_build.__file__).with_name("module.py").read_text()
+    folder_of_voice = Path(voice_build.__file__).parent
+    sources = {name: (folder_of_voice / f"{name}.py").read_text() for name in ("module", "tiers")}
     name, model = next(iter(models(checkpoint).items()))
     model.eval()
     whole, _ = voice_factor(model, seconds)
     print(f"{name}, real-time factor at {HOST_RATE} Hz: whole loop {whole:.3f}")
     with tempfile.TemporaryDirectory() as folder:
+        sys.path.insert(0, folder)
         for number, (part, replacements) in enumerate(PARTS.items()):
-            text = source
+            texts = dict(sources)
             for old, new in replacements:
-                if old not in text:
-                    sys.exit(f"module.py no longer has {old!r}: update PARTS")
-                text = text.replace(old, new)
-            path = Path(folder) / f"voice_without_{number}.py"
-            path.write_text(text)
-            spec = importlib.util.spec_from_file_location(path.stem, path)
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[path.stem] = module
-            spec.loader.exec_module(module)
+                found = [key for key, text in texts.items() if old in text]
+                if not found:
+                    sys.exit(
+                        f"the voice's module.py and tiers.py no longer have {old!r}: update PARTS"
+                    )
+                texts[found[0]] = texts[found[0]].replace(old, new)
+            # The changed module imports the changed tiers.
+            tiers_name, module_name = f"voice_tiers_{number}", f"voice_without_{number}"
+            texts["module"] = texts["module"].replace(
+                "from samplernn_cli.voice.tiers import", f"from {tiers_name} import"
+            )
+            loaded = {}
+            for key, stem in (("tiers", tiers_name), ("module", module_name)):
+                path = Path(folder) / f"{stem}.py"
+                path.write_text(texts[key])
+                spec = importlib.util.spec_from_file_location(stem, path)
+                assert spec is not None and spec.loader is not None
+                loaded[key] = importlib.util.module_from_spec(spec)
+                sys.modules[stem] = loaded[key]
+                spec.loader.exec_module(loaded[key])
             # build_voice makes the classes it finds in samplernn_cli.voice.build.
-            classes = ("LiveVoice", "FrameTierVoice", "RecurrentLayer")
+            classes = ("LiveVoice", "FrameTierVoice", "RecurrentLayer", "SampleTierVoice")
             saved = {cls: getattr(voice_build, cls) for cls in classes}
             for cls in classes:
-                setattr(voice_build, cls, getattr(module, cls))
+                setattr(voice_build, cls, getattr(loaded["module"], cls))
             try:
                 without, _ = voice_factor(model, seconds)
             finally:
@@ -146,14 +168,81 @@ def parts(seconds: float, checkpoint: Path | None) -> None:
             print(f"  without {part:18s} {without:.3f}  (the part: {share:.0%} of the loop)")
 
 
+# A process that builds the voice of the package on its PYTHONPATH and, for each number it
+# reads, plays that many buffers and prints their real-time factor.
+PLAYER = """
+import sys, time, warnings
+warnings.simplefilter("ignore")
+import torch
+from samplernn_cli.checkpoint import load_checkpoint
+from samplernn_cli.voice.build import build_voice, script_voice
+torch.set_num_threads(1)
+model = load_checkpoint(sys.argv[1]).build_model().eval()
+voice = script_voice(build_voice(model, 16000, seed=1))
+assert voice.set_sample_rate(48000) == 0
+silence = torch.zeros(1, 1, 4096)
+with torch.inference_mode():
+    for _ in range(3):
+        voice(silence)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        started = time.perf_counter()
+        for _ in range(int(line)):
+            voice(silence)
+        print((time.perf_counter() - started) * 48000 / (4096 * int(line)), flush=True)
+"""
+
+
+def against(checkpoint: Path | None, other: Path, rounds: int) -> None:
+    if checkpoint is None:
+        sys.exit("--against needs --checkpoint")
+    roots = {"this checkout": Path(__file__).resolve().parents[1], str(other): other.resolve()}
+    players = {}
+    for name, root in roots.items():
+        if not (root / "samplernn_cli").is_dir():
+            sys.exit(f"{root} holds no samplernn_cli package")
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        command = [sys.executable, "-c", PLAYER, str(checkpoint.resolve())]
+        pipe = subprocess.PIPE
+        # In its own folder: python -c puts the working folder first on the path.
+        player = subprocess.Popen(command, stdin=pipe, stdout=pipe, text=True, env=env, cwd=root)
+        assert player.stdin is not None and player.stdout is not None
+        if player.stdout.readline().strip() != "ready":
+            sys.exit(f"the voice of {root} did not start")
+        players[name] = player
+    factors: dict[str, list[float]] = {name: [] for name in players}
+    for number in range(rounds):
+        order = list(players) if number % 2 == 0 else list(players)[::-1]
+        for name in order:
+            player = players[name]
+            assert player.stdin is not None and player.stdout is not None
+            player.stdin.write("6\n")
+            player.stdin.flush()
+            factors[name].append(float(player.stdout.readline()))
+    for player in players.values():
+        assert player.stdin is not None
+        player.stdin.close()
+        player.wait()
+    print(f"{checkpoint.name}: real-time factor at {HOST_RATE} Hz, {rounds} rounds of 6 buffers")
+    for name, values in factors.items():
+        print(f"  {name:40s} median {statistics.median(values):.3f}  best {min(values):.3f}")
+    mine, theirs = factors.values()
+    ratio = statistics.median(b / a for a, b in zip(mine, theirs, strict=True))
+    print(f"  this checkout is {ratio:.2f}x as fast (the median of the rounds' ratios)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="of audio per timing")
     parser.add_argument("--parts", action="store_true", help="what each part of the loop costs")
     parser.add_argument("--checkpoint", type=Path, help="a trained 16 kHz --preset small model")
+    parser.add_argument("--against", type=Path, help="another checkout's top folder")
+    parser.add_argument("--rounds", type=int, default=30, help="rounds of --against")
     args = parser.parse_args()
     warnings.simplefilter("ignore", FutureWarning)
-    if args.parts:
+    if args.against is not None:
+        against(args.checkpoint, args.against, args.rounds)
+    elif args.parts:
         parts(args.seconds, args.checkpoint)
     else:
         sizes(args.seconds, args.checkpoint)

@@ -21,7 +21,7 @@ from samplernn_cli.generation.engine import generate_takes
 from samplernn_cli.generation.quiet import QuietGuard
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.voice.build import build_voice, script_voice, time_voice
-from samplernn_cli.voice.module import interpolation_filter
+from samplernn_cli.voice.module import SampleTierVoice, interpolation_filter
 
 from .conftest import RATE, SAMPLERNN, TINY_MODEL, tone_mix, train_tiny
 
@@ -224,6 +224,36 @@ def test_the_voice_runs_the_model(config: ModelConfig) -> None:
     gap = logits.gather(1, best.unsqueeze(1))[:, 0] - logits.gather(1, chosen.unsqueeze(1))[:, 0]
     assert (best == chosen).float().mean() > 0.98
     assert gap.max() < 0.01
+
+
+def test_the_sample_tiers_inputs_are_sums_of_table_rows() -> None:
+    """The sample tier keeps each sample's first-layer input as the draws before it leave
+    it; before each draw it must equal the sum of the table rows of the frame_size codes
+    before that sample, whether the chunk's start was gathered or carried, in a batch."""
+    torch.manual_seed(0)
+    fs, levels, hidden, chunk, batch = 4, 8, 6, 8, 2
+    tables = torch.randn(fs * levels, hidden)
+    weights = [torch.randn(hidden, hidden), torch.randn(hidden, hidden)]
+    tier = SampleTierVoice(
+        tables, weights, [torch.randn(hidden)] * 2, torch.randn(levels, hidden),
+        torch.zeros(levels), fs, chunk,
+    )  # fmt: skip
+    tier.reset(batch)
+    codes = torch.randint(levels, (batch, fs + 2 * chunk))
+
+    def expected(position: int) -> torch.Tensor:  # the input of the sample at position
+        return sum(tables[j * levels + codes[:, position - fs + j]] for j in range(fs))
+
+    for start in (fs, fs + chunk):  # the first chunk gathers, the second is carried
+        assert tier.carried_valid == (start > fs)
+        inputs = tier.begin(codes[:, start - fs : start])
+        for s in range(chunk):
+            assert torch.allclose(inputs[:, s], expected(start + s), atol=1e-5)
+            # Noise that makes the draw the code wanted.
+            wanted = codes[:, start + s]
+            noise = torch.nn.functional.one_hot(wanted, levels).float() * 1e6
+            assert torch.equal(tier.draw(inputs, s, noise), wanted)
+        tier.end(inputs, True)
 
 
 def test_the_voice_plays_the_models_distribution(trained: Path, exported: Path) -> None:

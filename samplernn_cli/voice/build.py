@@ -25,7 +25,13 @@ from samplernn_cli.fileio import atomic_write
 from samplernn_cli.generation.quiet import QuietGuard, QuietWatch
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.quantize import Quantizer
-from samplernn_cli.voice.module import MAX_RATIO, FrameTierVoice, LiveVoice, RecurrentLayer
+from samplernn_cli.voice.module import (
+    MAX_RATIO,
+    FrameTierVoice,
+    LiveVoice,
+    RecurrentLayer,
+    SampleTierVoice,
+)
 
 # Buffers of this many host samples are timed at export (nn~'s default in Pd).
 TIMED_BUFFER = 4096
@@ -114,13 +120,18 @@ def build_voice(
             )
         sample = model.sample_tier
         levels = torch.arange(config.q_levels)
-        return LiveVoice(
-            tiers,
+        sample_voice = SampleTierVoice(
             sample.input_tables(),
             [layer.weight for layer in sample.hidden],
             [layer.bias for layer in sample.hidden],
             sample.output.weight,
             sample.output.bias,
+            tiers[0].frame_samples,
+            tiers[-1].frame_samples,
+        )
+        return LiveVoice(
+            tiers,
+            sample_voice,
             model.quantizer.decode(levels),
             model.quantizer.scale_codes(levels),
             code_boundaries(model.quantizer),

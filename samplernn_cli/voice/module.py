@@ -65,9 +65,16 @@ from samplernn_cli.voice.dsp import (
     gumbel_noise,
     interpolation_filter,
 )
-from samplernn_cli.voice.tiers import FrameTierVoice, RecurrentLayer
+from samplernn_cli.voice.tiers import FrameTierVoice, RecurrentLayer, SampleTierVoice
 
-__all__ = ["MAX_RATIO", "FrameTierVoice", "LiveVoice", "RecurrentLayer", "interpolation_filter"]
+__all__ = [
+    "MAX_RATIO",
+    "FrameTierVoice",
+    "LiveVoice",
+    "RecurrentLayer",
+    "SampleTierVoice",
+    "interpolation_filter",
+]
 
 
 class VoiceControls(nn.Module):
@@ -225,11 +232,7 @@ class LiveVoice(VoiceControls):
     def __init__(
         self,
         tiers: list[FrameTierVoice],  # bottom up, as in the model
-        tables: Tensor,
-        hidden_weights: list[Tensor],
-        hidden_biases: list[Tensor],
-        output_weight: Tensor,
-        output_bias: Tensor,
+        sample: SampleTierVoice,
         decode_table: Tensor,
         scale_table: Tensor,
         boundaries: Tensor,
@@ -244,28 +247,17 @@ class LiveVoice(VoiceControls):
         self.watch = watch
         # Top tier first: each tier reads the vector of the tier before it in this list.
         self.tiers = nn.ModuleList(tiers[::-1])
+        self.sample = sample
         self.frame_size = tiers[0].frame_samples  # the sample tier reads this many codes
         self.chunk = tiers[-1].frame_samples  # samples made per step of the top tier
         self.hidden = tiers[0].hidden
         self.history = self.chunk
         self.levels = int(decode_table.shape[0])
         self.zero_code = zero_code
-        self.register_buffer("tables", tables.detach().clone().float().contiguous())
-        self.register_buffer("offsets", torch.arange(self.frame_size) * self.levels)
-        # The sample tier's MLP, its weights transposed, (in, out): torch.mm with them is a
-        # sixth faster here than F.linear (benchmarks/voice.py), with the same results.
-        self.register_buffer("w1", hidden_weights[0].detach().t().contiguous().float())
-        self.register_buffer("b1", hidden_biases[0].detach().clone().float())
-        self.register_buffer("w2", hidden_weights[1].detach().t().contiguous().float())
-        self.register_buffer("b2", hidden_biases[1].detach().clone().float())
-        self.register_buffer("w_out", output_weight.detach().t().contiguous().float())
-        self.register_buffer("b_out", output_bias.detach().clone().float())
         self.register_buffer("decode_table", decode_table.detach().clone().float())
         self.register_buffer("scale_table", scale_table.detach().clone().float())
         # Where the quantizer's codes change (levels - 1 rising values): bucketize encodes.
         self.register_buffer("boundaries", boundaries.detach().clone().float())
-        # Draw index within a chunk: sample s, level q -> s * levels + q.
-        self.register_buffer("draw_index", torch.arange(self.chunk * self.levels))
 
         # State: changed in place during a take, made afresh by a reset (_reset, _adopt).
         self.register_buffer("batch", torch.zeros(1, dtype=torch.long))
@@ -289,6 +281,7 @@ class LiveVoice(VoiceControls):
         self.ready = torch.zeros(batch, self.chunk * self.ratio)
         self.ready_count = torch.zeros(1, dtype=torch.long)
         self.heard = torch.zeros(batch, self._heard_span())
+        self.sample.reset(batch)
         self.watch.reset(batch)
         self.reset_requested = False
 
@@ -305,6 +298,7 @@ class LiveVoice(VoiceControls):
         self.ready = self.ready.clone()
         self.ready_count = self.ready_count.clone()
         self.heard = self.heard.clone()
+        self.sample.adopt()
         self.watch.adopt()
 
     def _heard_span(self) -> int:
@@ -329,8 +323,16 @@ class LiveVoice(VoiceControls):
         else:
             temperature = torch.nan_to_num(control + self.temperature, nan=self.temperature)
             temperature = self.watch.boosted(temperature.clamp(0.01, 100.0), self.quiet_boost)
-            noise = gumbel_noise(self.seed, int(self.chunk_index[0]), batch, self.draw_index)
-            noise = noise.view(batch, self.chunk, self.levels) * temperature + self.b_out
+            noise = gumbel_noise(
+                self.seed, int(self.chunk_index[0]), [batch, self.chunk, self.levels]
+            )
+            noise = noise * temperature + self.sample.b_out
+        # The sample tier's inputs: the rows of the codes before the chunk, each frame's
+        # conditioning when its frame tier steps, each draw's rows as it is made.
+        fs = self.frame_size
+        inputs = torch.zeros(0)
+        if not listening:
+            inputs = self.sample.begin(codes.narrow(1, history - fs, fs))
         top = torch.zeros(batch, self.hidden)
         for s in range(self.chunk):
             position = history + s
@@ -352,18 +354,11 @@ class LiveVoice(VoiceControls):
                 first = False
             if listening:
                 continue
-            # The sample tier: its first layer as a sum of table rows (index_select and sum:
-            # a tenth of embedding_bag's time for one row), and the output layer's bias and
-            # the draw's noise (scaled by the temperature: argmax(l / T + G) = argmax(l + T G))
-            # added to its product.
-            previous = codes.narrow(1, position - self.frame_size, self.frame_size) + self.offsets
-            previous = previous.view(-1)
-            x = self.tables.index_select(0, previous).view(batch, self.frame_size, -1).sum(1)
-            x = torch.relu_(x + above.select(1, s % self.frame_size))
-            x = torch.relu_(torch.mm(x, self.w1).add_(self.b1))
-            x = torch.relu_(torch.mm(x, self.w2).add_(self.b2))
-            logits = torch.mm(x, self.w_out).add_(noise.select(1, s))
-            codes.select(1, position).copy_(torch.argmax(logits, 1))
+            if s % fs == 0:  # the bottom frame tier stepped: its frame's conditioning
+                inputs.narrow(1, s, fs).add_(above)
+            # The draw: argmax(l / T + G) = argmax(l + T G), the noise scaled above.
+            codes.select(1, position).copy_(self.sample.draw(inputs, s, noise.select(1, s)))
+        self.sample.end(inputs, not listening)
         self.watch.add(codes[:, history:])
         made = self.decode_table[codes[:, history:]] * self.gain
         if listening:

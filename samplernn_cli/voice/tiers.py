@@ -1,5 +1,6 @@
-"""The live voice's frame tiers: an LSTM or GRU layer run one step at a time with its state
-in buffers, and a frame tier stepped once per frame (see :mod:`samplernn_cli.voice.module`).
+"""The live voice's tiers: an LSTM or GRU layer run one step at a time with its state in
+buffers, a frame tier stepped once per frame, and the sample tier drawing one code at a time
+(see :mod:`samplernn_cli.voice.module`).
 
 No ``from __future__ import annotations`` here: TorchScript reads the annotations.
 """
@@ -114,3 +115,95 @@ class FrameTierVoice(nn.Module):
                 y = layer.step(y)
         up = torch.mm(y, self.upsample_weight).add_(self.upsample_bias)
         self.out.copy_(up.view(-1, self.ratio, self.hidden))
+
+
+class SampleTierVoice(nn.Module):
+    """The sample tier, drawing one code at a time. Its first layer (a sum of one table row
+    per code of the last frame) is kept as what each drawn code adds to the next frame_size
+    samples' inputs: ``code_rows[c, k]`` is table row ``(frame_size - 1 - k) * levels + c``,
+    what code ``c`` adds to the sample ``k + 1`` after it, so one add per draw keeps every
+    input up to date, in place of a gather and a sum of frame_size rows per sample (a sixth
+    less time per sample with the voice's draws: ``benchmarks/voice.py``). A chunk's inputs
+    (``begin``) are carried from the chunk before, or gathered from the codes before it after
+    a reset or a listened chunk."""
+
+    def __init__(
+        self,
+        tables: Tensor,  # (frame_size * levels, H), row p * levels + c
+        hidden_weights: list[Tensor],
+        hidden_biases: list[Tensor],
+        output_weight: Tensor,
+        output_bias: Tensor,
+        frame_size: int,
+        chunk: int,
+    ):
+        super().__init__()
+        self.frame_size = frame_size
+        self.chunk = chunk
+        self.hidden = tables.shape[1]
+        self.levels = tables.shape[0] // frame_size
+        fs, levels, hidden = frame_size, self.levels, self.hidden
+        by_position = tables.detach().float().view(fs, levels, hidden)
+        self.register_buffer("code_rows", by_position.flip(0).transpose(0, 1).contiguous())
+        # Input s of a chunk reads code i of the last frame before it at position i - s
+        # where i >= s: row k = frame_size - 1 - (i - s) of that code in code_rows. One
+        # gather of frame_size ** 2 rows, those with i < s masked out.
+        s_index = torch.arange(fs).unsqueeze(1)
+        i_index = torch.arange(fs).unsqueeze(0)
+        reads = i_index >= s_index
+        self.register_buffer("prior_k", torch.where(reads, fs - 1 - (i_index - s_index), 0))
+        self.register_buffer("prior_mask", reads.float().unsqueeze(2))  # (FS, FS, 1)
+        # The MLP, its weights transposed, (in, out): torch.mm with them is a sixth faster
+        # here than F.linear (benchmarks/voice.py), with the same results.
+        self.register_buffer("w1", hidden_weights[0].detach().t().contiguous().float())
+        self.register_buffer("b1", hidden_biases[0].detach().clone().float())
+        self.register_buffer("w2", hidden_weights[1].detach().t().contiguous().float())
+        self.register_buffer("b2", hidden_biases[1].detach().clone().float())
+        self.register_buffer("w_out", output_weight.detach().t().contiguous().float())
+        self.register_buffer("b_out", output_bias.detach().clone().float())
+        # The next chunk's first frame_size inputs as this chunk's draws left them.
+        self.register_buffer("carried", torch.zeros(1, fs, hidden))
+        self.carried_valid = False
+
+    def reset(self, batch: int) -> None:
+        self.carried = torch.zeros(batch, self.frame_size, self.hidden)
+        self.carried_valid = False
+
+    def adopt(self) -> None:
+        self.carried = self.carried.clone()
+
+    def begin(self, last: Tensor) -> Tensor:
+        """(B, chunk + frame_size, H) the inputs of a chunk's samples (and of the frame_size
+        after it, which its last draws reach) from the codes of the frame before it, ``last``
+        (B, frame_size)."""
+        batch, fs = last.shape[0], self.frame_size
+        inputs = torch.zeros(batch, self.chunk + fs, self.hidden)
+        if self.carried_valid:
+            inputs.narrow(1, 0, fs).copy_(self.carried)
+        else:
+            rows = (last.unsqueeze(1) * fs + self.prior_k).view(-1)  # (B * FS * FS,)
+            prior = self.code_rows.view(-1, self.hidden).index_select(0, rows)
+            prior = prior.view(batch, fs, fs, self.hidden) * self.prior_mask
+            inputs.narrow(1, 0, fs).copy_(prior.sum(2))
+        return inputs
+
+    def draw(self, inputs: Tensor, s: int, noise: Tensor) -> Tensor:
+        """(B,) the code of sample ``s``: argmax of its logits plus ``noise`` (B, levels),
+        the output layer's bias and the draw's noise. Adds what it drew to the inputs of
+        the samples after it."""
+        x = torch.relu_(inputs.select(1, s))
+        x = torch.relu_(torch.mm(x, self.w1).add_(self.b1))
+        x = torch.relu_(torch.mm(x, self.w2).add_(self.b2))
+        drawn = torch.argmax(torch.mm(x, self.w_out).add_(noise), 1)
+        # Each row's rows read as a view of the table (index_select, which copies them
+        # first, takes three times as long).
+        for b in range(drawn.shape[0]):
+            inputs[b, s + 1 : s + 1 + self.frame_size].add_(self.code_rows[int(drawn[b])])
+        return drawn
+
+    def end(self, inputs: Tensor, drew: bool) -> None:
+        """Keep what the chunk's draws add to the next chunk's inputs; a chunk that did not
+        draw (listened) leaves the next one to gather them."""
+        if drew:
+            self.carried.copy_(inputs.narrow(1, self.chunk, self.frame_size))
+        self.carried_valid = drew
