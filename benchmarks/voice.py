@@ -21,7 +21,8 @@ draw adds to the first layer's inputs): what each costs is the difference from t
 --against ROOT times this checkout's voice against the voice of another checkout of the
 package (ROOT: its top folder, e.g. a `git worktree` of an older commit) on the same
 checkpoint: one process each, playing buffers in turn (--rounds of 6 buffers, nn~'s 4,096
-samples at 48 kHz, one thread), so that the machine's drift reaches both alike; it prints
+samples at 48 kHz, each from a new thread, one thread of computing, as the export times
+them), so that the machine's drift reaches both alike; it prints
 each one's median real-time factor and the median of the rounds' ratios.
 
     python benchmarks/voice.py --checkpoint CKPT --against ../samplernn-old
@@ -169,27 +170,19 @@ def parts(seconds: float, checkpoint: Path | None) -> None:
 
 
 # A process that builds the voice of the package on its PYTHONPATH and, for each number it
-# reads, plays that many buffers and prints their real-time factor.
+# reads, plays that many buffers as the export times them (time_voice: nn~'s way, a new
+# thread per buffer, after its warm-up buffers) and prints their mean real-time factor.
 PLAYER = """
-import sys, time, warnings
+import sys, warnings
 warnings.simplefilter("ignore")
-import torch
 from samplernn_cli.checkpoint import load_checkpoint
-from samplernn_cli.voice.build import build_voice, script_voice
-torch.set_num_threads(1)
+from samplernn_cli.voice.build import TIMED_BUFFER, build_voice, script_voice, time_voice
 model = load_checkpoint(sys.argv[1]).build_model().eval()
 voice = script_voice(build_voice(model, 16000, seed=1))
-assert voice.set_sample_rate(48000) == 0
-silence = torch.zeros(1, 1, 4096)
-with torch.inference_mode():
-    for _ in range(3):
-        voice(silence)
-    print("ready", flush=True)
-    for line in sys.stdin:
-        started = time.perf_counter()
-        for _ in range(int(line)):
-            voice(silence)
-        print((time.perf_counter() - started) * 48000 / (4096 * int(line)), flush=True)
+print("ready", flush=True)
+for line in sys.stdin:
+    factors = time_voice(voice, 48000, seconds=int(line) * TIMED_BUFFER / 48000).factors
+    print(sum(factors) / len(factors), flush=True)
 """
 
 

@@ -122,10 +122,10 @@ class SampleTierVoice(nn.Module):
     per code of the last frame) is kept as what each drawn code adds to the next frame_size
     samples' inputs: ``code_rows[c, k]`` is table row ``(frame_size - 1 - k) * levels + c``,
     what code ``c`` adds to the sample ``k + 1`` after it, so one add per draw keeps every
-    input up to date, in place of a gather and a sum of frame_size rows per sample (a sixth
-    less time per sample with the voice's draws: ``benchmarks/voice.py``). A chunk's inputs
-    (``begin``) are carried from the chunk before, or gathered from the codes before it after
-    a reset or a listened chunk."""
+    input up to date, in place of a gather and a sum of frame_size rows per sample (their
+    share of the loop 0.09 of real time against 0.17: ``benchmarks/voice.py --parts``). A
+    chunk's inputs (``begin``) are carried from the chunk before, or gathered from the codes
+    before it after a reset or a listened chunk."""
 
     def __init__(
         self,
@@ -195,8 +195,8 @@ class SampleTierVoice(nn.Module):
         x = torch.relu_(torch.mm(x, self.w1).add_(self.b1))
         x = torch.relu_(torch.mm(x, self.w2).add_(self.b2))
         drawn = torch.argmax(torch.mm(x, self.w_out).add_(noise), 1)
-        # Each row's rows read as a view of the table (index_select, which copies them
-        # first, takes three times as long).
+        # The drawn code's table rows, read as a view of code_rows, for each row of the
+        # batch (index_select, which copies them first, takes three times as long).
         for b in range(drawn.shape[0]):
             inputs[b, s + 1 : s + 1 + self.frame_size].add_(self.code_rows[int(drawn[b])])
         return drawn
