@@ -65,8 +65,7 @@ PARTS = {
         ("tier.step(frame, top)", "pass"),
     ],
     "hidden layers": [
-        ("x = torch.relu_(torch.mm(x, self.w1).add_(self.b1))", "x = x"),
-        ("x = torch.relu_(torch.mm(x, self.w2).add_(self.b2))", "x = x"),
+        ("x = self.hidden2(self.hidden1(x))", "x = x"),
     ],
     "Gumbel draws": [
         (
@@ -77,7 +76,7 @@ PARTS = {
         )
     ],
     "first layer rows": [
-        ("inputs[b, s + 1 : s + 1 + self.frame_size].add_(self.code_rows[int(drawn[b])])", "pass"),
+        ("line.narrow(0, start + j + 1, fs).add_(self.code_rows[code])", "pass"),
     ],
 }
 

@@ -3,6 +3,7 @@ buffer cuts, resets, threads, rates, and that it plays the model's own distribut
 
 from __future__ import annotations
 
+import io
 import math
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from samplernn_cli.generation.quiet import QuietGuard
 from samplernn_cli.model import SampleRNN
 from samplernn_cli.voice.build import build_voice, script_voice, time_voice
 from samplernn_cli.voice.module import SampleTierVoice, interpolation_filter
+from samplernn_cli.voice.tiers import Float32Layer, Int8Layer
 
 from .conftest import RATE, SAMPLERNN, TINY_MODEL, tone_mix, train_tiny
 
@@ -198,16 +200,17 @@ def test_interpolation_matches_torchaudio_and_keeps_images_down() -> None:
     ],
     ids=["lstm-2-tier", "gru-3-tier-skip-weightnorm-h0-mulaw"],
 )  # fmt: skip
-def test_the_voice_runs_the_model(config: ModelConfig) -> None:
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_the_voice_runs_the_model(config: ModelConfig, precision: str) -> None:
     """At a tiny temperature the voice picks each sample's most likely code; the model's
-    own teacher-forced logits over the same codes must agree."""
+    own teacher-forced logits over the same codes must agree (in int8, but for near ties)."""
     torch.manual_seed(0)
     model = SampleRNN(config).eval()
     if config.learn_h0:
         with torch.no_grad():
             for tier in model.frame_tiers:
                 tier.h0.normal_()
-    voice = script_voice(build_voice(model, RATE, temperature=1e-4, seed=1))
+    voice = script_voice(build_voice(model, RATE, temperature=1e-4, seed=1, precision=precision))
     samples = play(voice, [600])
     codes = model.quantizer.encode(samples)
     assert torch.equal(model.quantizer.decode(codes), samples)
@@ -226,12 +229,39 @@ def test_the_voice_runs_the_model(config: ModelConfig) -> None:
     assert gap.max() < 0.01
 
 
-def test_the_sample_tiers_inputs_are_sums_of_table_rows() -> None:
+@pytest.mark.parametrize("relu", [False, True])
+def test_int8_layers_are_near_float32_per_output_and_survive_saving(relu: bool) -> None:
+    """An int8 layer is within a few percent of the float32 one on every output, a row of
+    tiny weights included (a scale per output, not one for the whole matrix), and a saved
+    and reloaded one gives the same numbers (the packed weights are saved)."""
+    torch.manual_seed(0)
+    weight, bias = torch.randn(96, 64), torch.randn(96)
+    weight[7] *= 1e-3
+    bias[7] *= 1e-3
+    x = torch.relu(torch.randn(3, 64))
+    exact = Float32Layer(weight, bias, relu)(x)
+    wanted = x @ weight.T + bias
+    torch.testing.assert_close(exact, wanted.relu() if relu else wanted)
+    scripted = torch.jit.script(Int8Layer(weight, bias, relu))
+    approx = scripted(x)
+    assert (approx >= 0).all() if relu else (approx < 0).any()
+    # Per output, against the size of its value before the ReLU.
+    error = ((approx - exact).norm(dim=0) / wanted.norm(dim=0)).max()
+    assert error < 0.05
+    buffer = io.BytesIO()
+    torch.jit.save(scripted, buffer)
+    buffer.seek(0)
+    assert torch.equal(torch.jit.load(buffer)(x), approx)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_the_sample_tiers_inputs_are_sums_of_table_rows(batch: int) -> None:
     """The sample tier keeps each sample's first-layer input as the draws before it leave
     it; before each draw it must equal the sum of the table rows of the frame_size codes
-    before that sample, whether the chunk's start was gathered or carried, in a batch."""
+    before that sample, whether the chunk's start was gathered or carried, for one row
+    (nn~'s case, its own path) and a batch, drawn a sample or a frame at a time."""
     torch.manual_seed(0)
-    fs, levels, hidden, chunk, batch = 4, 8, 6, 8, 2
+    fs, levels, hidden, chunk = 4, 8, 6, 8
     tables = torch.randn(fs * levels, hidden)
     weights = [torch.randn(hidden, hidden), torch.randn(hidden, hidden)]
     tier = SampleTierVoice(
@@ -239,7 +269,7 @@ def test_the_sample_tiers_inputs_are_sums_of_table_rows() -> None:
         torch.zeros(levels), fs, chunk,
     )  # fmt: skip
     tier.reset(batch)
-    codes = torch.randint(levels, (batch, fs + 2 * chunk))
+    codes = torch.randint(levels, (batch, fs + 3 * chunk))
 
     def expected(position: int) -> torch.Tensor:  # the input of the sample at position
         return sum(tables[j * levels + codes[:, position - fs + j]] for j in range(fs))
@@ -247,13 +277,24 @@ def test_the_sample_tiers_inputs_are_sums_of_table_rows() -> None:
     for start in (fs, fs + chunk):  # the first chunk gathers, the second is carried
         assert tier.carried_valid == (start > fs)
         inputs = tier.begin(codes[:, start - fs : start])
+        # Noise that makes each draw the code wanted.
+        wanted = codes[:, start : start + chunk]
+        noise = torch.nn.functional.one_hot(wanted, levels).float() * 1e6
         for s in range(chunk):
             assert torch.allclose(inputs[:, s], expected(start + s), atol=1e-5)
-            # Noise that makes the draw the code wanted.
-            wanted = codes[:, start + s]
-            noise = torch.nn.functional.one_hot(wanted, levels).float() * 1e6
-            assert torch.equal(tier.draw(inputs, s, noise), wanted)
+            assert torch.equal(tier.draw(inputs, noise, s, 1), wanted[:, s : s + 1])
         tier.end(inputs, True)
+    # A frame at a time: the same codes, and the inputs the next chunk carries.
+    start = fs + 2 * chunk
+    inputs = tier.begin(codes[:, start - fs : start])
+    wanted = codes[:, start : start + chunk]
+    noise = torch.nn.functional.one_hot(wanted, levels).float() * 1e6
+    for s in range(0, chunk, fs):
+        assert torch.equal(tier.draw(inputs, noise, s, fs), wanted[:, s : s + fs])
+    for s in range(fs):  # what the chunk's codes add to the next chunk's first inputs
+        position = start + chunk + s
+        partial = sum(tables[j * levels + codes[:, position - fs + j]] for j in range(fs - s))
+        assert torch.allclose(inputs[:, chunk + s], partial, atol=1e-5)
 
 
 def test_the_voice_plays_the_models_distribution(trained: Path, exported: Path) -> None:
@@ -270,13 +311,15 @@ def test_the_voice_plays_the_models_distribution(trained: Path, exported: Path) 
     window = torch.cat([torch.full((history,), model.quantizer.zero_code), codes]).unsqueeze(0)
     with torch.no_grad():
         logits, _ = model(window)
-    voice_bits = float(
-        -torch.log_softmax(logits[0].double(), 1).gather(1, codes[1:].unsqueeze(1)).mean()
-        / math.log(2)
-    )
+    # logits[0, i] is the distribution of codes[i].
+    picked = torch.log_softmax(logits[0].double(), 1).gather(1, codes.unsqueeze(1))
+    voice_bits = float(-picked.mean() / math.log(2))
     takes = generate_takes(model, 4, codes.numel(), seed=3, precision="float32")
     generated = takes.bits_per_sample.numpy()
-    assert abs(voice_bits - generated.mean()) < max(0.05, 4 * generated.std())
+    assert abs(voice_bits - generated.mean()) < max(0.05, 4 * generated.std()), (
+        voice_bits,
+        generated,
+    )
 
 
 def test_the_quiet_boost_acts_once_a_window_is_quiet_however_the_buffers_are_cut() -> None:
@@ -322,6 +365,8 @@ def test_export_refuses_what_it_cannot_write(trained: Path, tmp_path: Path) -> N
         (["--format", "nn", "--half", "float16", "-o", str(tmp_path / "a.ts")], "--half"),
         (["--format", "nn", "--temperature", "0", "-o", str(tmp_path / "b.ts")], "temperature"),
         (["--seed", "3", "-o", str(tmp_path / "c.pt")], "--format nn"),
+        (["--precision", "int8", "-o", str(tmp_path / "d.pt")], "--format nn"),
+        (["--format", "nn", "--precision", "int4", "-o", str(tmp_path / "e.ts")], "int4"),
     ]
     for extra, message in cases:
         done = subprocess.run(
@@ -332,6 +377,28 @@ def test_export_refuses_what_it_cannot_write(trained: Path, tmp_path: Path) -> N
         assert message in done.stderr and "Traceback" not in done.stderr
     assert target.read_bytes() == b"mine"
     assert not (tmp_path / "a.ts").exists()
+
+
+def test_a_float32_voice_holds_the_weights_as_trained(
+    trained: Path, exported: Path, tmp_path: Path
+) -> None:
+    """--precision float32 writes the products' weights in four bytes where the default
+    (int8) writes one: a larger file, which plays the take of a float32 voice built here."""
+    target = tmp_path / "voice32.ts"
+    done = subprocess.run(
+        [*SAMPLERNN, "export", str(trained), "--format", "nn", "--precision", "float32",
+         "-o", str(target), "--seed", "5"], capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "float32" in done.stderr
+    assert target.stat().st_size > exported.stat().st_size
+    from samplernn_cli.checkpoint import load_checkpoint
+
+    model = load_checkpoint(trained).build_model()
+    built = script_voice(build_voice(model, RATE, seed=5, precision="float32"))
+    built.set_quiet_boost(torch.jit.load(str(target)).get_quiet_boost()[0])
+    take = play(torch.jit.load(str(target)), [4096])
+    assert torch.equal(take, play(built, [4096]))
 
 
 def test_a_model_with_linear_prediction_is_refused() -> None:
@@ -414,10 +481,10 @@ def test_evaluate_scores_the_voices_take_like_generates(
 def test_listening_runs_the_frame_tiers_over_what_it_hears() -> None:
     """While listen is on the voice is silent, its codes are the second input's (a frame
     late, encoded as the quantizer does), and its frame tiers' state is the model's after
-    the same codes; released, it plays on from there."""
+    the same codes; released, it plays on from there (float32: the model's state exactly)."""
     torch.manual_seed(0)
     model = SampleRNN(TINY_MODEL).eval()
-    voice = script_voice(build_voice(model, RATE, seed=2))
+    voice = script_voice(build_voice(model, RATE, seed=2, precision="float32"))
     frame = model.config.tier_frame_samples[-1]
     heard = torch.from_numpy(tone_mix(0.05, RATE)).float()[: 100 * frame]
     assert voice.set_listen(True) == 0 and voice.get_listen() == [True]

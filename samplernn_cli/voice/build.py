@@ -1,9 +1,10 @@
 """A live voice (:class:`~samplernn_cli.voice.module.LiveVoice`) from a trained model, as a
 TorchScript file, and how fast it plays.
 
-The voice holds plain float32 copies of the weights (weight normalisation and the sample
-tier's embedding already applied: the first layer as its per-position tables), so the file
-needs nothing from this package to run: nn~ or any libtorch program loads it alone.
+The voice holds copies of the weights (weight normalisation and the sample tier's embedding
+already applied: the first layer as its per-position tables), its products' weights in int8
+(torch's dynamic quantized linear) or float32, so the file needs nothing from this package
+to run: nn~ or any libtorch program loads it alone.
 """
 
 from __future__ import annotations
@@ -66,6 +67,22 @@ def _rnn_layers(tier: torch.nn.Module) -> list[RecurrentLayer]:
     return layers
 
 
+def check_int8() -> None:
+    """Raise UsageError where this torch cannot make the int8 products (no dynamic
+    quantized linear, or no quantized engine for this CPU)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            weight = torch.quantize_per_tensor(torch.ones(2, 2), 1.0, 0, torch.qint8)
+            packed = torch.ops.quantized.linear_prepack(weight, None)
+            torch.ops.quantized.linear_dynamic(torch.ones(1, 2), packed, True)
+    except (AttributeError, RuntimeError) as error:
+        raise UsageError(
+            f"this torch ({torch.__version__}) cannot make int8 products "
+            f"({str(error).splitlines()[0]}); export with --precision float32"
+        ) from None
+
+
 def code_boundaries(quantizer: Quantizer) -> torch.Tensor:
     """(levels - 1,) the waveform values where the quantizer's codes change: halfway between
     neighbouring levels in its companded domain, where its encode rounds."""
@@ -82,13 +99,16 @@ def build_voice(
     temperature: float = 1.0,
     seed: int = 0,
     guard: QuietGuard | None = None,
+    precision: str = "int8",
 ) -> LiveVoice:
     """The live voice of ``model`` (trained at ``sample_rate``) on the CPU, unscripted; its
     quiet boost judges takes by ``guard``'s floor and window and starts at its boost (None:
-    the training audio's level unknown, the boost never acts).
+    the training audio's level unknown, the boost never acts); its products' weights in
+    ``precision``, int8 or float32.
 
     Raises:
-        UsageError: the model uses linear prediction, which the voice does not run.
+        UsageError: the model uses linear prediction, which the voice does not run, or
+            int8 was asked of a torch without dynamic quantized linear products.
     """
     config = model.config
     if config.linear_prediction:
@@ -99,7 +119,14 @@ def build_voice(
     if guard is None:  # a watch that never finds the take quiet
         guard = QuietGuard(floor=0.0, boost=1.0, blocks=QuietGuard.window_blocks(sample_rate))
     model = model.cpu().eval()
-    with parametrize.cached():
+    if precision == "int8":
+        check_int8()
+    with parametrize.cached(), warnings.catch_warnings():
+        # This torch calls quantized tensors deprecated (it still has them, as does nn~'s
+        # libtorch 2.5.1): not a warning for the user.
+        warnings.filterwarnings(
+            "ignore", message=".*quantized tensor creation", category=UserWarning
+        )
         tiers = []
         for tier in model.frame_tiers:
             hidden = tier.hidden_size
@@ -116,6 +143,7 @@ def build_voice(
                     tier.skip_output.bias if skip else torch.zeros(hidden),
                     tier.upsample.weight,
                     tier.upsample.bias,
+                    precision,
                 )
             )
         sample = model.sample_tier
@@ -128,6 +156,7 @@ def build_voice(
             sample.output.bias,
             tiers[0].frame_samples,
             tiers[-1].frame_samples,
+            precision,
         )
         return LiveVoice(
             tiers,
@@ -230,6 +259,7 @@ def export_voice(
     *,
     temperature: float = 1.0,
     seed: int = 0,
+    precision: str = "int8",
     force: bool = False,
     timed_seconds: float = 4.0,
 ) -> VoiceExport:
@@ -249,7 +279,12 @@ def export_voice(
         checkpoint.training_level_dbfs, rate, QUIET_BOOST, checkpoint.reference
     )
     voice = build_voice(
-        checkpoint.build_model(), rate, temperature=temperature, seed=seed, guard=guard
+        checkpoint.build_model(),
+        rate,
+        temperature=temperature,
+        seed=seed,
+        guard=guard,
+        precision=precision,
     )
     scripted = script_voice(voice)
     timing = time_voice(scripted, timing_rate(checkpoint.sample_rate), seconds=timed_seconds)

@@ -334,7 +334,7 @@ class LiveVoice(VoiceControls):
         if not listening:
             inputs = self.sample.begin(codes.narrow(1, history - fs, fs))
         top = torch.zeros(batch, self.hidden)
-        for s in range(self.chunk):
+        for s in range(0, self.chunk, fs):  # each frame of the bottom tier
             position = history + s
             # The frame tiers whose frame starts here, top down; each reads the vector the
             # tier above made for its frame.
@@ -354,10 +354,10 @@ class LiveVoice(VoiceControls):
                 first = False
             if listening:
                 continue
-            if s % fs == 0:  # the bottom frame tier stepped: its frame's conditioning
-                inputs.narrow(1, s, fs).add_(above)
-            # The draw: argmax(l / T + G) = argmax(l + T G), the noise scaled above.
-            codes.select(1, position).copy_(self.sample.draw(inputs, s, noise.select(1, s)))
+            # The bottom frame tier's conditioning of this frame's samples, then the draws:
+            # argmax(l / T + G) = argmax(l + T G), the noise scaled above.
+            inputs.narrow(1, s, fs).add_(above)
+            codes.narrow(1, position, fs).copy_(self.sample.draw(inputs, noise, s, fs))
         self.sample.end(inputs, not listening)
         self.watch.add(codes[:, history:])
         made = self.decode_table[codes[:, history:]] * self.gain

@@ -10,16 +10,88 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+class Float32Product(nn.Module):
+    """``c + x @ weight.T``, the weight as trained, kept transposed (in, out): torch.mm
+    with it is a sixth faster here than F.linear (``benchmarks/voice.py``)."""
+
+    def __init__(self, weight: Tensor):  # (out, in), as torch stores it
+        super().__init__()
+        self.register_buffer("w", weight.detach().t().contiguous().float())
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        return torch.addmm(c, x, self.w)
+
+
+class Float32Layer(nn.Module):
+    """``x @ weight.T + bias``, followed by a ReLU where ``relu``: :class:`Float32Product`
+    with its bias."""
+
+    def __init__(self, weight: Tensor, bias: Tensor, relu: bool):
+        super().__init__()
+        self.product = Float32Product(weight)
+        self.register_buffer("bias", bias.detach().clone().float())
+        self.relu = relu
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.product(x, self.bias)
+        return torch.relu_(y) if self.relu else y
+
+
+class Int8Layer(nn.Module):
+    """``x @ weight.T + bias`` (and a ReLU where ``relu``) with the weight in int8, a scale
+    per output, symmetric, and ``x`` quantized per call: torch's dynamic quantized linear
+    (FBGEMM on x86, QNNPACK on ARM), bias and ReLU in the same operation. A product of one
+    row with a 256 x 256 float32 matrix reads 256 kB and is bound by the cache's bandwidth
+    here; in int8 it reads a quarter (``benchmarks/voice_precision.py``). The file keeps the
+    int8 weight and its scales, packed again for the CPU that loads it."""
+
+    def __init__(self, weight: Tensor, bias: Tensor, relu: bool):
+        super().__init__()
+        w = weight.detach().float()
+        scales = (w.abs().amax(1) / 127.0).clamp(min=1e-12).double()
+        zeros = torch.zeros(w.shape[0], dtype=torch.long)
+        quantized = torch.quantize_per_channel(w, scales, zeros, 0, torch.qint8)
+        self.packed = torch.ops.quantized.linear_prepack(quantized, bias.detach().float())
+        self.relu = relu
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.relu:
+            return torch.ops.quantized.linear_relu_dynamic(x, self.packed, True)
+        return torch.ops.quantized.linear_dynamic(x, self.packed, True)
+
+
+def layer(weight: Tensor, bias: Tensor, precision: str, relu: bool = False) -> nn.Module:
+    """A layer with ``weight`` (out, in) and ``bias`` in ``precision``, float32 or int8.
+
+    A voice in int8 has int8 layers where their rounding leaves the model's distribution as
+    it was: the sample tier's hidden layers and the frame tiers' upsampling. The output
+    layer (whose logits' absolute errors reach the distribution) and the recurrent layers
+    (whose errors add up from step to step) stay float32: in int8 they moved a piano model's
+    distribution by 0.04 bits per sample on average, against 0.0002 without them
+    (``benchmarks/voice_precision.py``)."""
+    if precision == "int8":
+        return Int8Layer(weight, bias, relu)
+    return Float32Layer(weight, bias, relu)
+
+
 class RecurrentLayer(nn.Module):
     """One LSTM or GRU layer's weights, run one step at a time, with its state."""
 
-    def __init__(self, lstm: bool, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor):
+    def __init__(
+        self,
+        lstm: bool,
+        w_ih: Tensor,
+        w_hh: Tensor,
+        b_ih: Tensor,
+        b_hh: Tensor,
+    ):
         super().__init__()
         self.lstm = lstm
         hidden = w_hh.shape[1]  # (gates, hidden) as torch stores it
-        # Transposed, (in, gates), for torch.mm (see LiveVoice's MLP).
-        self.register_buffer("w_ih", w_ih.detach().t().contiguous().float())
-        self.register_buffer("w_hh", w_hh.detach().t().contiguous().float())
+        # Float32 in every precision: in int8, the state's rounding errors add up from step
+        # to step (see layer()).
+        self.input_product = Float32Product(w_ih)
+        self.state_product = Float32Product(w_hh)
         self.register_buffer("b_ih", b_ih.detach().clone().float())
         self.register_buffer("b_hh", b_hh.detach().clone().float())
         # The state, (batch, hidden); h0/c0 what a reset returns it to, (1, hidden).
@@ -38,8 +110,8 @@ class RecurrentLayer(nn.Module):
 
     def step(self, x: Tensor) -> Tensor:
         """(B, in) -> (B, hidden), the state moved on by one step."""
-        gates_x = torch.mm(x, self.w_ih).add_(self.b_ih)
-        gates_h = torch.mm(self.h, self.w_hh).add_(self.b_hh)
+        gates_x = self.input_product(x, self.b_ih)
+        gates_h = self.state_product(self.h, self.b_hh)
         if self.lstm:
             i, f, g, o = (gates_x + gates_h).chunk(4, 1)
             c = torch.sigmoid(f) * self.c + torch.sigmoid(i) * torch.tanh(g)
@@ -72,6 +144,7 @@ class FrameTierVoice(nn.Module):
         skip_bias: Tensor,
         upsample_weight: Tensor,
         upsample_bias: Tensor,
+        precision: str = "float32",
     ):
         super().__init__()
         self.frame_samples = frame_samples
@@ -81,10 +154,11 @@ class FrameTierVoice(nn.Module):
         self.register_buffer("input_weight", input_weight.detach().clone().float())
         self.register_buffer("input_bias", input_bias.detach().clone().float())
         self.layers = nn.ModuleList(layers)
-        self.register_buffer("skip_weight", skip_weight.detach().clone().float())
+        # Float32 in every precision (see layer()); without skip connections, an empty
+        # product never run.
+        self.skip_product = Float32Product(skip_weight)
         self.register_buffer("skip_bias", skip_bias.detach().clone().float())
-        self.register_buffer("upsample_weight", upsample_weight.detach().t().contiguous().float())
-        self.register_buffer("upsample_bias", upsample_bias.detach().clone().float())
+        self.upsample = layer(upsample_weight, upsample_bias, precision)
         # (B, ratio, H): this tier's vectors for the frames (or samples) of its current frame.
         self.register_buffer("out", torch.zeros(1, ratio, self.hidden))
 
@@ -108,12 +182,12 @@ class FrameTierVoice(nn.Module):
                 out = layer.step(layer_input)
                 outputs.append(out)
                 layer_input = torch.cat([x, out], 1)
-            y = F.linear(torch.cat(outputs, 1), self.skip_weight, self.skip_bias)
+            y = self.skip_product(torch.cat(outputs, 1), self.skip_bias)
         else:
             y = x
             for layer in self.layers:
                 y = layer.step(y)
-        up = torch.mm(y, self.upsample_weight).add_(self.upsample_bias)
+        up = self.upsample(y)
         self.out.copy_(up.view(-1, self.ratio, self.hidden))
 
 
@@ -136,6 +210,7 @@ class SampleTierVoice(nn.Module):
         output_bias: Tensor,
         frame_size: int,
         chunk: int,
+        precision: str = "float32",
     ):
         super().__init__()
         self.frame_size = frame_size
@@ -153,13 +228,11 @@ class SampleTierVoice(nn.Module):
         reads = i_index >= s_index
         self.register_buffer("prior_k", torch.where(reads, fs - 1 - (i_index - s_index), 0))
         self.register_buffer("prior_mask", reads.float().unsqueeze(2))  # (FS, FS, 1)
-        # The MLP, its weights transposed, (in, out): torch.mm with them is a sixth faster
-        # here than F.linear (benchmarks/voice.py), with the same results.
-        self.register_buffer("w1", hidden_weights[0].detach().t().contiguous().float())
-        self.register_buffer("b1", hidden_biases[0].detach().clone().float())
-        self.register_buffer("w2", hidden_weights[1].detach().t().contiguous().float())
-        self.register_buffer("b2", hidden_biases[1].detach().clone().float())
-        self.register_buffer("w_out", output_weight.detach().t().contiguous().float())
+        # The MLP; the output layer's bias is added with the draws' noise, and the output
+        # layer stays float32 in every precision (see layer()).
+        self.hidden1 = layer(hidden_weights[0], hidden_biases[0], precision, relu=True)
+        self.hidden2 = layer(hidden_weights[1], hidden_biases[1], precision, relu=True)
+        self.output = Float32Product(output_weight)
         self.register_buffer("b_out", output_bias.detach().clone().float())
         # The next chunk's first frame_size inputs as this chunk's draws left them.
         self.register_buffer("carried", torch.zeros(1, fs, hidden))
@@ -187,19 +260,40 @@ class SampleTierVoice(nn.Module):
             inputs.narrow(1, 0, fs).copy_(prior.sum(2))
         return inputs
 
-    def draw(self, inputs: Tensor, s: int, noise: Tensor) -> Tensor:
-        """(B,) the code of sample ``s``: argmax of its logits plus ``noise`` (B, levels),
-        the output layer's bias and the draw's noise. Adds what it drew to the inputs of
-        the samples after it."""
-        x = torch.relu_(inputs.select(1, s))
-        x = torch.relu_(torch.mm(x, self.w1).add_(self.b1))
-        x = torch.relu_(torch.mm(x, self.w2).add_(self.b2))
-        drawn = torch.argmax(torch.mm(x, self.w_out).add_(noise), 1)
-        # The drawn code's table rows, read as a view of code_rows, for each row of the
-        # batch (index_select, which copies them first, takes three times as long).
-        for b in range(drawn.shape[0]):
-            inputs[b, s + 1 : s + 1 + self.frame_size].add_(self.code_rows[int(drawn[b])])
-        return drawn
+    def draw(self, inputs: Tensor, noise: Tensor, start: int, count: int) -> Tensor:
+        """(B, count) the codes of samples ``start`` to ``start + count - 1`` of the chunk,
+        each the argmax of its logits plus its row of ``noise`` (B, chunk, levels: the
+        output layer's bias and the draws' noise). Each draw adds its code's rows to the
+        inputs of the samples after it.
+
+        Written for the fewest operations per sample, since each costs about as much as a
+        256 x 256 product here: the samples' inputs and noise as views made once
+        (``unbind``), the bias of each layer added by ``addmm``, and for one row (what nn~
+        plays) the code read as a number and the codes made into a tensor once."""
+        fs = self.frame_size
+        sample_inputs = inputs.narrow(1, start, count).unbind(1)
+        sample_noise = noise.narrow(1, start, count).unbind(1)
+        if inputs.shape[0] == 1:
+            line = inputs.select(0, 0)
+            drawn: list[int] = []
+            for j in range(count):
+                x = torch.relu(sample_inputs[j])
+                x = self.hidden2(self.hidden1(x))
+                code = int(torch.argmax(self.output(x, sample_noise[j])))
+                # The drawn code's table rows, read as a view of code_rows (index_select,
+                # which copies them first, takes three times as long).
+                line.narrow(0, start + j + 1, fs).add_(self.code_rows[code])
+                drawn.append(code)
+            return torch.tensor(drawn, dtype=torch.long).unsqueeze(0)
+        rows: list[Tensor] = []
+        for j in range(count):
+            x = torch.relu(sample_inputs[j])
+            x = self.hidden2(self.hidden1(x))
+            codes = torch.argmax(self.output(x, sample_noise[j]), 1)
+            for b in range(codes.shape[0]):
+                inputs[b, start + j + 1 : start + j + 1 + fs].add_(self.code_rows[int(codes[b])])
+            rows.append(codes)
+        return torch.stack(rows, 1)
 
     def end(self, inputs: Tensor, drew: bool) -> None:
         """Keep what the chunk's draws add to the next chunk's inputs; a chunk that did not
