@@ -65,7 +65,10 @@ PARTS = {
         ("tier.step(frame, top)", "pass"),
     ],
     "hidden layers": [
-        ("x = self.hidden2(self.hidden1(x))", "x = x"),
+        (
+            "return self.output(self.hidden2(self.hidden1(torch.relu(first))), offset)",
+            "return self.output(torch.relu(first), offset)",
+        ),
     ],
     "Gumbel draws": [
         (

@@ -46,8 +46,8 @@ PRECISIONS = ("float32", "int8")
 @torch.inference_mode()
 def forced_log_probs(voice: LiveVoice, codes: torch.Tensor) -> torch.Tensor:
     """(N, levels) log-probabilities of each code of ``codes`` (N,) given the true codes
-    before it (zeros before the first), from the voice's own tiers: its chunk loop
-    (LiveVoice._chunk) with the draws replaced by the true codes."""
+    before it (zeros before the first), from the voice's own tiers and layers, stepped as
+    its chunk loop (LiveVoice._chunk) steps them, with the draws replaced by the true codes."""
     voice._reset(1)
     chunk, fs, sample = voice.chunk, voice.frame_size, voice.sample
     usable = codes[: codes.numel() // chunk * chunk]
@@ -59,18 +59,9 @@ def forced_log_probs(voice: LiveVoice, codes: torch.Tensor) -> torch.Tensor:
         inputs = sample.begin(window[:, chunk - fs : chunk])
         for s in range(0, chunk, fs):
             position = chunk + s
-            above, above_ratio, first = top, 1, True
-            for tier in voice.tiers:
-                size = tier.frame_samples
-                if s % size == 0:
-                    frame = voice.scale_table[window[:, position - size : position]]
-                    tier.step(frame, top if first else above[:, (s // size) % above_ratio])
-                above, above_ratio, first = tier.out, tier.ratio, False
-            inputs[:, s : s + fs] += above
+            inputs[:, s : s + fs] += voice.step_frame_tiers(window, position, s, top)
             for j in range(fs):
-                x = torch.relu(inputs[:, s + j])
-                x = sample.hidden2(sample.hidden1(x))
-                logits = sample.output(x, sample.b_out.unsqueeze(0))
+                logits = sample.logits(inputs[:, s + j], sample.b_out.unsqueeze(0))
                 found.append(torch.log_softmax(logits[0].double(), 0))
                 code = int(window[0, position + j])
                 inputs[0, s + j + 1 : s + j + 1 + fs] += sample.code_rows[code]

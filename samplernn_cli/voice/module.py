@@ -336,22 +336,7 @@ class LiveVoice(VoiceControls):
         top = torch.zeros(batch, self.hidden)
         for s in range(0, self.chunk, fs):  # each frame of the bottom tier
             position = history + s
-            # The frame tiers whose frame starts here, top down; each reads the vector the
-            # tier above made for its frame.
-            above = top
-            above_ratio = 1
-            first = True
-            for tier in self.tiers:
-                size = tier.frame_samples
-                if s % size == 0:
-                    frame = self.scale_table[codes.narrow(1, position - size, size)]
-                    if not first:
-                        tier.step(frame, above.select(1, (s // size) % above_ratio))
-                    else:
-                        tier.step(frame, top)
-                above = tier.out
-                above_ratio = tier.ratio
-                first = False
+            above = self.step_frame_tiers(codes, position, s, top)
             if listening:
                 continue
             # The bottom frame tier's conditioning of this frame's samples, then the draws:
@@ -371,6 +356,27 @@ class LiveVoice(VoiceControls):
         self.ready_count.fill_(self.ready.shape[1])
         codes[:, :history] = codes[:, self.chunk :].clone()
         self.chunk_index.add_(1)
+
+    def step_frame_tiers(self, codes: Tensor, position: int, s: int, top: Tensor) -> Tensor:
+        """Step the frame tiers whose frame starts at sample ``s`` of the chunk (``position``
+        in ``codes``), top down, each reading the vector the tier above made for its frame
+        (``top``, zeros, for the top tier); returns the bottom tier's conditioning of the
+        samples of its frame, (B, frame_size, H)."""
+        above = top
+        above_ratio = 1
+        first = True
+        for tier in self.tiers:
+            size = tier.frame_samples
+            if s % size == 0:
+                frame = self.scale_table[codes.narrow(1, position - size, size)]
+                if not first:
+                    tier.step(frame, above.select(1, (s // size) % above_ratio))
+                else:
+                    tier.step(frame, top)
+            above = tier.out
+            above_ratio = tier.ratio
+            first = False
+        return above
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 3 or x.shape[2] == 0:

@@ -77,14 +77,7 @@ def layer(weight: Tensor, bias: Tensor, precision: str, relu: bool = False) -> n
 class RecurrentLayer(nn.Module):
     """One LSTM or GRU layer's weights, run one step at a time, with its state."""
 
-    def __init__(
-        self,
-        lstm: bool,
-        w_ih: Tensor,
-        w_hh: Tensor,
-        b_ih: Tensor,
-        b_hh: Tensor,
-    ):
+    def __init__(self, lstm: bool, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor):
         super().__init__()
         self.lstm = lstm
         hidden = w_hh.shape[1]  # (gates, hidden) as torch stores it
@@ -260,15 +253,20 @@ class SampleTierVoice(nn.Module):
             inputs.narrow(1, 0, fs).copy_(prior.sum(2))
         return inputs
 
+    def logits(self, first: Tensor, offset: Tensor) -> Tensor:
+        """(B, levels) the output layer's values plus ``offset`` for samples whose first
+        layer sums to ``first`` (B, H)."""
+        return self.output(self.hidden2(self.hidden1(torch.relu(first))), offset)
+
     def draw(self, inputs: Tensor, noise: Tensor, start: int, count: int) -> Tensor:
         """(B, count) the codes of samples ``start`` to ``start + count - 1`` of the chunk,
         each the argmax of its logits plus its row of ``noise`` (B, chunk, levels: the
         output layer's bias and the draws' noise). Each draw adds its code's rows to the
         inputs of the samples after it.
 
-        Written for the fewest operations per sample, since each costs about as much as a
-        256 x 256 product here: the samples' inputs and noise as views made once
-        (``unbind``), the bias of each layer added by ``addmm``, and for one row (what nn~
+        Written for the fewest operations per sample, since each costs about a microsecond
+        of dispatch here: the samples' inputs and noise as views made once (``unbind``),
+        each layer's bias (and ReLU, in int8) inside its product, and for one row (what nn~
         plays) the code read as a number and the codes made into a tensor once."""
         fs = self.frame_size
         sample_inputs = inputs.narrow(1, start, count).unbind(1)
@@ -277,9 +275,7 @@ class SampleTierVoice(nn.Module):
             line = inputs.select(0, 0)
             drawn: list[int] = []
             for j in range(count):
-                x = torch.relu(sample_inputs[j])
-                x = self.hidden2(self.hidden1(x))
-                code = int(torch.argmax(self.output(x, sample_noise[j])))
+                code = int(torch.argmax(self.logits(sample_inputs[j], sample_noise[j])))
                 # The drawn code's table rows, read as a view of code_rows (index_select,
                 # which copies them first, takes three times as long).
                 line.narrow(0, start + j + 1, fs).add_(self.code_rows[code])
@@ -287,9 +283,7 @@ class SampleTierVoice(nn.Module):
             return torch.tensor(drawn, dtype=torch.long).unsqueeze(0)
         rows: list[Tensor] = []
         for j in range(count):
-            x = torch.relu(sample_inputs[j])
-            x = self.hidden2(self.hidden1(x))
-            codes = torch.argmax(self.output(x, sample_noise[j]), 1)
+            codes = torch.argmax(self.logits(sample_inputs[j], sample_noise[j]), 1)
             for b in range(codes.shape[0]):
                 inputs[b, start + j + 1 : start + j + 1 + fs].add_(self.code_rows[int(codes[b])])
             rows.append(codes)
