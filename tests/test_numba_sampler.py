@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -107,14 +111,16 @@ def test_clip_groups_do_not_change_the_samples(threads: int) -> None:
     # draw exactly what the PyTorch sampler draws.
     import numba
 
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    # The sampler runs on torch's thread count (at most numba's pool).
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
         model = build(VARIANTS["3-tier"]).eval()
         kwargs = {"temperature": [0.7, 1.0, 1.4, 1.0, 0.9], "seed": 4}
         compiled = generate_takes(model, 5, 200, implementation="numba", **kwargs).codes
+        assert numba.get_num_threads() == min(threads, numba.config.NUMBA_NUM_THREADS)
     finally:
-        numba.set_num_threads(before)
+        torch.set_num_threads(before)
     stepped = generate_takes(model, 5, 200, implementation="torch", **kwargs).codes
     assert torch.equal(compiled, stepped)
 
@@ -138,13 +144,41 @@ def test_one_clip_on_one_thread_or_split_between_threads(
     monkeypatch.setattr(kernels, "sample_steps", recorded)
     if split:
         monkeypatch.setattr(numba_sampler, "SPLIT_MACS", 0)
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
     try:
         model = build(VARIANTS["3-tier"]).eval()
         compiled = generate_takes(model, 1, 200, implementation="numba", seed=3).codes
     finally:
-        numba.set_num_threads(before)
+        torch.set_num_threads(before)
     stepped = generate_takes(model, 1, 200, implementation="torch", seed=3).codes
     assert torch.equal(compiled, stepped)
     assert calls and set(calls) == {split}
+
+
+THREADS_AFTER_NUMBA = """
+import numba, torch
+from samplernn_cli.config import ModelConfig
+from samplernn_cli.generation.engine import generate_takes
+from samplernn_cli.model import SampleRNN
+from samplernn_cli.model.tables import table_sum
+
+assert torch.get_num_threads() == 1
+tables = torch.randn(4 * 32, 16, requires_grad=True)  # a training step's table gradient
+table_sum(torch.randint(0, 32, (64, 4)), tables, 32).sum().backward()
+assert torch.get_num_threads() == 1, ("after the table gradient", torch.get_num_threads())
+config = ModelConfig(frame_sizes=(4,), rnn_layers=1, hidden_size=16, embed_size=4, q_levels=32)
+generate_takes(SampleRNN(config).eval(), 2, 64, seed=1, implementation="numba")
+threads = (torch.get_num_threads(), numba.get_num_threads())
+assert threads == (1, 1), ("after the compiled sampler", threads)
+print("one thread")
+"""
+
+
+def test_a_run_limited_to_one_thread_stays_on_one_when_numba_starts() -> None:
+    # Numba's OpenMP layer, starting its pool of two, sets the process's OpenMP threads to
+    # two, torch's included; a run given one thread (two runs side by side) must keep one.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", THREADS_AFTER_NUMBA], env=env,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 0 and "one thread" in done.stdout, done.stderr

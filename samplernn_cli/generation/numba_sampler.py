@@ -36,6 +36,7 @@ from samplernn_cli.generation import kernels
 from samplernn_cli.generation.sampling import FrameStepper
 from samplernn_cli.model import FrameTier, ModelState
 from samplernn_cli.model.precision import PRECISIONS, lstm_gate_weights, quantize_rows
+from samplernn_cli.model.tables import follow_torch_threads
 
 
 def _array(tensor: torch.Tensor) -> np.ndarray:
@@ -239,6 +240,7 @@ class NumbaSampler(FrameStepper):
         model, count, precision = self.model, self.count, self.precision
         if next(model.parameters()).device.type != "cpu":
             raise ValueError("NumbaSampler runs on the CPU")
+        follow_torch_threads()
         tier = model.sample_tier
         self.frame_size = tier.frame_size
         self.levels = tier.q_levels

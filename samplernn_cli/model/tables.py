@@ -63,9 +63,24 @@ class _TableSum(torch.autograd.Function):
             return None, None, None
         (codes,) = ctx.saved_tensors
         out = torch.empty(ctx.table_shape, dtype=grad.dtype)
-        set_num_threads(max(1, min(torch.get_num_threads(), config.NUMBA_NUM_THREADS)))
+        follow_torch_threads()
         _table_gradient(codes.numpy(), grad.contiguous().numpy(), ctx.levels, out.numpy())
         return None, out, None
+
+
+def follow_torch_threads() -> None:
+    """Numba's parallel kernels (this gradient, the numba sampler's) run on as many threads
+    as torch's (``torch.set_num_threads``, ``OMP_NUM_THREADS``), at most its pool's: one
+    setting for both, which starting numba's pool leaves as it was.
+
+    Numba's OpenMP layer sets the process's OpenMP thread count to its pool's size
+    (``NUMBA_NUM_THREADS``, every core) when it starts, torch's included: after the first
+    training step or generated clip, a run limited to one thread (two runs side by side,
+    or two test workers, on two cores) ran torch on two, each operation's threads waiting
+    on each other's (the live voice's tests took 3 times as long)."""
+    threads = torch.get_num_threads()
+    set_num_threads(max(1, min(threads, config.NUMBA_NUM_THREADS)))  # starts the pool
+    torch.set_num_threads(threads)
 
 
 def table_sum(codes: torch.Tensor, tables: torch.Tensor, levels: int) -> torch.Tensor:
