@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 # Each pytest-xdist worker (and every command it starts, which inherits this) gets its share
 # of the cores. Left to the default, each of two workers ran torch with as many OpenMP
-# threads as the machine has cores, and on 2 cores the threads' spin-waiting made the voice's
-# tests 4 times as slow (98 s against 23 s). An OMP_NUM_THREADS the caller sets is kept.
+# threads as the machine has cores, and on 2 cores the threads waited on each other's: the
+# voice's tests took 98 s, 53 s with this alone, 23 s with it and numba's pool keeping
+# torch's count (model/tables.py: follow_torch_threads). A caller's OMP_NUM_THREADS is kept.
 if "PYTEST_XDIST_WORKER" in os.environ:
     _workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
